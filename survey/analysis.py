@@ -1,0 +1,104 @@
+"""Preference statistics as pure functions over a tidy ratings table.
+
+Tidy ratings table (one row per rating x condition that produced the rated grid):
+
+=============  ==============================================================
+response_id    responses.id
+participant    pseudonymous participant number (participants.id)
+grid           opaque grid id
+reference      reference item_id
+category       reference category
+rating         1..7
+response_ms    milliseconds from first display to submit (may be missing)
+method         method name (unblinded here, for analysis only)
+segmenter      segmenter name
+condition      "method/segmenter"
+=============  ==============================================================
+
+A rating of a grid shared by several conditions counts once for each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import CatalogItem, Condition, Grid, GridCondition, Response, Trial
+
+RATING_COLUMNS = ("response_id", "participant", "grid", "reference", "category", "rating", "response_ms",
+                  "method", "segmenter", "condition")
+
+
+def ratings_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
+    q = (select(Response.id, Response.participant_id, Grid.id, CatalogItem.item_id, CatalogItem.category,
+                Response.rating, Response.response_ms, Condition.method, Condition.segmenter)
+         .join(Trial, Trial.id == Response.trial_id)
+         .join(Grid, Grid.id == Trial.grid_id)
+         .join(CatalogItem, CatalogItem.id == Grid.reference_id)
+         .join(GridCondition, GridCondition.grid_id == Grid.id)
+         .join(Condition, Condition.id == GridCondition.condition_id)
+         .where(Grid.study_id == study_id)
+         .order_by(Response.id, Condition.id))
+    with make_session() as s:
+        rows = s.execute(q).all()
+    df = pd.DataFrame(rows, columns=list(RATING_COLUMNS[:-1]))
+    df["condition"] = df["method"] + "/" + df["segmenter"]
+    return df
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    condition: str
+    method: str
+    segmenter: str
+    n_ratings: int
+    n_participants: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_boot: int
+    seed: int
+
+
+def cluster_bootstrap_mean_ci(values: np.ndarray, clusters: np.ndarray, *, n_boot: int = 2000,
+                              confidence: float = 0.95, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile CI of the mean, resampling whole clusters (participants) with replacement.
+
+    Ratings from one participant are correlated; resampling participants rather than
+    single ratings keeps the interval honest.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no values to bootstrap")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _, idx = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.bincount(idx, weights=values)
+    counts = np.bincount(idx).astype(np.float64)
+    k = sums.size
+    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)
+    means = (weights @ sums) / (weights @ counts)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95,
+                        seed: int = 0) -> list[ConditionSummary]:
+    """Per condition: number of ratings and participants, mean and a participant-clustered bootstrap CI."""
+    missing = set(RATING_COLUMNS) - set(ratings.columns)
+    if missing:
+        raise ValueError(f"ratings table lacks column(s) {sorted(missing)}; build it with ratings_table()")
+    out = []
+    rng = np.random.default_rng(seed)
+    for (cond, method, seg), g in ratings.groupby(["condition", "method", "segmenter"], sort=True):
+        lo, hi = cluster_bootstrap_mean_ci(g["rating"].to_numpy(), g["participant"].to_numpy(),
+                                           n_boot=n_boot, confidence=confidence, rng=rng)
+        out.append(ConditionSummary(cond, method, seg, len(g), g["participant"].nunique(),
+                                    float(g["rating"].mean()), lo, hi, confidence, n_boot, seed))
+    return out

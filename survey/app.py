@@ -1,0 +1,31 @@
+"""The Streamlit app: page config, settings, cached services, navigation. Nothing else.
+
+Run with ``lookalike serve`` (or ``streamlit run app.py``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import make_engine, make_sessionmaker
+from survey.pages import participant
+from survey.settings import Settings
+
+
+@st.cache_resource
+def _sessions(db_url: str) -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(db_url))
+
+
+def main() -> None:
+    st.set_page_config(page_title="Product similarity study", layout="wide")
+    settings = Settings.from_env()
+    make_session = _sessions(settings.db_url)
+    pages = [st.Page(lambda: participant.render(make_session, settings.study), title="Study",
+                     url_path="study", default=True)]
+    st.navigation(pages, position="hidden").run()
+
+
+if __name__ == "__main__":
+    main()

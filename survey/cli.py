@@ -1,0 +1,226 @@
+"""The ``lookalike`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO_STUDY = "demo"
+
+
+def home_dir() -> Path:
+    """Where Lookalike keeps generated files (demo catalog): ``$LOOKALIKE_HOME`` or ~/.cache/lookalike."""
+    return Path(os.environ.get("LOOKALIKE_HOME") or Path.home() / ".cache" / "lookalike").expanduser()
+
+
+def _sessions(db: str | None):
+    from db.engine import make_engine, make_sessionmaker, resolve_db_url
+
+    url = resolve_db_url(db)
+    return url, make_sessionmaker(make_engine(url))
+
+
+def _print_build(result) -> None:
+    print(f"study '{result.name}' (id {result.study_id}): {result.conditions} conditions, "
+          f"{result.references} references, {result.grids} distinct grids, built in {result.seconds:.1f}s")
+    for sk in result.skipped:
+        print(f"  skipped {sk.where}: {sk.reason}")
+    for seg, items in result.not_segmented.items():
+        print(f"  {seg}: nothing found in {len(items)} image(s), kept whole: {', '.join(items[:10])}"
+              + (" ..." if len(items) > 10 else ""))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from survey.build import build_study
+    from survey.config import Component, StudyConfig
+
+    config = StudyConfig(
+        name=args.name, catalog=args.catalog,
+        methods=tuple(Component.parse(m) for m in args.methods),
+        segmenters=tuple(Component.parse(s) for s in args.segmenters),
+        references_per_category=args.references_per_category,
+        reference_filter=dict(f.split("=", 1) for f in args.reference_filter),
+        k=args.k, seed=args.seed, trials_per_participant=args.trials_per_participant,
+    )
+    url, make_session = _sessions(args.db)
+    print(f"database: {url}")
+    _print_build(build_study(make_session, config, replace=args.replace, progress=not args.quiet))
+    return 0
+
+
+def serve(db_url: str, *, port: int, study: str | None) -> int:
+    app = Path(__file__).with_name("app.py")
+    env = {**os.environ, "LOOKALIKE_DB": db_url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    if study:
+        env["LOOKALIKE_STUDY"] = study
+    print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+           "--server.address", "localhost", "--server.headless", "true"]
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from db.engine import resolve_db_url
+
+    return serve(resolve_db_url(args.db), port=args.port, study=args.study)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from db.models import Study
+    from similarity.demo_catalog import generate_demo_catalog
+    from survey.build import build_study
+    from survey.config import StudyConfig
+
+    catalog_dir = home_dir() / "demo-catalog"
+    manifest = generate_demo_catalog(catalog_dir, seed=args.seed)
+    print(f"demo catalog: {manifest}")
+    url, make_session = _sessions(args.db)
+    print(f"database: {url}")
+    with make_session() as s:
+        exists = s.scalar(select(Study.id).where(Study.name == DEMO_STUDY)) is not None
+    if exists and not args.rebuild:
+        print(f"study '{DEMO_STUDY}' already built in this database (--rebuild to build it again)")
+    else:
+        config = StudyConfig(name=DEMO_STUDY, catalog=str(manifest), reference_filter={"view": "packshot"},
+                             seed=args.seed)
+        _print_build(build_study(make_session, config, replace=True, progress=not args.quiet))
+    if args.no_serve:
+        return 0
+    return serve(url, port=args.port, study=DEMO_STUDY)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from survey.analysis import condition_summaries, ratings_table
+    from survey.report import render_html
+    from survey.service import current_study
+
+    _, make_session = _sessions(args.db)
+    study = current_study(make_session, args.study)
+    ratings = ratings_table(make_session, study.id)
+    summaries = condition_summaries(ratings, n_boot=args.n_boot, seed=args.seed)
+    out = Path(args.out)
+    out.write_text(render_html(study.name, summaries, n_participants=int(ratings["participant"].nunique())),
+                   encoding="utf-8")
+    print(f"{'condition':<28}{'n':>6}{'mean':>7}  95% CI")
+    for r in sorted(summaries, key=lambda r: -r.mean):
+        print(f"{r.condition:<28}{r.n_ratings:>6}{r.mean:>7.2f}  [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+    print(f"report written to {out}")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from similarity.weights import download, list_weights
+
+    if args.action == "download":
+        if not args.name:
+            print("usage: lookalike weights download NAME", file=sys.stderr)
+            return 2
+        print(f"weights ready at {download(args.name)}")
+        return 0
+    for spec in list_weights():
+        path = spec.path()
+        status = f"present  {path}" if path else f"missing  ({spec.how_to_get})"
+        print(f"{spec.name:<40}{status}")
+    return 0
+
+
+def cmd_methods(_: argparse.Namespace) -> int:
+    from similarity.methods import METHODS
+    from similarity.segmenters import SEGMENTERS
+
+    for reg in (METHODS, SEGMENTERS):
+        print(f"{reg.kind}s:")
+        for name in reg.names():
+            e = reg.entry(name)
+            opts = ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()) or "no options"
+            why = reg.unavailable(name)
+            status = "available" if why is None else f"UNAVAILABLE: {why}"
+            print(f"  {name:<14}{e.description}\n  {'':<14}options: {opts}\n  {'':<14}weights: {e.weights}"
+                  f"\n  {'':<14}status: {status}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lookalike", description="Blinded human evaluation of visual "
+                                "product similarity methods.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def db_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--db", help="database file path or SQLAlchemy URL (default: $LOOKALIKE_DB or "
+                        "./lookalike.db)")
+
+    b = sub.add_parser("build", help="compute every condition's top-k and store blinded grids")
+    db_arg(b)
+    b.add_argument("--catalog", required=True, help="manifest.csv or a folder of category sub-folders")
+    b.add_argument("--name", required=True, help="study name")
+    b.add_argument("--methods", nargs="+", default=["ssim", "efficientnet"],
+                   help="method names, optionally name:key=value,... (see `lookalike methods`)")
+    b.add_argument("--segmenters", nargs="+", default=["none", "u2netp"])
+    b.add_argument("--references-per-category", type=int, default=3)
+    b.add_argument("--reference-filter", nargs="*", default=[], metavar="COLUMN=VALUE",
+                   help="only items whose manifest column has this value become references")
+    b.add_argument("-k", type=int, default=5)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--trials-per-participant", type=int, default=12)
+    b.add_argument("--replace", action="store_true", help="rebuild a study of the same name (deletes its answers)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser("demo", help="generate the demo catalog, build the demo study, serve the survey")
+    db_arg(d)
+    d.add_argument("--no-serve", action="store_true", help="stop after the build")
+    d.add_argument("--rebuild", action="store_true")
+    d.add_argument("--port", type=int, default=8501)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("serve", help="serve the survey")
+    db_arg(s)
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--study", help="study name (default: the most recently built)")
+    s.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser("report", help="write an HTML report of the ratings")
+    db_arg(r)
+    r.add_argument("--study")
+    r.add_argument("--out", default="report.html")
+    r.add_argument("--n-boot", type=int, default=2000)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_report)
+
+    w = sub.add_parser("weights", help="list known weights and whether they are present, or download one")
+    w.add_argument("action", nargs="?", choices=["list", "download"], default="list")
+    w.add_argument("name", nargs="?")
+    w.set_defaults(func=cmd_weights)
+
+    m = sub.add_parser("methods", help="list registered methods and segmenters")
+    m.set_defaults(func=cmd_methods)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from similarity.catalog import CatalogError
+    from similarity.weights import WeightsUnavailable
+    from survey.build import StudyExists
+    from survey.config import ConfigError
+    from survey.service import StudyUnavailable
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable) as exc:
+        print(f"lookalike: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

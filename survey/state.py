@@ -1,0 +1,7 @@
+"""Every key this app keeps in Streamlit's session state or URL, in one place.
+
+Session state is not durable (lost on reload); answers never live here, only UI flags.
+"""
+
+TOKEN_PARAM = "p"  # URL query parameter carrying the participant's unguessable token
+DECLINED = "declined_consent"

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from db.engine import make_engine, make_sessionmaker
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(sub: str) -> Path:
+    """Real photos in ../shared/data (never copied into the repo)."""
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests read real photos from ../shared/data beside the checkout")
+    return path
+
+
+@pytest.fixture
+def make_session(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory) -> Path:
+    """The demo generator at a small size: 4 categories x 8 products x 2 photos."""
+    from similarity.demo_catalog import generate_demo_catalog
+
+    return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
+
+
+@pytest.fixture(scope="session")
+def built_study(tmp_path_factory, small_catalog):
+    """A study built with all four default conditions on the small catalog (real weights)."""
+    from survey.build import build_study
+    from survey.config import StudyConfig
+
+    db_path = tmp_path_factory.mktemp("db") / "study.db"
+    engine = make_engine(f"sqlite:///{db_path}")
+    sessions = make_sessionmaker(engine)
+    config = StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
+                         reference_filter={"view": "packshot"}, trials_per_participant=6, seed=1)
+    result = build_study(sessions, config, progress=False)
+    return db_path, result
+
+
+@pytest.fixture
+def study_db(tmp_path, built_study):
+    """A private copy of the built study database, so tests can answer freely."""
+    import sqlite3
+
+    src_path, result = built_study
+    dst_path = tmp_path / "copy.db"
+    src, dst = sqlite3.connect(src_path), sqlite3.connect(dst_path)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    engine = make_engine(f"sqlite:///{dst_path}")
+    yield dst_path, make_sessionmaker(engine), result
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_env(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    os.environ.pop("LOOKALIKE_STUDY", None)
