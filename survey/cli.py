@@ -58,7 +58,7 @@ def serve(db_url: str, *, port: int, study: str | None) -> int:
         env["LOOKALIKE_STUDY"] = study
     print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.address", "localhost", "--server.headless", "true"]
+           "--server.address", "localhost", "--server.headless", "true", "--client.toolbarMode", "minimal"]
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
