@@ -117,3 +117,28 @@ class Response(Base):
     rating: Mapped[int] = mapped_column(Integer)
     response_ms: Mapped[Optional[int]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segmentation(Base):
+    """Per image and segmenter: how much of the photo the mask kept, and where the mask PNG is."""
+
+    __tablename__ = "segmentations"
+    __table_args__ = (UniqueConstraint("catalog_item_id", "segmenter"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    catalog_item_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id", ondelete="CASCADE"))
+    segmenter: Mapped[str] = mapped_column(String(100))
+    coverage: Mapped[float]
+    found: Mapped[bool]  # False: nothing detected, the whole photo was used
+    mask_path: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class ObjectiveMetric(Base):
+    """A condition's retrieval quality against the catalog's ``group`` ground truth."""
+
+    __tablename__ = "objective_metrics"
+    condition_id: Mapped[int] = mapped_column(ForeignKey("conditions.id", ondelete="CASCADE"), primary_key=True)
+    recall_at_1: Mapped[float]
+    recall_at_5: Mapped[float]
+    mean_average_precision: Mapped[float]
+    queries: Mapped[int]

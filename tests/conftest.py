@@ -44,7 +44,7 @@ def built_study(tmp_path_factory, small_catalog):
     sessions = make_sessionmaker(engine)
     config = StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
                          reference_filter={"view": "packshot"}, trials_per_participant=6, seed=1)
-    result = build_study(sessions, config, progress=False)
+    result = build_study(sessions, config, cache_dir=db_path.parent / "cache", progress=False)
     return db_path, result
 
 
@@ -67,5 +67,6 @@ def study_db(tmp_path, built_study):
 @pytest.fixture(autouse=True)
 def _no_network_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")  # tests never download; test_weights unsets it explicitly
     monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     os.environ.pop("LOOKALIKE_STUDY", None)

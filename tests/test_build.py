@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -89,3 +90,47 @@ def test_config_errors_name_the_field():
     assert Component.parse("ssim:size=96,color=true") == Component("ssim", {"size": 96, "color": True})
     with pytest.raises(ConfigError, match="key=value"):
         Component.parse("ssim:size")
+
+
+def test_segmentations_masks_and_objective_metrics_are_stored(study_db):
+    from db.models import ObjectiveMetric, Segmentation
+
+    _, make_session, _ = study_db
+    with make_session() as s:
+        segs = s.scalars(select(Segmentation)).all()
+        n_items = s.scalar(select(func.count()).select_from(CatalogItem))
+        assert len(segs) == 2 * n_items
+        u2 = [x for x in segs if x.segmenter == "u2netp"]
+        assert all(x.mask_path and Path(x.mask_path).is_file() for x in u2)
+        assert all(0 < x.coverage < 1 for x in u2)
+        assert all(x.mask_path is None and x.coverage == 1.0 for x in segs if x.segmenter == "none")
+        metrics = s.scalars(select(ObjectiveMetric)).all()
+        assert len(metrics) == 4
+        # every product has a packshot and a lifestyle photo: one relevant item per query
+        assert all(m.queries == n_items and 0 <= m.recall_at_1 <= m.recall_at_5 <= 1 for m in metrics)
+
+
+def test_masks_are_reused_by_the_next_build(tmp_path, make_session, small_catalog, monkeypatch):
+    from similarity.segmenters import U2NetSegmenter
+
+    config = StudyConfig(name="m", catalog=str(small_catalog), methods=(Component("ssim"),),
+                         segmenters=(Component("u2netp"),), references_per_category=1)
+    build_study(make_session, config, cache_dir=tmp_path / "cache", progress=False)
+
+    def fail(self, images):
+        raise AssertionError("segmented again although every mask is stored")
+    monkeypatch.setattr(U2NetSegmenter, "masks", fail)
+    build_study(make_session, config, replace=True, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_build_over_a_catalog_with_a_corrupt_file_completes_and_reports_it(tmp_path, make_session):
+    manifest = _one_category_catalog(tmp_path, n=7)
+    (tmp_path / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    config = StudyConfig(name="c", catalog=str(manifest), methods=(Component("ssim"),),
+                         segmenters=(Component("none"),), references_per_category=2)
+    result = build_study(make_session, config, progress=False)
+    assert [s.where for s in result.skipped] == ["manifest.csv line 5"]
+    assert "cannot decode" in result.skipped[0].reason
+    with make_session() as s:
+        assert s.scalar(select(func.count()).select_from(CatalogItem)) == 6
+        assert "item3" not in set(s.scalars(select(CatalogItem.item_id)))

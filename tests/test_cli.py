@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args, tmp_path, timeout=600):
-    env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "LOOKALIKE_OFFLINE": "1"}
     env.pop("LOOKALIKE_DB", None)
     return subprocess.run([sys.executable, "-m", "survey.cli", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)

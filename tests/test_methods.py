@@ -72,7 +72,7 @@ def test_clip_without_cached_weights_is_a_clear_error():
         pytest.skip("CLIP weights are cached on this machine")
     with pytest.raises(WeightsUnavailable, match="lookalike weights download clip:ViT-B-32/laion2b_s34b_b79k"):
         create_method("clip")
-    assert METHODS.unavailable("clip") is not None and METHODS.unavailable("ssim") is None
+    assert METHODS.status("clip").startswith("UNAVAILABLE: ") and METHODS.status("ssim") == "ready"
 
 
 def test_clip_code_path_with_explicit_random_init():

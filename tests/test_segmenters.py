@@ -11,8 +11,8 @@ from similarity.segmenters import cut_out, create_segmenter, list_segmenters
 
 
 def test_registry():
-    assert list_segmenters() == ["none", "u2netp"]
-    with pytest.raises(UnknownName, match="valid: none, u2netp"):
+    assert list_segmenters() == ["maskrcnn", "none", "u2net", "u2netp"]
+    with pytest.raises(UnknownName, match="valid: maskrcnn, none, u2net, u2netp"):
         create_segmenter("grabcut")
 
 
@@ -54,3 +54,45 @@ def test_cut_out_composites_on_white_and_crops_with_margin():
     assert tuple(arr[0, 0]) == (255, 255, 255) and tuple(arr[15, 15]) == (0, 0, 0)
     with pytest.raises(ValueError, match="does not match"):
         cut_out(img, mask[:50])
+
+
+def test_choose_instance_prefers_a_large_central_object():
+    from similarity.segmenters import choose_instance
+
+    masks = np.zeros((3, 100, 100), np.float32)
+    masks[0, 30:70, 30:70] = 1  # large, central, score 0.8
+    masks[1, 0:10, 0:10] = 1  # small corner object, score 0.99
+    masks[2, 20:80, 20:80] = 1  # largest, but below min_score
+    assert choose_instance(masks, np.array([0.8, 0.99, 0.3])) == 0
+    assert choose_instance(masks, np.array([0.1, 0.2, 0.3])) is None
+    assert choose_instance(masks[:0], np.array([])) is None
+
+
+def test_u2net_needs_its_onnx_file(tmp_path):
+    from similarity.weights import WeightsUnavailable
+
+    with pytest.raises(WeightsUnavailable, match="u2net:model_path="):
+        create_segmenter("u2net")
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        create_segmenter("u2net", model_path=str(tmp_path / "missing.onnx"))
+
+
+def test_maskrcnn_missing_weights_say_how_to_get_them():
+    from similarity.weights import WeightsUnavailable, weight_spec
+
+    if weight_spec("maskrcnn-coco").path() is not None:
+        pytest.skip("Mask R-CNN weights are cached on this machine")
+    with pytest.raises(WeightsUnavailable, match="lookalike weights download maskrcnn-coco"):
+        create_segmenter("maskrcnn")
+
+
+def test_mask_store_round_trip_is_atomic(tmp_path):
+    from similarity.mask_store import MaskStore
+
+    store = MaskStore(tmp_path)
+    mask = np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(20, 30)
+    path = store.put("u2netp-abc", "ff" * 32, mask)
+    assert path.name == "ff" * 32 + ".png" and path.parent.name == "ff"
+    np.testing.assert_allclose(store.get("u2netp-abc", "ff" * 32), mask, atol=1 / 255)
+    assert store.get("u2netp-other", "ff" * 32) is None
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from similarity.weights import WeightSpec, WeightsUnavailable, list_weights, weight_spec
+
+
+def _spec(tmp_path, fetch):
+    target = tmp_path / "w.bin"
+    return target, WeightSpec(name="toy", description="toy weights", source="test", how_to_get="get them",
+                              locate=lambda: target if target.is_file() else None, fetch=fetch)
+
+
+def test_missing_weights_download_announced_when_online(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("LOOKALIKE_OFFLINE")
+    target, spec = _spec(tmp_path, lambda: (target.write_bytes(b"x"), target)[1])
+    assert spec.status() == "downloads on first use"
+    assert spec.require() == target
+    assert "downloading them now" in capsys.readouterr().err
+    assert spec.status() == "present"
+
+
+def test_offline_forbids_download(tmp_path):
+    called = []
+    _, spec = _spec(tmp_path, lambda: called.append(1))
+    assert spec.status() == "missing"
+    with pytest.raises(WeightsUnavailable, match="offline mode is on.*get them"):
+        spec.require()
+    assert not called
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOOKALIKE_OFFLINE")
+
+    def fetch() -> Path:
+        raise OSError("network unreachable")
+    _, spec = _spec(tmp_path, fetch)
+    with pytest.raises(WeightsUnavailable, match="downloading weights 'toy' failed.*network unreachable"):
+        spec.require()
+
+
+def test_table_and_lookup():
+    names = {w.name for w in list_weights()}
+    assert {"efficientnet-lite0", "u2netp", "maskrcnn-coco", "efficientnet-b0", "efficientnet-b7"} <= names
+    assert weight_spec("clip:ViT-B-16/openai").name == "clip:ViT-B-16/openai"
+    with pytest.raises(KeyError, match="unknown weights 'resnet'"):
+        weight_spec("resnet")
