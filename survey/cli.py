@@ -170,7 +170,8 @@ def cmd_methods(_: argparse.Namespace) -> int:
             opts = ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()) or "no options"
             status = reg.status(name)
             print(f"  {name:<14}{e.description}\n  {'':<14}options: {opts}\n  {'':<14}weights: {e.weights}"
-                  f"\n  {'':<14}status: {status}")
+                  + (f"\n  {'':<14}input: {e.preprocessing}" if e.preprocessing else "")
+                  + f"\n  {'':<14}status: {status}")
     return 0
 
 
