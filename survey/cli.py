@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -57,10 +56,9 @@ def serve(db_url: str, *, port: int, study: str | None) -> int:
     print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", "localhost", "--server.headless", "true", "--client.toolbarMode", "minimal"]
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    # Replace this process with Streamlit: signals (Ctrl+C, a supervisor's SIGTERM) reach it
+    # directly and no orphaned server outlives the command.
+    os.execve(sys.executable, cmd, env)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
