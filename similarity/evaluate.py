@@ -13,9 +13,9 @@ from typing import Literal, Sequence
 import numpy as np
 
 from .catalog import Catalog, Item
-from .mask_store import MaskStore
+from .cache import Cache
 from .methods import Method
-from .pipeline import load_images, segment_items
+from .pipeline import feature_matrix, segment_items
 from .segmenters import Segmenter
 
 
@@ -101,7 +101,7 @@ def exclusion_mask(queries: Sequence[Item], gallery: Sequence[Item], within: Lit
 
 def evaluate(catalog: Catalog, methods: Sequence[Method], segmenters: Sequence[Segmenter], *,
              query_filter: dict[str, str], gallery_filter: dict[str, str],
-             within: Literal["category", "all"] = "category", store: MaskStore | None = None,
+             within: Literal["category", "all"] = "category", cache: Cache | None = None,
              progress: bool = True) -> list[EvaluationResult]:
     """Rank the gallery for every query with every (method, segmenter); score with ``group``."""
     if within not in ("category", "all"):
@@ -114,16 +114,15 @@ def evaluate(catalog: Catalog, methods: Sequence[Method], segmenters: Sequence[S
     if not any(it.group for it in gallery):
         raise ValueError("the catalog has no 'group' column values: objective evaluation needs ground truth groups")
     needed = list({it.item_id: it for it in [*queries, *gallery]}.values())
-    originals = load_images(needed, progress=progress)
     exclude = exclusion_mask(queries, gallery, within)
     results = []
     for seg in segmenters:
         t0 = time.perf_counter()
-        segmented = segment_items(needed, originals, seg, store=store, progress=progress)
+        segment_items(needed, seg, cache=cache, progress=progress)
         seg_seconds = time.perf_counter() - t0
         for method in methods:
             t1 = time.perf_counter()
-            feats = method.features([segmented[it.item_id].image for it in needed])
+            feats = feature_matrix(needed, method, seg, cache=cache, progress=progress)
             row = {it.item_id: i for i, it in enumerate(needed)}
             sims = method.similarity(feats[[row[q.item_id] for q in queries]], feats[[row[g.item_id] for g in gallery]])
             m = retrieval_metrics(sims, [q.group for q in queries], [g.group for g in gallery], exclude=exclude)

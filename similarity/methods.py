@@ -25,9 +25,15 @@ from .weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_wei
 
 
 class Method(ABC):
-    """Images -> features -> (Q, G) similarity, higher is more similar."""
+    """Images -> features -> (Q, G) similarity, higher is more similar.
+
+    Feature extraction is split so pipelines can overlap the two halves: :meth:`prepare`
+    (one image to an input array; pure CPU work, safe to run in threads) and
+    :meth:`encode` (a stacked batch of prepared arrays to features).
+    """
 
     name: str
+    batch_size: int = 32
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -38,7 +44,15 @@ class Method(ABC):
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     @abstractmethod
-    def features(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+    def prepare(self, image: Image.Image) -> np.ndarray: ...
+
+    @abstractmethod
+    def encode(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        chunks = [self.encode(np.stack([self.prepare(im) for im in images[i:i + self.batch_size]]))
+                  for i in range(0, len(images), self.batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
     @abstractmethod
     def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray: ...
@@ -71,16 +85,17 @@ class SSIMMethod(Method):
         p = self.ssim_params
         return {"size": self.size, "color": self.color, "sigma": p.sigma, "K1": p.K1, "K2": p.K2}
 
-    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        out = []
-        for img in images:
-            boxed = letterbox(img, self.size)
-            arr = np.asarray(boxed if self.color else boxed.convert("L"), dtype=np.float32) / 255.0
-            out.append(arr)
-        return np.stack(out)
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        boxed = letterbox(image, self.size)
+        return np.asarray(boxed if self.color else boxed.convert("L"), dtype=np.float32) / 255.0
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        return batch.astype(np.float32, copy=False)
 
     def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-        return ssim_matrix(queries.astype(np.float64), gallery.astype(np.float64), params=self.ssim_params)
+        if queries is gallery:  # all pairs of one set: SSIM is symmetric, compute half
+            return ssim_matrix(queries, params=self.ssim_params)
+        return ssim_matrix(queries, gallery, params=self.ssim_params)
 
 
 @METHODS.register("ssim", description="Structural similarity (scikit-image definition) on a padded, "
@@ -100,29 +115,27 @@ class EmbeddingMethod(Method):
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    batch_size: int = 32
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Letterboxed, normalised CHW float32 input."""
+        arr = np.asarray(letterbox(image, self.input_size), dtype=np.float32) * (1.0 / 255.0)
+        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
     def _preprocess(self, images: Sequence[Image.Image]):
         import torch
 
-        arr = np.stack([np.asarray(letterbox(im, self.input_size), dtype=np.float32) for im in images])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return torch.from_numpy(np.stack([self.prepare(im) for im in images]))
 
     @abstractmethod
     def _encode(self, batch): ...
 
-    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def encode(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        chunks = []
         with torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                f = self._encode(self._preprocess(images[i:i + self.batch_size])).float()
-                chunks.append(torch.nn.functional.normalize(f, dim=1).numpy())
-        return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+            f = self._encode(torch.from_numpy(batch)).float()
+            return torch.nn.functional.normalize(f, dim=1).numpy()
 
     def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         return queries @ gallery.T

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from .catalog import Item
 from .methods import Method
@@ -32,14 +31,13 @@ def top_k(scores: np.ndarray, k: int, *, exclude: Iterable[int] = ()) -> np.ndar
     return order[:k]
 
 
-def rank_category(method: Method, gallery: Sequence[Item], images: Callable[[Item], Image.Image],
-                  references: Sequence[Item], *, k: int = 5,
-                  features: np.ndarray | None = None) -> list[TopK]:
+def rank_category(method: Method, gallery: Sequence[Item], features: np.ndarray,
+                  references: Sequence[Item], *, k: int = 5) -> list[TopK]:
     """Top-``k`` gallery items for each reference; the reference and byte-identical copies of
-    it never appear in its own list. ``images(item)`` returns the (possibly segmented) image.
+    it never appear in its own list. ``features`` holds one row per gallery item.
     """
-    if features is None:
-        features = method.features([images(it) for it in gallery])
+    if len(features) != len(gallery):
+        raise ValueError(f"{len(features)} feature rows for {len(gallery)} gallery items")
     index = {it.item_id: i for i, it in enumerate(gallery)}
     missing = [r.item_id for r in references if r.item_id not in index]
     if missing:

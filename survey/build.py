@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 from db.models import CatalogItem, Condition, Grid, GridCondition, ObjectiveMetric, Segmentation, Study
 from similarity.catalog import Catalog, Item, Skipped, load_catalog
 from similarity.evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
-from similarity.mask_store import MaskStore
+from similarity.cache import Cache
 from similarity.methods import Method, create_method
-from similarity.pipeline import load_images, segment_items
+from similarity.pipeline import MaskInfo, feature_matrix, segment_items
 from similarity.search import TopK, rank_category
-from similarity.segmenters import Segmented, Segmenter, create_segmenter
+from similarity.segmenters import Segmenter, create_segmenter
 
 from .config import StudyConfig
 
@@ -63,39 +63,39 @@ class ConditionOutput:
 
 
 def compute_conditions(catalog: Catalog, references: list[Item], methods: list[Method],
-                       segmenters: list[Segmenter], *, k: int, store: MaskStore | None = None,
+                       segmenters: list[Segmenter], *, k: int, cache: Cache | None = None,
                        progress: bool = True) -> tuple[dict[tuple[str, str], ConditionOutput],
-                                                        dict[str, dict[str, Segmented]]]:
+                                                        dict[str, dict[str, MaskInfo]]]:
     """Every condition's top-k per reference, plus its retrieval metrics when groups exist.
 
-    Features are computed once per (method, segmenter, category) and serve both the grids
-    and the objective metrics (every grouped item as a query against its own category).
+    Features are computed once per (method, segmenter) (or read from ``cache``) and serve
+    both the grids and the objective metrics (every grouped item as a query against its
+    own category).
     """
-    originals = load_images(catalog.items, progress=progress)
     has_groups = any(it.group for it in catalog.items)
+    row = {it.item_id: i for i, it in enumerate(catalog.items)}
     outputs: dict[tuple[str, str], ConditionOutput] = {}
-    segmented_by: dict[str, dict[str, Segmented]] = {}
+    masks: dict[str, dict[str, MaskInfo]] = {}
     for seg in segmenters:
-        segmented = segment_items(catalog.items, originals, seg, store=store, progress=progress)
-        segmented_by[seg.name] = segmented
+        masks[seg.name] = segment_items(catalog.items, seg, cache=cache, progress=progress)
         for method in methods:
+            all_feats = feature_matrix(catalog.items, method, seg, cache=cache, progress=progress)
             lists: list[TopK] = []
             per_category: list[RetrievalMetrics] = []
-            for category in tqdm(catalog.categories, desc=f"ranking ({method.name}/{seg.name})",
-                                 disable=not progress):
+            for category in tqdm(catalog.categories, desc=f"searching ({method.name}/{seg.name})",
+                                 unit="category", disable=not progress):
                 gallery = catalog.in_category(category)
-                feats = method.features([segmented[it.item_id].image for it in gallery])
+                feats = all_feats[[row[it.item_id] for it in gallery]]
                 cat_refs = [r for r in references if r.category == category]
                 if cat_refs:
-                    lists.extend(rank_category(method, gallery, lambda it: segmented[it.item_id].image,
-                                               cat_refs, k=k, features=feats))
+                    lists.extend(rank_category(method, gallery, feats, cat_refs, k=k))
                 if has_groups:
                     groups = [it.group for it in gallery]
                     per_category.append(retrieval_metrics(method.similarity(feats, feats), groups, groups,
                                                           exclude=exclusion_mask(gallery, gallery, "all")))
             metrics = _merge_metrics(per_category) if has_groups else None
             outputs[(method.name, seg.name)] = ConditionOutput(lists, metrics)
-    return outputs, segmented_by
+    return outputs, masks
 
 
 def _merge_metrics(parts: list[RetrievalMetrics]) -> RetrievalMetrics:
@@ -110,7 +110,13 @@ def _merge_metrics(parts: list[RetrievalMetrics]) -> RetrievalMetrics:
 
 def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, replace: bool = False,
                 cache_dir: Path | None = None, progress: bool = True) -> BuildResult:
-    """Build ``config`` into the database. Masks are kept under ``cache_dir/masks`` when given."""
+    """Build ``config`` into the database.
+
+    With ``cache_dir``, masks and features are kept there (see :mod:`similarity.cache`), so
+    a rebuild -- or a build resumed after being killed -- computes only what is new. The
+    study itself is written in one transaction at the end: an interrupted build leaves no
+    half-built study behind.
+    """
     started = time.perf_counter()
     with make_session() as s:
         existing = s.scalar(select(Study).where(Study.name == config.name))
@@ -123,9 +129,9 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
     segmenters = [create_segmenter(c.name, **c.options) for c in config.segmenters]
     rng = np.random.default_rng(config.seed)
     references = pick_references(catalog, config, rng)
-    store = MaskStore(cache_dir / "masks") if cache_dir is not None else None
-    outputs, segmented_by = compute_conditions(catalog, references, methods, segmenters, k=config.k,
-                                               store=store, progress=progress)
+    cache = Cache(cache_dir) if cache_dir is not None else None
+    outputs, masks = compute_conditions(catalog, references, methods, segmenters, k=config.k,
+                                        cache=cache, progress=progress)
 
     with make_session.begin() as s:
         if existing is not None:
@@ -169,13 +175,13 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
                 s.add(GridCondition(grid_id=grid.id, condition_id=conditions[key].id,
                                     scores=[score_of[i] for i in order[grid.id]]))
         for seg in segmenters:
-            for item_id, result in segmented_by[seg.name].items():
-                mask_path = store.path(seg.identity(), rows[item_id].sha256) if store and not seg.trivial else None
+            for item_id, info in masks[seg.name].items():
+                mask_path = cache.mask_path(seg.identity(), rows[item_id].sha256) if cache and not seg.trivial else None
                 s.add(Segmentation(study_id=study.id, catalog_item_id=rows[item_id].id, segmenter=seg.name,
-                                   coverage=result.coverage, found=result.found,
+                                   coverage=info.coverage, found=info.found,
                                    mask_path=str(mask_path) if mask_path else None))
         study_id = study.id
-    not_found = {seg: [i for i, r in res.items() if not r.found] for seg, res in segmented_by.items()}
+    not_found = {seg: [i for i, info in res.items() if not info.found] for seg, res in masks.items()}
     return BuildResult(study_id=study_id, name=config.name, conditions=len(conditions),
                        references=len(references), grids=len(grids), skipped=catalog.skipped,
                        not_segmented={k: v for k, v in not_found.items() if v},

@@ -117,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from similarity.catalog import load_catalog
     from similarity.evaluate import evaluate, parse_filter
-    from similarity.mask_store import MaskStore
+    from similarity.cache import Cache
     from similarity.methods import create_method
     from similarity.segmenters import create_segmenter
     from survey.config import Component
@@ -129,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     segmenters = [create_segmenter(c.name, **c.options) for c in map(Component.parse, args.segmenters)]
     results = evaluate(catalog, methods, segmenters, query_filter=parse_filter(args.query),
                        gallery_filter=parse_filter(args.gallery), within=args.within,
-                       store=MaskStore(Settings.from_env().cache_dir / "masks"), progress=not args.json)
+                       cache=Cache(Settings.from_env().cache_dir), progress=not args.json)
     if args.json:
         print(json.dumps({"results": [r.as_json() for r in results]}))
         return 0
@@ -138,6 +138,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         m = r.metrics
         print(f"{r.method:<14}{r.segmenter:<11}{m.recall_at_1:>9.3f}{m.recall_at_5:>9.3f}"
               f"{m.mean_average_precision:>7.3f}{m.queries:>8}{r.seconds:>9.1f}")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from similarity.cache import Cache
+
+    cache = Cache(Settings.from_env().cache_dir)
+    if args.action == "clear":
+        print(f"freed {_size(cache.clear(args.kind))} from {cache.root}" + (f" ({args.kind})" if args.kind else ""))
+        return 0
+    usage = cache.usage()
+    print(f"cache: {cache.root}")
+    for u in usage:
+        print(f"  {u.kind:<9}{u.identity:<60}{u.entries:>8} entries {_size(u.bytes):>10}")
+    print(f"  total: {sum(u.entries for u in usage)} entries, {_size(sum(u.bytes for u in usage))}")
     return 0
 
 
@@ -235,6 +258,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help='print {"results": [...]} as one JSON object')
     e.set_defaults(func=cmd_evaluate)
 
+    c = sub.add_parser("cache", help="show or free the mask and feature cache ($LOOKALIKE_HOME/cache)")
+    c.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
+    c.add_argument("--kind", choices=["masks", "features"], help="clear only this kind")
+    c.set_defaults(func=cmd_cache)
+
     w = sub.add_parser("weights", help="list known weights and whether they are present, or download one")
     w.add_argument("action", nargs="?", choices=["list", "download"], default="list")
     w.add_argument("name", nargs="?")
@@ -256,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.offline:
         os.environ["LOOKALIKE_OFFLINE"] = "1"
+    if args.command in ("build", "demo", "evaluate"):
+        from similarity.runtime import tune_for_throughput
+
+        tune_for_throughput()
     try:
         return args.func(args)
     except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName) as exc:

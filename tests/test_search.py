@@ -23,7 +23,8 @@ def test_reference_and_byte_identical_copies_never_in_own_grid():
     items = [Item(f"i{k}", Path(f"/x/{k}"), "c", sha256=f"h{k}") for k in range(len(colours))]
     # i1 is a byte-identical copy of i0 (same hash): it must not be recommended for i0
     items[1] = Item("i1", Path("/x/1"), "c", sha256="h0")
-    [res] = rank_category(create_method("ssim", color=True), items, lambda it: images[it.item_id],
-                          [items[0]], k=5)
+    method = create_method("ssim", color=True)
+    feats = method.features([images[it.item_id] for it in items])
+    [res] = rank_category(method, items, feats, [items[0]], k=5)
     assert "i0" not in res.item_ids and "i1" not in res.item_ids
     assert len(res.item_ids) == 5 and list(res.scores) == sorted(res.scores, reverse=True)

@@ -86,13 +86,22 @@ def test_maskrcnn_missing_weights_say_how_to_get_them():
         create_segmenter("maskrcnn")
 
 
-def test_mask_store_round_trip_is_atomic(tmp_path):
-    from similarity.mask_store import MaskStore
+def test_cache_round_trips_and_accounts(tmp_path):
+    from similarity.cache import Cache
 
-    store = MaskStore(tmp_path)
+    cache = Cache(tmp_path)
     mask = np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(20, 30)
-    path = store.put("u2netp-abc", "ff" * 32, mask)
+    path = cache.put_mask("u2netp-abc", "ff" * 32, mask)
     assert path.name == "ff" * 32 + ".png" and path.parent.name == "ff"
-    np.testing.assert_allclose(store.get("u2netp-abc", "ff" * 32), mask, atol=1 / 255)
-    assert store.get("u2netp-other", "ff" * 32) is None
+    np.testing.assert_allclose(cache.get_mask("u2netp-abc", "ff" * 32), mask, atol=1 / 255)
+    assert cache.get_mask("u2netp-other", "ff" * 32) is None
+    feats = np.arange(5, dtype=np.float32)
+    cache.put_features("ssim-1", "none-2", "ee" * 32, feats)
+    np.testing.assert_array_equal(cache.get_features("ssim-1", "none-2", "ee" * 32), feats)
     assert not list(tmp_path.rglob("*.tmp"))
+    usage = {(u.kind, u.identity): u.entries for u in cache.usage()}
+    assert usage == {("masks", "u2netp-abc"): 1, ("features", "ssim-1/none-2"): 1}
+    assert cache.clear("features") > 0 and cache.get_features("ssim-1", "none-2", "ee" * 32) is None
+    assert cache.get_mask("u2netp-abc", "ff" * 32) is not None
+    with pytest.raises(ValueError, match="valid: masks, features"):
+        cache.clear("thumbnails")
