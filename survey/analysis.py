@@ -70,7 +70,8 @@ def cluster_bootstrap_mean_ci(values: np.ndarray, clusters: np.ndarray, *, n_boo
     """Percentile CI of the mean, resampling whole clusters (participants) with replacement.
 
     Ratings from one participant are correlated; resampling participants rather than
-    single ratings keeps the interval honest.
+    single ratings keeps the interval honest. With fewer than two clusters the interval
+    is undefined: (nan, nan).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
@@ -81,6 +82,8 @@ def cluster_bootstrap_mean_ci(values: np.ndarray, clusters: np.ndarray, *, n_boo
     sums = np.bincount(idx, weights=values)
     counts = np.bincount(idx).astype(np.float64)
     k = sums.size
+    if k < 2:  # resampling one participant says nothing about other participants
+        return float("nan"), float("nan")
     weights = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)
     means = (weights @ sums) / (weights @ counts)
     alpha = (1 - confidence) / 2
@@ -98,7 +101,7 @@ def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence
     rng = np.random.default_rng(seed)
     for (cond, method, seg), g in ratings.groupby(["condition", "method", "segmenter"], sort=True):
         lo, hi = cluster_bootstrap_mean_ci(g["rating"].to_numpy(), g["participant"].to_numpy(),
-                                           n_boot=n_boot, confidence=confidence, rng=rng)
+                                           n_boot=n_boot, confidence=confidence, rng=rng)  # nan if 1 participant
         out.append(ConditionSummary(cond, method, seg, len(g), g["participant"].nunique(),
                                     float(g["rating"].mean()), lo, hi, confidence, n_boot, seed))
     return out

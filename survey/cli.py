@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from survey.analysis import condition_summaries, ratings_table
-    from survey.report import render_html
+    from survey.report import format_ci, render_html
     from survey.service import current_study
 
     _, make_session = _sessions(args.db)
@@ -107,7 +107,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                    encoding="utf-8")
     print(f"{'condition':<28}{'n':>6}{'mean':>7}  95% CI")
     for r in sorted(summaries, key=lambda r: -r.mean):
-        print(f"{r.condition:<28}{r.n_ratings:>6}{r.mean:>7.2f}  [{r.ci_low:.2f}, {r.ci_high:.2f}]")
+        print(f"{r.condition:<28}{r.n_ratings:>6}{r.mean:>7.2f}  {format_ci(r)}")
     print(f"report written to {out}")
     return 0
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from datetime import datetime, timezone
 
 from .analysis import ConditionSummary
+
+
+def format_ci(r: ConditionSummary) -> str:
+    if math.isnan(r.ci_low):
+        return "n/a (needs 2+ participants)"
+    return f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
 def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
@@ -20,7 +27,8 @@ def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 0.55 * len(ordered) + 1.2), dpi=110)
     y = range(len(ordered))
     means = [r.mean for r in ordered]
-    err = [[r.mean - r.ci_low for r in ordered], [r.ci_high - r.mean for r in ordered]]
+    err = [[0.0 if math.isnan(r.ci_low) else r.mean - r.ci_low for r in ordered],
+           [0.0 if math.isnan(r.ci_high) else r.ci_high - r.mean for r in ordered]]
     ax.barh(list(y), means, xerr=err, color="#4C78A8", ecolor="#333", capsize=4)
     ax.set_yticks(list(y), [r.condition for r in ordered])
     ax.set_xlim(1, 7)
@@ -42,7 +50,7 @@ def render_html(study_name: str, summaries: list[ConditionSummary], *, n_partici
     else:
         rows = "\n".join(
             f"<tr><td>{esc(r.condition)}</td><td>{r.n_ratings}</td><td>{r.n_participants}</td>"
-            f"<td>{r.mean:.2f}</td><td>[{r.ci_low:.2f}, {r.ci_high:.2f}]</td></tr>"
+            f"<td>{r.mean:.2f}</td><td>{format_ci(r)}</td></tr>"
             for r in sorted(summaries, key=lambda r: -r.mean))
         png = base64.b64encode(bar_chart_png(summaries)).decode()
         first = summaries[0]

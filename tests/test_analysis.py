@@ -68,3 +68,8 @@ def test_summaries_and_report_from_real_answers(study_db):
 
 def test_report_without_answers_says_so():
     assert "No ratings yet" in render_html("s", [], n_participants=0)
+
+
+def test_one_participant_has_no_interval():
+    lo, hi = cluster_bootstrap_mean_ci(np.array([3.0, 5.0, 4.0]), np.array([7, 7, 7]), rng=np.random.default_rng(0))
+    assert np.isnan(lo) and np.isnan(hi)

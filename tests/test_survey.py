@@ -43,6 +43,17 @@ def _labels(at):
     return [b.label for b in at.button]
 
 
+def _click(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.button if b.label == label).click().run()
+
+
+def _start(monkeypatch, db_path, **params) -> tuple[AppTest, str]:
+    """A new participant who consented and read the instructions: (app at trial 1, token)."""
+    at = _click(_app(monkeypatch, db_path, **params), "I agree, start")
+    token = at.query_params["p"]
+    return _click(at, "Start"), token
+
+
 def test_full_walkthrough_stores_every_answer(monkeypatch, study_db):
     db_path, make_session, _ = study_db
     at = _app(monkeypatch, db_path)
@@ -78,10 +89,7 @@ def test_full_walkthrough_stores_every_answer(monkeypatch, study_db):
 
 def test_reload_continues_at_the_same_trial(monkeypatch, study_db):
     db_path, make_session, _ = study_db
-    at = _app(monkeypatch, db_path)
-    next(b for b in at.button if b.label == "I agree, start").click().run()
-    token = at.query_params["p"]
-    next(b for b in at.button if b.label == "Start").click().run()
+    at, token = _start(monkeypatch, db_path)
     at.radio[0].set_value(4)
     at.button[0].click().run()
     shown_before = at.get("progress")[0].proto.text
@@ -91,10 +99,7 @@ def test_reload_continues_at_the_same_trial(monkeypatch, study_db):
 
 def test_double_submit_from_two_tabs_stores_one_response(monkeypatch, study_db):
     db_path, make_session, _ = study_db
-    at = _app(monkeypatch, db_path)
-    next(b for b in at.button if b.label == "I agree, start").click().run()
-    token = at.query_params["p"]
-    next(b for b in at.button if b.label == "Start").click().run()
+    at, token = _start(monkeypatch, db_path)
     other_tab = _app(monkeypatch, db_path, p=token)
     at.radio[0].set_value(2)
     at.button[0].click().run()
@@ -107,9 +112,7 @@ def test_double_submit_from_two_tabs_stores_one_response(monkeypatch, study_db):
 
 def test_rating_is_required(monkeypatch, study_db):
     db_path, make_session, _ = study_db
-    at = _app(monkeypatch, db_path)
-    next(b for b in at.button if b.label == "I agree, start").click().run()
-    next(b for b in at.button if b.label == "Start").click().run()
+    at, _ = _start(monkeypatch, db_path)
     at.button[0].click().run()  # submit with no rating chosen
     assert "Please choose a rating" in at.error[0].value
     with make_session() as s:
