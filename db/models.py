@@ -19,7 +19,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, list[float]: JSON,
+    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, list[float]: JSON, list[str]: JSON,
+                           list[bool]: JSON,
                            datetime: DateTime(timezone=True)}
 
 
@@ -63,13 +64,18 @@ class Condition(Base):
 
 
 class Grid(Base):
-    """A blinded top-k list for one reference; ``id`` is an opaque random token."""
+    """A blinded top-k list for one reference; ``id`` is an opaque random token.
+
+    ``kind`` is 'condition' (made by one or more conditions, see GridCondition) or 'catch'
+    (an attention check: products of another category, never analysed as a condition).
+    """
 
     __tablename__ = "grids"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     reference_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), index=True)
     item_ids: Mapped[list[int]]  # catalog_items.id, best first
+    kind: Mapped[str] = mapped_column(String(16), default="condition")
     reference: Mapped[CatalogItem] = relationship(foreign_keys=[reference_id], lazy="joined")
 
 
@@ -93,28 +99,48 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     consented_at: Mapped[Optional[datetime]]
     instructions_done_at: Mapped[Optional[datetime]]
-    completed_at: Mapped[Optional[datetime]]
+    trials_done_at: Mapped[Optional[datetime]]
+    completed_at: Mapped[Optional[datetime]]  # after the optional questions: the code was shown
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. "failed_check:3", "too_fast:7"
+    demographics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    comment: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class Trial(Base):
+    """One screen for one participant. ``grid_ids`` is the display order: [grid] for rating,
+    [left, right] for pairwise, [set 1, ..., set n] for ranking. ``unit`` identifies what is
+    judged (the same unit is never shown twice to one participant)."""
+
     __tablename__ = "trials"
-    __table_args__ = (UniqueConstraint("participant_id", "position"), UniqueConstraint("participant_id", "grid_id"))
+    __table_args__ = (UniqueConstraint("participant_id", "position"), UniqueConstraint("participant_id", "unit"))
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id"), index=True)
-    protocol: Mapped[str] = mapped_column(String(20), default="rating")
+    protocol: Mapped[str] = mapped_column(String(20))
+    reference_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), index=True)
+    grid_ids: Mapped[list[str]] = mapped_column(JSON)
+    unit: Mapped[str] = mapped_column(String(120), index=True)
+    is_catch: Mapped[bool] = mapped_column(default=False)
     shown_at: Mapped[Optional[datetime]]
-    grid: Mapped[Grid] = relationship(lazy="joined")
 
 
 class Response(Base):
+    """The answer to one trial (at most one: unique trial_id). Columns by protocol:
+    rating -> ``rating`` (+ ``ticks``, one bool per grid item, when collected);
+    pairwise -> ``choice`` ('left', 'right' or 'tie');
+    ranking -> ``best``, ``worst`` (grid ids)."""
+
     __tablename__ = "responses"
-    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 7", name="rating_1_to_7"),)
+    __table_args__ = (CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 7", name="rating_1_to_7"),
+                      CheckConstraint("choice IS NULL OR choice IN ('left', 'right', 'tie')", name="choice_values"))
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), unique=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
-    rating: Mapped[int] = mapped_column(Integer)
+    rating: Mapped[Optional[int]] = mapped_column(Integer)
+    ticks: Mapped[Optional[list[bool]]] = mapped_column(JSON)
+    choice: Mapped[Optional[str]] = mapped_column(String(8))
+    best: Mapped[Optional[str]] = mapped_column(String(32))
+    worst: Mapped[Optional[str]] = mapped_column(String(32))
     response_ms: Mapped[Optional[int]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

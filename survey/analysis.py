@@ -27,27 +27,32 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import CatalogItem, Condition, Grid, GridCondition, Response, Trial
+from db.models import CatalogItem, Condition, GridCondition, Participant, Response, Trial
 
 RATING_COLUMNS = ("response_id", "participant", "grid", "reference", "category", "rating", "response_ms",
                   "method", "segmenter", "condition")
 
 
 def ratings_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
-    q = (select(Response.id, Response.participant_id, Grid.id, CatalogItem.item_id, CatalogItem.category,
-                Response.rating, Response.response_ms, Condition.method, Condition.segmenter)
-         .join(Trial, Trial.id == Response.trial_id)
-         .join(Grid, Grid.id == Trial.grid_id)
-         .join(CatalogItem, CatalogItem.id == Grid.reference_id)
-         .join(GridCondition, GridCondition.grid_id == Grid.id)
-         .join(Condition, Condition.id == GridCondition.condition_id)
-         .where(Grid.study_id == study_id)
-         .order_by(Response.id, Condition.id))
+    """Rating-protocol answers, attention checks left out, one row per rating x condition."""
+    answers = (select(Response.id, Response.participant_id, Trial.grid_ids, CatalogItem.item_id,
+                      CatalogItem.category, Response.rating, Response.response_ms)
+               .join(Trial, Trial.id == Response.trial_id)
+               .join(Participant, Participant.id == Trial.participant_id)
+               .join(CatalogItem, CatalogItem.id == Trial.reference_id)
+               .where(Participant.study_id == study_id, Trial.protocol == "rating", Trial.is_catch.is_(False))
+               .order_by(Response.id))
+    producers = (select(GridCondition.grid_id, Condition.method, Condition.segmenter)
+                 .join(Condition, Condition.id == GridCondition.condition_id)
+                 .where(Condition.study_id == study_id).order_by(Condition.id))
     with make_session() as s:
-        rows = s.execute(q).all()
-    df = pd.DataFrame(rows, columns=list(RATING_COLUMNS[:-1]))
+        rows = s.execute(answers).all()
+        made_by = pd.DataFrame(s.execute(producers).all(), columns=["grid", "method", "segmenter"])
+    df = pd.DataFrame([(r[0], r[1], r[2][0], *r[3:]) for r in rows],
+                      columns=["response_id", "participant", "grid", "reference", "category", "rating", "response_ms"])
+    df = df.merge(made_by, on="grid", how="inner")
     df["condition"] = df["method"] + "/" + df["segmenter"]
-    return df
+    return df.sort_values(["response_id", "condition"], kind="stable").reset_index(drop=True)[list(RATING_COLUMNS)]
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
                 if gkey not in grids:
                     grids[gkey] = Grid(id=secrets.token_hex(8), study_id=study.id,
                                        reference_id=rows[top.reference].id,
-                                       item_ids=[rows[i].id for i in top.item_ids])
+                                       item_ids=[rows[i].id for i in top.item_ids], kind="condition")
                     order[grids[gkey].id] = list(top.item_ids)
                     s.add(grids[gkey])
                     s.flush()
@@ -174,6 +174,14 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
                 score_of = dict(zip(top.item_ids, top.scores))
                 s.add(GridCondition(grid_id=grid.id, condition_id=conditions[key].id,
                                     scores=[score_of[i] for i in order[grid.id]]))
+        # Attention-check grids: for each reference, k products of another category.
+        catch_rng = np.random.default_rng([config.seed, 1])
+        for ref in references:
+            others = [it for it in catalog.items if it.category != ref.category]
+            if len(others) >= config.k:
+                pick = catch_rng.choice(len(others), size=config.k, replace=False)
+                s.add(Grid(id=secrets.token_hex(8), study_id=study.id, reference_id=rows[ref.item_id].id,
+                           item_ids=[rows[others[i].item_id].id for i in pick], kind="catch"))
         for seg in segmenters:
             for item_id, info in masks[seg.name].items():
                 mask_path = cache.mask_path(seg.identity(), rows[item_id].sha256) if cache and not seg.trivial else None

@@ -1,16 +1,23 @@
 """Study configuration: what to build and how participants are served.
 
-One frozen object, validated on construction; every error names the field and the fix.
+One frozen :class:`StudyConfig`, validated on construction; every error names the key
+and the fix. It is written as a TOML file (``lookalike build --config study.toml``; see
+``survey/example_study.toml``) or assembled from command-line flags.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+PROTOCOLS = ("rating", "pairwise", "ranking")
+MAX_RANKING_GRIDS = 6
 
 
 class ConfigError(ValueError):
-    """An invalid study configuration; the message names the field and the fix."""
+    """An invalid study configuration; the message names the key and the fix."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,24 @@ def _parse_value(v: str) -> Any:
 
 
 @dataclass(frozen=True)
+class Question:
+    """An optional demographic question with fixed answer options."""
+
+    key: str
+    label: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Participant-facing Markdown. Empty fields use the built-in texts (survey/texts.py)."""
+
+    consent: str = ""
+    instructions: str = ""
+    thank_you: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     catalog: str
@@ -57,8 +82,17 @@ class StudyConfig:
     reference_filter: dict[str, str] = field(default_factory=dict)  # e.g. {"view": "packshot"}
     k: int = 5
     seed: int = 0
-    trials_per_participant: int = 12
-    completion_code: str | None = None
+    protocols: tuple[str, ...] = ("rating",)
+    trials_per_participant: int = 12  # per protocol, attention checks not included
+    rating_item_ticks: bool = False  # per grid item "similar / not similar" ticks
+    attention_check_rate: float = 0.0  # extra catch trials per real trial
+    min_response_ms: int = 0  # faster answers flag the participant (0: no rule)
+    max_participants: int = 0  # 0: unlimited
+    texts: Texts = Texts()
+    demographics: tuple[Question, ...] = ()
+    ask_comment: bool = True
+    completion_code: str | None = None  # None: a random code is drawn at build time
+    redirect_url: str | None = None  # e.g. Prolific's completion URL
 
     def __post_init__(self) -> None:
         from similarity.methods import list_methods
@@ -81,6 +115,150 @@ class StudyConfig:
         for key in ("references_per_category", "k", "trials_per_participant"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if not self.protocols or any(p not in PROTOCOLS for p in self.protocols) \
+                or len(set(self.protocols)) != len(self.protocols):
+            raise ConfigError(f"protocols: {list(self.protocols)} is not a non-empty list of distinct names "
+                              f"from {', '.join(PROTOCOLS)}")
+        if len(self.methods) * len(self.segmenters) < 2 and set(self.protocols) & {"pairwise", "ranking"}:
+            raise ConfigError("protocols: pairwise and ranking compare conditions and need at least two "
+                              "(methods x segmenters); add a method or segmenter, or use rating")
+        if "ranking" in self.protocols and len(self.methods) * len(self.segmenters) > MAX_RANKING_GRIDS:
+            raise ConfigError(f"protocols: ranking shows every distinct grid of a reference, at most "
+                              f"{MAX_RANKING_GRIDS}; {len(self.methods) * len(self.segmenters)} conditions may "
+                              "produce more. Use fewer methods or segmenters, or rating/pairwise")
+        if not 0 <= self.attention_check_rate <= 0.5:
+            raise ConfigError(f"attention_check_rate: must be between 0 and 0.5, got {self.attention_check_rate}")
+        for key in ("min_response_ms", "max_participants"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
+        if self.redirect_url is not None and not self.redirect_url.startswith(("https://", "http://")):
+            raise ConfigError(f"completion.redirect_url: '{self.redirect_url}' must start with https://")
+        keys = [q.key for q in self.demographics]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"demographics: question keys {keys} must be distinct")
+        for q in self.demographics:
+            if len(q.options) < 2:
+                raise ConfigError(f"demographics.{q.key}: give at least two options")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
+        """Rebuild from :meth:`to_dict` output (as stored with a study)."""
+        d = dict(data)
+        d["methods"] = tuple(Component(**c) for c in d.get("methods", ()))
+        d["segmenters"] = tuple(Component(**c) for c in d.get("segmenters", ()))
+        d["protocols"] = tuple(d.get("protocols", ("rating",)))
+        d["texts"] = Texts(**d.get("texts", {}))
+        d["demographics"] = tuple(Question(q["key"], q["label"], tuple(q["options"])) for q in d.get("demographics", ()))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# --- TOML ---------------------------------------------------------------------------------
+
+_SECTIONS: dict[str, set[str]] = {
+    "study": {"name", "catalog", "seed", "k"},
+    "references": {"per_category", "filter"},
+    "protocols": {"use", "rating_item_ticks", "trials_per_participant"},
+    "participants": {"attention_check_rate", "min_response_ms", "max_participants"},
+    "texts": {"consent", "instructions", "thank_you"},
+    "completion": {"code", "redirect_url"},
+    "demographics": {"questions", "ask_comment"},
+}
+
+
+def _expect(value: Any, typ: type | tuple[type, ...], key: str, fix: str) -> Any:
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: {fix}, got {value!r}")
+    return value
+
+
+def _components(raw: Any, key: str) -> tuple[Component, ...]:
+    _expect(raw, list, key, f"write one [[{key}]] table per entry with at least a name")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"{key}[{i}]"
+        _expect(entry, dict, where, "must be a table with a name")
+        if "name" not in entry:
+            raise ConfigError(f"{where}: missing 'name'; e.g. name = \"efficientnet\"")
+        opts = {k: v for k, v in entry.items() if k != "name"}
+        out.append(Component(_expect(entry["name"], str, f"{where}.name", "must be a string"), opts))
+    return tuple(out)
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study TOML file; relative catalog paths are relative to the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such study config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for section, value in raw.items():
+        if section in ("methods", "segmenters"):
+            continue
+        if section not in _SECTIONS:
+            raise ConfigError(f"[{section}]: unknown section; valid: {', '.join(sorted([*_SECTIONS, 'methods', 'segmenters']))}")
+        _expect(value, dict, f"[{section}]", "must be a table")
+        for key in value:
+            if key not in _SECTIONS[section]:
+                raise ConfigError(f"{section}.{key}: unknown key; valid in [{section}]: "
+                                  f"{', '.join(sorted(_SECTIONS[section]))}")
+    get = lambda section, key, default=None: raw.get(section, {}).get(key, default)  # noqa: E731
+    name, catalog = get("study", "name"), get("study", "catalog")
+    if not name or not catalog:
+        raise ConfigError("study.name and study.catalog are required: [study] name = \"...\" catalog = \"manifest.csv\"")
+    catalog_path = Path(_expect(catalog, str, "study.catalog", "must be a path string"))
+    if not catalog_path.is_absolute():
+        catalog_path = (path.parent / catalog_path).resolve()
+    kw: dict[str, Any] = {"name": _expect(name, str, "study.name", "must be a string"), "catalog": str(catalog_path)}
+    for section, key, field_name, typ, fix in (
+        ("study", "seed", "seed", int, "must be an integer"),
+        ("study", "k", "k", int, "must be an integer"),
+        ("references", "per_category", "references_per_category", int, "must be an integer"),
+        ("protocols", "trials_per_participant", "trials_per_participant", int, "must be an integer"),
+        ("protocols", "rating_item_ticks", "rating_item_ticks", bool, "must be true or false"),
+        ("participants", "attention_check_rate", "attention_check_rate", (int, float), "must be a number"),
+        ("participants", "min_response_ms", "min_response_ms", int, "must be an integer (milliseconds)"),
+        ("participants", "max_participants", "max_participants", int, "must be an integer (0: unlimited)"),
+        ("completion", "code", "completion_code", str, "must be a string"),
+        ("completion", "redirect_url", "redirect_url", str, "must be a URL string"),
+        ("demographics", "ask_comment", "ask_comment", bool, "must be true or false"),
+    ):
+        value = get(section, key)
+        if value is not None:
+            kw[field_name] = _expect(value, typ, f"{section}.{key}", fix)
+    flt = get("references", "filter")
+    if flt is not None:
+        _expect(flt, dict, "references.filter", "must be a table like { view = \"packshot\" }")
+        kw["reference_filter"] = {str(k): str(v) for k, v in flt.items()}
+    use = get("protocols", "use")
+    if use is not None:
+        kw["protocols"] = tuple(_expect(use, list, "protocols.use", f"must be a list from {list(PROTOCOLS)}"))
+    if "methods" in raw:
+        kw["methods"] = _components(raw["methods"], "methods")
+    if "segmenters" in raw:
+        kw["segmenters"] = _components(raw["segmenters"], "segmenters")
+    if "texts" in raw:
+        kw["texts"] = Texts(**{k: _expect(v, str, f"texts.{k}", "must be a (Markdown) string")
+                               for k, v in raw["texts"].items()})
+    questions = get("demographics", "questions", [])
+    _expect(questions, list, "demographics.questions", "must be a list of { key, label, options } tables")
+    qs = []
+    for i, q in enumerate(questions):
+        where = f"demographics.questions[{i}]"
+        _expect(q, dict, where, "must be a table { key, label, options }")
+        missing = {"key", "label", "options"} - set(q)
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+        qs.append(Question(_expect(q["key"], str, f"{where}.key", "must be a string"),
+                           _expect(q["label"], str, f"{where}.label", "must be a string"),
+                           tuple(str(o) for o in _expect(q["options"], list, f"{where}.options", "must be a list"))))
+    kw["demographics"] = tuple(qs)
+    try:
+        return StudyConfig(**kw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -18,6 +18,21 @@ def shared_data(sub: str) -> Path:
     return path
 
 
+def answer_all(make_session, token: str, rng, *, fail_checks: bool = False) -> None:
+    """Answer every trial of a consented participant through the service (any protocol)."""
+    from survey import service
+
+    service.finish_instructions(make_session, token)
+    while (st := service.participant_state(make_session, token)).stage == "trial":
+        t = st.trial
+        if t.protocol == "rating":
+            service.submit_rating(make_session, token, t.trial_id, 7 if fail_checks else int(rng.integers(1, 8)))
+        elif t.protocol == "pairwise":
+            service.submit_pairwise(make_session, token, t.trial_id, str(rng.choice(["left", "right", "tie"])))
+        else:
+            service.submit_ranking(make_session, token, t.trial_id, 0, len(t.grids) - 1)
+
+
 @pytest.fixture
 def make_session(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
@@ -35,15 +50,20 @@ def small_catalog(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_study(tmp_path_factory, small_catalog):
-    """A study built with all four default conditions on the small catalog (real weights)."""
+    """A study built with all four default conditions on the small catalog (real weights),
+    serving all three protocols (4 trials each + 1 attention check each) and one question."""
     from survey.build import build_study
-    from survey.config import StudyConfig
+    from survey.config import Question, StudyConfig
 
     db_path = tmp_path_factory.mktemp("db") / "study.db"
     engine = make_engine(f"sqlite:///{db_path}")
     sessions = make_sessionmaker(engine)
     config = StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
-                         reference_filter={"view": "packshot"}, trials_per_participant=6, seed=1)
+                         reference_filter={"view": "packshot"}, seed=1,
+                         protocols=("rating", "pairwise", "ranking"), trials_per_participant=4,
+                         rating_item_ticks=True, attention_check_rate=0.25, completion_code="DONE42",
+                         redirect_url="https://example.org/complete?cc=DONE42",
+                         demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),))
     result = build_study(sessions, config, cache_dir=db_path.parent / "cache", progress=False)
     return db_path, result
 

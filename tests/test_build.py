@@ -19,7 +19,7 @@ def test_built_study_has_every_condition_and_a_grid_per_reference(study_db):
     with make_session() as s:
         conds = {(c.method, c.segmenter) for c in s.scalars(select(Condition))}
         assert conds == {(m, g) for m in ("ssim", "efficientnet") for g in ("none", "u2netp")}
-        grids = s.scalars(select(Grid)).all()
+        grids = s.scalars(select(Grid).where(Grid.kind == "condition")).all()
         assert len(grids) == result.grids <= 4 * 8
         items = {i.id: i for i in s.scalars(select(CatalogItem))}
         refs = {g.reference_id for g in grids}
@@ -30,6 +30,12 @@ def test_built_study_has_every_condition_and_a_grid_per_reference(study_db):
             assert len(g.item_ids) == 5 and g.reference_id not in g.item_ids
             assert {items[i].category for i in g.item_ids} == {ref.category}
             assert len(g.id) == 16 and int(g.id, 16) >= 0  # opaque hex token
+        # one attention-check grid per reference, of another category, with no producing condition
+        catch = s.scalars(select(Grid).where(Grid.kind == "catch")).all()
+        assert len(catch) == 8
+        for g in catch:
+            assert {items[i].category for i in g.item_ids}.isdisjoint({items[g.reference_id].category})
+            assert s.scalar(select(func.count()).select_from(GridCondition).where(GridCondition.grid_id == g.id)) == 0
         # every condition has exactly one grid per reference
         per = s.execute(select(GridCondition.condition_id, Grid.reference_id)
                         .join(Grid, Grid.id == GridCondition.grid_id)).all()
@@ -55,7 +61,7 @@ def test_conditions_with_the_same_top5_share_one_grid(tmp_path, make_session):
     assert result.grids == 2 and result.conditions == 2
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(GridCondition)) == 4
-        for g in s.scalars(select(Grid)):
+        for g in s.scalars(select(Grid).where(Grid.kind == "condition")):
             links = s.scalars(select(GridCondition).where(GridCondition.grid_id == g.id)).all()
             assert len(links) == 2 and all(len(link.scores) == 5 for link in links)
 

@@ -1,7 +1,8 @@
-"""The participant page: consent -> instructions -> rating trials -> completion code.
+"""The participant page: consent -> instructions -> trials -> optional questions -> completion.
 
 Thin: reads state from the service, renders it, and on each submit calls one service
-function. Where the participant is lives in the database, so a reload continues.
+function. Where the participant is lives in the database, so a reload continues. The
+browser only ever receives images (served by content hash) and position labels.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from similarity.images import load_rgb
 
 from .. import service, state, texts
 
+REFERENCE_PX = 300
+ITEM_PX = 200
 
-@st.cache_data(max_entries=2000, show_spinner=False)
+
+@st.cache_data(max_entries=4000, show_spinner=False)
 def _thumb(path: str, size: int) -> np.ndarray:
     img = load_rgb(path)
     img.thumbnail((size, size))
@@ -31,16 +35,19 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     if current is None:
         st.error(texts.INVALID_LINK)
         return
+    config = service.study_config(make_session, service.current_study(make_session, study_name).id) \
+        if current.stage in ("instructions", "questions") else None
     if current.stage == "instructions":
-        st.markdown(texts.INSTRUCTIONS)
-        if st.button("Start", type="primary"):
-            service.finish_instructions(make_session, token)
-            st.rerun()
+        _instructions(make_session, token, current, config)
     elif current.stage == "trial":
         _trial(make_session, token, current)
+    elif current.stage == "questions":
+        _questions(make_session, token, config)
     else:
         st.markdown(texts.DONE)
         st.success(f"Your completion code: **{current.completion_code}**")
+        if current.redirect_url:
+            st.link_button("Return to the recruitment site", current.redirect_url, type="primary")
 
 
 def _consent(make_session: sessionmaker[Session], study_name: str | None) -> None:
@@ -50,15 +57,16 @@ def _consent(make_session: sessionmaker[Session], study_name: str | None) -> Non
     try:
         study = service.current_study(make_session, study_name)
     except service.StudyUnavailable:
-        st.warning("This study is not available at the moment.")
+        st.warning(texts.UNAVAILABLE)
         return
-    st.markdown(texts.CONSENT)
+    custom = service.study_config(make_session, study.id).texts.consent
+    st.markdown(custom or texts.CONSENT)
     agree, decline = st.columns(2)
     if agree.button("I agree, start", type="primary", width="stretch"):
         try:
             token = service.start_participant(make_session, study.id, st.query_params.to_dict())
         except service.StudyUnavailable:
-            st.warning("This study is not accepting new participants. Thank you for your interest.")
+            st.warning(texts.UNAVAILABLE)
             return
         st.query_params[state.TOKEN_PARAM] = token
         st.rerun()
@@ -67,26 +75,116 @@ def _consent(make_session: sessionmaker[Session], study_name: str | None) -> Non
         st.rerun()
 
 
-def _trial(make_session: sessionmaker[Session], token: str, current: service.ParticipantState) -> None:
+def _instructions(make_session, token, current, config) -> None:
+    if config.texts.instructions:
+        st.markdown(config.texts.instructions)
+    else:
+        st.markdown(texts.INSTRUCTIONS_INTRO)
+        for protocol in current.protocols:
+            st.markdown(texts.INSTRUCTIONS[protocol])
+            if protocol == "rating" and config.rating_item_ticks:
+                st.markdown(texts.INSTRUCTIONS["rating_ticks"])
+    if st.button("Start", type="primary"):
+        service.finish_instructions(make_session, token)
+        st.rerun()
+
+
+def _grid_row(paths: tuple[str, ...], px: int) -> None:
+    for col, path in zip(st.columns(len(paths)), paths):
+        col.image(_thumb(path, px), width="stretch")
+
+
+def _trial(make_session, token: str, current: service.ParticipantState) -> None:
     trial = current.trial
     assert trial is not None
     service.mark_shown(make_session, token, trial.trial_id)
     st.progress(current.answered / current.total, text=f"Screen {trial.number} of {current.total}")
+    if trial.protocol == "rating":
+        _rating(make_session, token, trial)
+    elif trial.protocol == "pairwise":
+        _pairwise(make_session, token, trial)
+    else:
+        _ranking(make_session, token, trial)
+
+
+def _reference(trial: service.TrialView, px: int) -> None:
+    st.markdown("**Product**")
+    st.image(_thumb(trial.reference_path, REFERENCE_PX), width=px)
+
+
+def _rating(make_session, token: str, trial: service.TrialView) -> None:
     left, right = st.columns([1, 3], gap="large")
     with left:
-        st.markdown("**Product**")
-        st.image(_thumb(trial.reference_path, 360), width="stretch")
+        _reference(trial, 240)
     with right:
         st.markdown("**Recommended as similar**")
-        for col, path in zip(st.columns(len(trial.item_paths)), trial.item_paths):
-            col.image(_thumb(path, 240), width="stretch")
-    with st.form(key=f"trial-{trial.trial_id}", border=True):
-        rating = st.radio("How similar are the five recommendations to the product?",
-                          options=list(texts.SCALE), format_func=texts.SCALE.get, index=None,
-                          horizontal=True)
+        _grid_row(trial.grids[0], ITEM_PX)
+    with st.form(key=f"trial-{trial.trial_id}"):
+        ticks = None
+        if trial.ticks:
+            st.markdown("Tick each recommendation you find similar to the product:")
+            ticks = [col.checkbox(f"{i + 1}", key=f"tick-{trial.trial_id}-{i}")
+                     for i, col in enumerate(st.columns(len(trial.grids[0])))]
+        rating = st.radio("How similar are the five recommendations to the product?", options=list(texts.SCALE),
+                          format_func=texts.SCALE.get, index=None, horizontal=True)
         if st.form_submit_button("Submit", type="primary"):
             if rating is None:
                 st.error("Please choose a rating from 1 to 7 before submitting.")
                 return
-            service.submit_rating(make_session, token, trial.trial_id, int(rating))
+            service.submit_rating(make_session, token, trial.trial_id, int(rating), ticks)
+            st.rerun()
+
+
+def _pairwise(make_session, token: str, trial: service.TrialView) -> None:
+    _reference(trial, 180)
+    for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids):
+        with col, st.container(border=True):
+            st.markdown(f"**Set {label}**")
+            _grid_row(paths, 160)
+    with st.form(key=f"trial-{trial.trial_id}"):
+        choice = st.radio("Which set is more similar to the product?", options=list(texts.PAIRWISE_OPTIONS),
+                          format_func=texts.PAIRWISE_OPTIONS.get, index=None, horizontal=True)
+        if st.form_submit_button("Submit", type="primary"):
+            if choice is None:
+                st.error("Please choose A, B or equally similar before submitting.")
+                return
+            service.submit_pairwise(make_session, token, trial.trial_id, choice)
+            st.rerun()
+
+
+def _ranking(make_session, token: str, trial: service.TrialView) -> None:
+    left, right = st.columns([1, 4], gap="large")
+    with left:
+        _reference(trial, 180)
+    with right:
+        for i, paths in enumerate(trial.grids):
+            with st.container(border=True):
+                st.markdown(f"**Set {i + 1}**")
+                _grid_row(paths, 120)
+    labels = [f"Set {i + 1}" for i in range(len(trial.grids))]
+    with st.form(key=f"trial-{trial.trial_id}"):
+        best = st.radio("Most similar set", options=range(len(labels)), format_func=labels.__getitem__,
+                        index=None, horizontal=True)
+        worst = st.radio("Least similar set", options=range(len(labels)), format_func=labels.__getitem__,
+                         index=None, horizontal=True)
+        if st.form_submit_button("Submit", type="primary"):
+            if best is None or worst is None:
+                st.error("Please choose both the most and the least similar set.")
+                return
+            if best == worst:
+                st.error("The most and the least similar set must be different.")
+                return
+            service.submit_ranking(make_session, token, trial.trial_id, int(best), int(worst))
+            st.rerun()
+
+
+def _questions(make_session, token: str, config) -> None:
+    st.markdown(texts.QUESTIONS)
+    with st.form(key="questions"):
+        answers = {q.key: st.selectbox(q.label, options=list(q.options), index=None, placeholder="Prefer not to say")
+                   for q in config.demographics}
+        comment = st.text_area("Any comments on the study? (optional)", max_chars=service.MAX_COMMENT_LEN) \
+            if config.ask_comment else None
+        if st.form_submit_button("Finish", type="primary"):
+            service.submit_questions(make_session, token, answers, comment)
             st.rerun()
