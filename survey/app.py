@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
-from survey.pages import participant
+from survey.pages import admin, participant
 from survey.settings import Settings
 
 
@@ -23,7 +23,8 @@ def main() -> None:
     settings = Settings.from_env()
     make_session = _sessions(settings.db_url)
     pages = [st.Page(lambda: participant.render(make_session, settings.study), title="Study",
-                     url_path="study", default=True)]
+                     url_path="study", default=True),
+             st.Page(lambda: admin.render(make_session, settings.study), title="Admin", url_path="admin")]
     st.navigation(pages, position="hidden").run()
 
 

@@ -31,21 +31,34 @@ def _print_build(result) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from survey.build import build_study
+    from survey.config import load_config
+
+    if args.config:
+        config = load_config(args.config)
+    elif not (args.catalog and args.name):
+        print("lookalike build: give --config STUDY.toml, or --catalog and --name", file=sys.stderr)
+        return 2
+    else:
+        config = _config_from_flags(args)
+    url, make_session = _sessions(args.db)
+    print(f"database: {url}")
+    _print_build(build_study(make_session, config, replace=args.replace, cache_dir=Settings.from_env().cache_dir,
+                             progress=not args.quiet))
+    return 0
+
+
+def _config_from_flags(args: argparse.Namespace):
     from survey.config import Component, StudyConfig
 
-    config = StudyConfig(
+    return StudyConfig(
         name=args.name, catalog=args.catalog,
         methods=tuple(Component.parse(m) for m in args.methods),
         segmenters=tuple(Component.parse(s) for s in args.segmenters),
         references_per_category=args.references_per_category,
         reference_filter=dict(f.split("=", 1) for f in args.reference_filter),
         k=args.k, seed=args.seed, trials_per_participant=args.trials_per_participant,
+        protocols=tuple(args.protocols),
     )
-    url, make_session = _sessions(args.db)
-    print(f"database: {url}")
-    _print_build(build_study(make_session, config, replace=args.replace, cache_dir=Settings.from_env().cache_dir,
-                             progress=not args.quiet))
-    return 0
 
 
 def serve(db_url: str, *, port: int, study: str | None) -> int:
@@ -209,8 +222,10 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="compute every condition's top-k and store blinded grids")
     db_arg(b)
-    b.add_argument("--catalog", required=True, help="manifest.csv or a folder of category sub-folders")
-    b.add_argument("--name", required=True, help="study name")
+    b.add_argument("--config", help="study TOML file (see survey/example_study.toml); replaces the flags below")
+    b.add_argument("--catalog", help="manifest.csv or a folder of category sub-folders")
+    b.add_argument("--name", help="study name")
+    b.add_argument("--protocols", nargs="+", default=["rating"], choices=["rating", "pairwise", "ranking"])
     b.add_argument("--methods", nargs="+", default=["ssim", "efficientnet"],
                    help="method names, optionally name:key=value,... (see `lookalike methods`)")
     b.add_argument("--segmenters", nargs="+", default=["none", "u2netp"])

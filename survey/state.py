@@ -5,3 +5,5 @@ Session state is not durable (lost on reload); answers never live here, only UI 
 
 TOKEN_PARAM = "p"  # URL query parameter carrying the participant's unguessable token
 DECLINED = "declined_consent"
+ADMIN_OK = "admin_signed_in"
+ADMIN_UNBLIND = "admin_unblind"

@@ -25,12 +25,15 @@ def answer_all(make_session, token: str, rng, *, fail_checks: bool = False) -> N
     service.finish_instructions(make_session, token)
     while (st := service.participant_state(make_session, token)).stage == "trial":
         t = st.trial
+        service.mark_shown(make_session, token, t.trial_id)
         if t.protocol == "rating":
             service.submit_rating(make_session, token, t.trial_id, 7 if fail_checks else int(rng.integers(1, 8)))
         elif t.protocol == "pairwise":
             service.submit_pairwise(make_session, token, t.trial_id, str(rng.choice(["left", "right", "tie"])))
         else:
             service.submit_ranking(make_session, token, t.trial_id, 0, len(t.grids) - 1)
+    if st.stage == "questions":
+        service.submit_questions(make_session, token, {}, None)
 
 
 @pytest.fixture

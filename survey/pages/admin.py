@@ -1,0 +1,81 @@
+"""The researcher's page (/admin): progress, participants, timing, report and export.
+
+Needs the password from ``LOOKALIKE_ADMIN_PASSWORD`` or Streamlit secrets
+(``admin_password``); without one configured the page refuses. Results by condition stay
+hidden until the researcher ticks "Unblind".
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import streamlit as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import monitor, service, state
+from ..analysis import condition_summaries, ratings_table
+from ..report import format_ci, render_html
+
+
+def _configured_password() -> str | None:
+    env = os.environ.get("LOOKALIKE_ADMIN_PASSWORD")
+    if env:
+        return env
+    try:
+        return st.secrets.get("admin_password") or None
+    except FileNotFoundError:  # no secrets.toml at all
+        return None
+
+
+def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
+    st.title("Study administration")
+    expected = _configured_password()
+    if not expected:
+        st.error("The admin page is disabled: set LOOKALIKE_ADMIN_PASSWORD (or admin_password in "
+                 ".streamlit/secrets.toml) and restart the app.")
+        return
+    if not st.session_state.get(state.ADMIN_OK):
+        with st.form("login"):
+            given = st.text_input("Password", type="password")
+            if st.form_submit_button("Sign in"):
+                if hmac.compare_digest(given.encode(), expected.encode()):
+                    st.session_state[state.ADMIN_OK] = True
+                    st.rerun()
+                st.error("Wrong password.")
+        return
+    try:
+        study = service.current_study(make_session, study_name)
+    except service.StudyUnavailable as exc:
+        st.warning(str(exc))
+        return
+    st.caption(f"Study: {study.name} ({study.status})")
+    ov = monitor.overview(make_session, study.id)
+    cols = st.columns(5)
+    cols[0].metric("Participants", ov.participants)
+    cols[1].metric("In progress", ov.in_progress)
+    cols[2].metric("Completed", ov.completed)
+    cols[3].metric("Flagged", ov.flagged)
+    cols[4].metric("Median s / trial", "-" if ov.median_trial_seconds is None else f"{ov.median_trial_seconds:.1f}")
+    st.subheader("Progress: judgements per reference and condition")
+    table = monitor.progress(make_session, study.id)
+    if table.empty:
+        st.info("No answers yet.")
+    else:
+        st.dataframe(table.pivot_table(index=["protocol", "reference"], columns="condition", values="judgements",
+                                       fill_value=0), width="stretch")
+    st.subheader("Participants")
+    st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
+    st.subheader("Results")
+    if st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
+        ratings = ratings_table(make_session, study.id)
+        summaries = condition_summaries(ratings, n_boot=1000)
+        st.dataframe([{"condition": r.condition, "ratings": r.n_ratings, "participants": r.n_participants,
+                       "mean": round(r.mean, 2), "95% CI": format_ci(r)} for r in summaries], hide_index=True)
+        st.download_button("Download report (HTML)", render_html(study.name, summaries,
+                                                                 n_participants=int(ratings["participant"].nunique())),
+                           file_name=f"{study.name}-report.html", mime="text/html")
+        st.download_button("Download ratings (CSV)", ratings.to_csv(index=False), file_name=f"{study.name}-ratings.csv",
+                           mime="text/csv")
+    else:
+        st.caption("Results are hidden while the study runs, so that watching them cannot steer it.")

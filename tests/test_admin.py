@@ -1,0 +1,66 @@
+"""The admin page, driven with AppTest on its own (it is reached at /admin when served)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.models import Participant
+from survey import service
+
+from .conftest import answer_all
+
+
+def _admin_script(db_url: str) -> None:
+    from db.engine import make_engine, make_sessionmaker
+    from survey.pages import admin
+
+    admin.render(make_sessionmaker(make_engine(db_url)), None)
+
+
+def _run(db_path, monkeypatch, password: str | None) -> AppTest:
+    if password is None:
+        monkeypatch.delenv("LOOKALIKE_ADMIN_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("LOOKALIKE_ADMIN_PASSWORD", password)
+    return AppTest.from_function(_admin_script, args=(f"sqlite:///{db_path}",), default_timeout=60).run()
+
+
+def test_refuses_without_a_configured_password(study_db, monkeypatch):
+    db_path, _, _ = study_db
+    at = _run(db_path, monkeypatch, None)
+    assert "disabled" in at.error[0].value and not at.text_input
+
+
+def test_wrong_password_is_refused(study_db, monkeypatch):
+    db_path, _, _ = study_db
+    at = _run(db_path, monkeypatch, "s3cret")
+    at.text_input[0].input("guess")
+    at.button[0].click().run()
+    assert at.error[0].value == "Wrong password." and not at.metric
+
+
+def test_progress_participants_and_blinded_results(study_db, monkeypatch):
+    db_path, make_session, _ = study_db
+    study = service.current_study(make_session)
+    rng = np.random.default_rng(0)
+    answer_all(make_session, service.start_participant(make_session, study.id, {}, rng), rng, fail_checks=True)
+    answer_all(make_session, service.start_participant(make_session, study.id, {}, rng), rng)
+    service.start_participant(make_session, study.id, {}, rng)  # started, nothing answered
+    at = _run(db_path, monkeypatch, "s3cret")
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    metrics = {m.label: m.value for m in at.metric}
+    with make_session() as s:
+        flagged = sum(1 for flags in s.scalars(select(Participant.flags)) if flags)
+    assert flagged >= 1  # the first participant failed every check
+    assert metrics["Participants"] == "3" and metrics["Flagged"] == str(flagged)
+    assert metrics["Completed"] == "2" and metrics["In progress"] == "1"
+    assert float(metrics["Median s / trial"]) >= 0
+    assert len(at.dataframe) == 2  # progress pivot + participants
+    # blinded until asked: no summary table, no report download
+    assert "hidden" in at.caption[-1].value
+    at.checkbox[0].check().run()
+    assert len(at.dataframe) == 3
+    assert at.exception == []
