@@ -15,7 +15,7 @@ from similarity.images import load_rgb
 
 from .. import service, state, texts
 
-REFERENCE_PX = 300
+REFERENCE_PX = 300  # thumbnail resolution; display widths below keep a trial on one laptop screen
 ITEM_PX = 200
 
 
@@ -89,9 +89,10 @@ def _instructions(make_session, token, current, config) -> None:
         st.rerun()
 
 
-def _grid_row(paths: tuple[str, ...], px: int) -> None:
-    for col, path in zip(st.columns(len(paths)), paths):
-        col.image(_thumb(path, px), width="stretch")
+def _grid_row(paths: tuple[str, ...], px: int, *, numbered: bool = False) -> None:
+    """One grid's products in a row, each shown ``px`` wide (stacked on a phone)."""
+    for i, (col, path) in enumerate(zip(st.columns(len(paths), gap="small"), paths)):
+        col.image(_thumb(path, ITEM_PX), width=px, caption=str(i + 1) if numbered else None)
 
 
 def _trial(make_session, token: str, current: service.ParticipantState) -> None:
@@ -118,7 +119,7 @@ def _rating(make_session, token: str, trial: service.TrialView) -> None:
         _reference(trial, 240)
     with right:
         st.markdown("**Recommended as similar**")
-        _grid_row(trial.grids[0], ITEM_PX)
+        _grid_row(trial.grids[0], 150, numbered=trial.ticks)
     with st.form(key=f"trial-{trial.trial_id}"):
         ticks = None
         if trial.ticks:
@@ -136,11 +137,11 @@ def _rating(make_session, token: str, trial: service.TrialView) -> None:
 
 
 def _pairwise(make_session, token: str, trial: service.TrialView) -> None:
-    _reference(trial, 180)
+    _reference(trial, 170)
     for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids):
         with col, st.container(border=True):
             st.markdown(f"**Set {label}**")
-            _grid_row(paths, 160)
+            _grid_row(paths, 100)
     with st.form(key=f"trial-{trial.trial_id}"):
         choice = st.radio("Which set is more similar to the product?", options=list(texts.PAIRWISE_OPTIONS),
                           format_func=texts.PAIRWISE_OPTIONS.get, index=None, horizontal=True)
@@ -153,14 +154,15 @@ def _pairwise(make_session, token: str, trial: service.TrialView) -> None:
 
 
 def _ranking(make_session, token: str, trial: service.TrialView) -> None:
-    left, right = st.columns([1, 4], gap="large")
+    left, right = st.columns([1, 5], gap="medium")
     with left:
-        _reference(trial, 180)
-    with right:
-        for i, paths in enumerate(trial.grids):
-            with st.container(border=True):
-                st.markdown(f"**Set {i + 1}**")
-                _grid_row(paths, 120)
+        _reference(trial, 170)
+    with right:  # sets two per row, so up to six fit one laptop screen
+        for row in range(0, len(trial.grids), 2):
+            for col, i in zip(st.columns(2, gap="small"), range(row, min(row + 2, len(trial.grids)))):
+                with col, st.container(border=True):
+                    st.caption(f"**Set {i + 1}**")
+                    _grid_row(trial.grids[i], 72)
     labels = [f"Set {i + 1}" for i in range(len(trial.grids))]
     with st.form(key=f"trial-{trial.trial_id}"):
         best = st.radio("Most similar set", options=range(len(labels)), format_func=labels.__getitem__,
