@@ -149,6 +149,18 @@ def test_reload_continues_at_the_same_trial(monkeypatch, study_db):
     assert reloaded.get("progress")[0].proto.text == shown_before == f"Screen 3 of {TRIALS}"
 
 
+def test_back_button_dropping_the_token_does_not_start_over(monkeypatch, study_db):
+    db_path, make_session, _ = study_db
+    at, token = _start(monkeypatch, db_path)
+    _answer(at, 0)
+    del at.query_params["p"]  # the URL without the token, in the same browser session
+    at.run()
+    assert at.query_params["p"] == token
+    assert at.get("progress")[0].proto.text == f"Screen 2 of {TRIALS}"
+    with make_session() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 1
+
+
 def test_double_submit_from_two_tabs_stores_one_response(monkeypatch, study_db):
     db_path, make_session, _ = study_db
     at, token = _start(monkeypatch, db_path)

@@ -50,6 +50,8 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
         st.warning(str(exc))
         return
     st.caption(f"Study: {study.name} ({study.status})")
+    with st.expander("Study configuration"):
+        st.json(service.study_config(make_session, study.id).to_dict())
     ov = monitor.overview(make_session, study.id)
     cols = st.columns(5)
     cols[0].metric("Participants", ov.participants)

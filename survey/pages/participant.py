@@ -28,9 +28,15 @@ def _thumb(path: str, size: int) -> np.ndarray:
 
 def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     token = st.query_params.get(state.TOKEN_PARAM)
+    if not token and st.session_state.get(state.TOKEN):
+        # The back button (or an edited URL) dropped the token: this browser session already
+        # has a participant, so put the token back instead of consenting a second time.
+        st.query_params[state.TOKEN_PARAM] = st.session_state[state.TOKEN]
+        st.rerun()
     if not token:
         _consent(make_session, study_name)
         return
+    st.session_state[state.TOKEN] = token
     current = service.participant_state(make_session, token)
     if current is None:
         st.error(texts.INVALID_LINK)
@@ -69,6 +75,7 @@ def _consent(make_session: sessionmaker[Session], study_name: str | None) -> Non
             st.warning(texts.UNAVAILABLE)
             return
         st.query_params[state.TOKEN_PARAM] = token
+        st.session_state[state.TOKEN] = token
         st.rerun()
     if decline.button("I do not agree", width="stretch"):
         st.session_state[state.DECLINED] = True
