@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
 
 DEFAULT_DB = "lookalike.db"
 BUSY_TIMEOUT_MS = 10_000
+#: Bumped whenever the tables change shape. Databases of another version are refused.
+SCHEMA_VERSION = 2
+
+
+class SchemaMismatch(RuntimeError):
+    """The database was created by another version of Lookalike."""
 
 
 def resolve_db_url(value: str | os.PathLike[str] | None = None) -> str:
@@ -42,8 +48,28 @@ def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     if create:
-        Base.metadata.create_all(engine)
+        _create_or_check(engine, url)
     return engine
+
+
+def _create_or_check(engine: Engine, url: str) -> None:
+    tables = set(inspect(engine).get_table_names())
+    if "studies" in tables:
+        found = 1
+        if "lookalike_schema" in tables:
+            with engine.connect() as con:
+                found = con.execute(text("SELECT version FROM lookalike_schema")).scalar_one()
+        if found != SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"{url}: this database has schema version {found}, this Lookalike needs {SCHEMA_VERSION}. "
+                "Rebuild the study into a new database file (in-place upgrades are not supported yet); "
+                "answers in the old file stay readable with the version that wrote it")
+        return
+    Base.metadata.create_all(engine)
+    with engine.begin() as con:
+        con.execute(text("CREATE TABLE IF NOT EXISTS lookalike_schema (version INTEGER NOT NULL)"))
+        con.execute(text("DELETE FROM lookalike_schema"))
+        con.execute(text("INSERT INTO lookalike_schema (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -125,6 +125,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from survey.service import current_study
+    from survey.simulate import ResponseModel, parse_effects, simulate
+
+    _, make_session = _sessions(args.db)
+    study = current_study(make_session, args.study)
+    model = ResponseModel(effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd,
+                          inattentive=args.inattentive)
+    n = simulate(make_session, study.id, args.participants, seed=args.seed, model=model)
+    print(f"study '{study.name}': {args.participants} simulated participants stored {n} answers")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -262,6 +275,18 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
 
+    sm = sub.add_parser("simulate", help="answer a built study with simulated participants (tests, power analysis)")
+    db_arg(sm)
+    sm.add_argument("--study")
+    sm.add_argument("--participants", type=int, required=True)
+    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--effects", default="", metavar="METHOD/SEGMENTER=VALUE,...",
+                    help="true condition effects on a standard-normal scale (unnamed: 0)")
+    sm.add_argument("--noise-sd", type=float, default=1.0)
+    sm.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
+    sm.add_argument("--inattentive", type=float, default=0.0, help="share of raters answering at random")
+    sm.set_defaults(func=cmd_simulate)
+
     e = sub.add_parser("evaluate", help="objective retrieval quality against the manifest's group column")
     e.add_argument("--manifest", required=True, help="manifest.csv (or catalog folder) with a group column")
     e.add_argument("--query", default="", metavar="COLUMN=VALUE", help="which items are queries (default: all)")
@@ -289,12 +314,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from db.engine import SchemaMismatch
     from similarity.catalog import CatalogError
     from similarity.registry import UnknownName
     from similarity.weights import WeightsUnavailable
     from survey.build import StudyExists
     from survey.config import ConfigError
     from survey.service import StudyUnavailable
+    from survey.simulate import SimulationError
 
     args = parser().parse_args(argv)
     if args.offline:
@@ -305,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         tune_for_throughput()
     try:
         return args.func(args)
-    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName) as exc:
+    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName,
+            SimulationError, SchemaMismatch) as exc:
         print(f"lookalike: error: {exc}", file=sys.stderr)
         return 2
 
