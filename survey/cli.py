@@ -138,6 +138,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from survey.export import export
+    from survey.service import current_study
+
+    _, make_session = _sessions(args.db)
+    study = current_study(make_session, args.study)
+    for path in export(make_session, study.id, args.out, fmt=args.format):
+        print(path)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -274,6 +285,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--n-boot", type=int, default=2000)
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export", help="tidy tables of a study's answers, for R or pandas, with a data dictionary")
+    db_arg(x)
+    x.add_argument("--study")
+    x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    x.set_defaults(func=cmd_export)
 
     sm = sub.add_parser("simulate", help="answer a built study with simulated participants (tests, power analysis)")
     db_arg(sm)

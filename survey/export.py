@@ -1,0 +1,141 @@
+"""Tidy export of a study for re-analysis (R, pandas): judgements, participants, grids, and a
+data dictionary describing every column.
+
+``judgements``: one row per (answer, grid shown, condition that produced the grid). A grid
+that several conditions produced appears once per condition; attention-check grids appear
+with condition ``catch``. Participants are identified by a study-local number only; the
+recruitment platform's id stays in the database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Trial
+
+DICTIONARY: dict[str, dict[str, str]] = {
+    "judgements": {
+        "response_id": "id of the answer (one per trial)",
+        "participant": "study-local participant number (pseudonymous)",
+        "protocol": "rating | pairwise | ranking",
+        "trial_position": "0-based position of the trial in the participant's sequence",
+        "is_catch": "true for attention-check trials (not part of any condition's results)",
+        "reference": "item_id of the reference product",
+        "category": "category of the reference",
+        "grid": "opaque id of the grid shown",
+        "grid_position": "where the grid was shown: 0 = the only grid (rating) / left = A (pairwise) / set 1 (ranking)",
+        "method": "similarity method that produced the grid (catch: attention-check grid)",
+        "segmenter": "segmentation variant that produced the grid",
+        "condition": "method/segmenter",
+        "rating": "rating protocol: 1 (not at all similar) .. 7 (extremely similar)",
+        "ticks": "rating protocol with item ticks: JSON list, per grid item, true = ticked similar",
+        "outcome": "pairwise: win | loss | tie for this grid; ranking: best | worst | middle",
+        "response_ms": "milliseconds from the trial's first display to the submit",
+        "answered_at": "UTC time the answer was stored",
+    },
+    "participants": {
+        "participant": "study-local participant number (pseudonymous)",
+        "source": "direct | prolific | mturk",
+        "started_at": "UTC time of consent",
+        "trials_done_at": "UTC time of the last trial's answer (empty: not finished)",
+        "completed_at": "UTC time the completion code was shown (empty: not completed)",
+        "answers": "number of answers stored",
+        "flags": "attention-check failures (failed_check:POS) and too-fast answers (too_fast:POS), ';'-separated",
+        "demographics": "JSON object of the optional questions answered",
+        "comment": "free-text comment (verbatim; escape before displaying as HTML)",
+    },
+    "grids": {
+        "grid": "opaque grid id",
+        "kind": "condition | catch",
+        "reference": "item_id of the reference product",
+        "items": "JSON list of the grid's item_ids, in display order",
+        "condition": "method/segmenter that produced the grid (empty for catch grids)",
+        "scores": "JSON list: that condition's similarity score per grid item",
+    },
+}
+
+
+def _outcome(protocol: str, pos: int, grids: list[str], r: Response) -> str | None:
+    if protocol == "pairwise":
+        if r.choice == "tie":
+            return "tie"
+        return "win" if (r.choice == "left") == (pos == 0) else "loss"
+    if protocol == "ranking":
+        return "best" if grids[pos] == r.best else "worst" if grids[pos] == r.worst else "middle"
+    return None
+
+
+def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.DataFrame]:
+    with make_session() as s:
+        if s.get(Study, study_id) is None:
+            raise LookupError(f"no study with id {study_id}")
+        item = dict(s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all())
+        category = dict(s.execute(select(CatalogItem.id, CatalogItem.category)
+                                  .where(CatalogItem.study_id == study_id)).all())
+        made_by: dict[str, list[tuple[str, str, list[float]]]] = {}
+        for gid, m, g, scores in s.execute(select(GridCondition.grid_id, Condition.method, Condition.segmenter,
+                                                  GridCondition.scores).join(Condition)
+                                           .where(Condition.study_id == study_id)):
+            made_by.setdefault(gid, []).append((m, g, scores))
+        grids = s.scalars(select(Grid).where(Grid.study_id == study_id).order_by(Grid.id)).all()
+        answered = s.execute(select(Response, Trial).join(Trial, Trial.id == Response.trial_id)
+                             .join(Participant, Participant.id == Trial.participant_id)
+                             .where(Participant.study_id == study_id).order_by(Response.id)).all()
+        people = s.scalars(select(Participant).where(Participant.study_id == study_id).order_by(Participant.id)).all()
+    rows = []
+    for r, t in answered:
+        for pos, gid in enumerate(t.grid_ids):
+            for m, g, _ in made_by.get(gid, [("catch", "catch", [])]):
+                rows.append({"response_id": r.id, "participant": r.participant_id, "protocol": t.protocol,
+                             "trial_position": t.position, "is_catch": t.is_catch, "reference": item[t.reference_id],
+                             "category": category[t.reference_id], "grid": gid, "grid_position": pos,
+                             "method": m, "segmenter": g, "condition": f"{m}/{g}", "rating": r.rating,
+                             "ticks": json.dumps(r.ticks) if r.ticks is not None else None,
+                             "outcome": _outcome(t.protocol, pos, t.grid_ids, r), "response_ms": r.response_ms,
+                             "answered_at": r.created_at})
+    judgements = pd.DataFrame(rows, columns=list(DICTIONARY["judgements"]))
+    judgements["rating"] = judgements["rating"].astype("Int64")
+    judgements["response_ms"] = judgements["response_ms"].astype("Int64")
+    counts = judgements.drop_duplicates("response_id")["participant"].value_counts()
+    participants = pd.DataFrame([{"participant": p.id, "source": p.source, "started_at": p.consented_at,
+                                  "trials_done_at": p.trials_done_at, "completed_at": p.completed_at,
+                                  "answers": int(counts.get(p.id, 0)), "flags": ";".join(p.flags or []),
+                                  "demographics": json.dumps(p.demographics or {}), "comment": p.comment}
+                                 for p in people], columns=list(DICTIONARY["participants"]))
+    grid_rows = []
+    for g in grids:
+        for m, seg, scores in made_by.get(g.id, [(None, None, None)]):
+            grid_rows.append({"grid": g.id, "kind": g.kind, "reference": item[g.reference_id],
+                              "items": json.dumps([item[i] for i in g.item_ids]),
+                              "condition": f"{m}/{seg}" if m else None,
+                              "scores": json.dumps(scores) if scores is not None else None})
+    return {"judgements": judgements, "participants": participants,
+            "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"]))}
+
+
+def export(make_session: sessionmaker[Session], study_id: int, out_dir: str | Path, *,
+           fmt: Literal["csv", "parquet"] = "csv") -> list[Path]:
+    """Write the tables and ``data_dictionary.csv`` into ``out_dir``; returns the files written."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"format must be csv or parquet, got {fmt!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables(make_session, study_id).items():
+        path = out / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+        written.append(path)
+    dictionary = pd.DataFrame([{"table": t, "column": c, "description": d}
+                               for t, cols in DICTIONARY.items() for c, d in cols.items()])
+    dictionary.to_csv(out / "data_dictionary.csv", index=False)
+    written.append(out / "data_dictionary.csv")
+    return written
