@@ -1,0 +1,98 @@
+"""Statistics checked against independent computations and hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize, stats
+
+from survey import service
+from survey.export import tables
+from survey.simulate import ResponseModel, simulate
+from survey.stats import (ExclusionRules, _bt_negloglik, apply_exclusions, best_worst_scores, bradley_terry,
+                          bradley_terry_bootstrap, friedman, pairwise_wilcoxon, win_matrix)
+
+
+def _ratings(matrix: np.ndarray) -> pd.DataFrame:
+    """Judgements with one rating per (reference block, condition)."""
+    rows = [{"protocol": "rating", "is_catch": False, "participant": 1, "reference": f"r{i}",
+             "condition": f"c{j}", "rating": float(v)} for i, row in enumerate(matrix) for j, v in enumerate(row)]
+    return pd.DataFrame(rows)
+
+
+def test_friedman_and_kendalls_w_match_scipy_and_the_definition():
+    m = np.array([[1, 2, 3], [2, 3, 1], [1, 3, 2], [1, 2, 3], [2, 3, 1], [1, 3, 2]])
+    res = friedman(_ratings(m))
+    ref = stats.friedmanchisquare(*m.T)
+    assert res.statistic == pytest.approx(ref.statistic) and res.pvalue == pytest.approx(ref.pvalue)
+    # Kendall's W from its definition: 12 S / (n^2 (k^3 - k)), S = sum of squared rank-sum deviations
+    ranks = np.apply_along_axis(stats.rankdata, 1, m)
+    s = ((ranks.sum(axis=0) - ranks.sum() / 3) ** 2).sum()
+    assert res.kendalls_w == pytest.approx(12 * s / (6 ** 2 * (3 ** 3 - 3)))
+    assert (res.n_blocks, res.k) == (6, 3)
+
+
+def test_perfect_agreement_gives_w_of_one():
+    m = np.tile([1.0, 4.0, 7.0], (5, 1))
+    assert friedman(_ratings(m)).kendalls_w == pytest.approx(1.0)
+
+
+def test_wilcoxon_holm_and_rank_biserial():
+    rng = np.random.default_rng(0)
+    m = np.column_stack([rng.normal(5, 1, 20), rng.normal(4, 1, 20), rng.normal(4, 1, 20)])
+    res = {(r.a, r.b): r for r in pairwise_wilcoxon(_ratings(m))}
+    d = m[:, 0] - m[:, 1]
+    ref = stats.wilcoxon(d)
+    r01 = res[("c0", "c1")]
+    assert r01.pvalue == pytest.approx(ref.pvalue) and r01.statistic == pytest.approx(ref.statistic)
+    ranks = stats.rankdata(np.abs(d))
+    assert r01.rank_biserial == pytest.approx((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+    ps = sorted(r.pvalue for r in res.values())
+    holm = [min(1, max((3 - i) * ps[i] for i in range(j + 1))) for j in range(3)]  # step-down by hand
+    assert sorted(r.pvalue_holm for r in res.values()) == pytest.approx(holm)
+
+
+def test_bradley_terry_gradient_and_known_solution():
+    rng = np.random.default_rng(1)
+    wins = rng.integers(1, 10, (4, 4)).astype(float)
+    np.fill_diagonal(wins, 0)
+    err = optimize.check_grad(lambda t: _bt_negloglik(t, wins)[0], lambda t: _bt_negloglik(t, wins)[1],
+                              rng.normal(size=4))
+    assert err < 1e-4
+    # two items, a beats b 3 times out of 4: MLE difference = log(3)
+    theta = bradley_terry(np.array([[0, 3.0], [1.0, 0]]))
+    assert theta[0] - theta[1] == pytest.approx(np.log(3), abs=1e-3)
+    with pytest.raises(ValueError, match="square"):
+        bradley_terry(np.ones((2, 3)))
+
+
+def test_exclusion_rules_change_the_kept_set_exactly():
+    p = pd.DataFrame({"participant": [1, 2, 3, 4, 5],
+                      "flags": ["", "failed_check:3", "too_fast:1;too_fast:2", "", "failed_check:1;too_fast:4"],
+                      "trials_done_at": [pd.Timestamp("2026-01-01"), pd.Timestamp("2026-01-01"),
+                                         pd.Timestamp("2026-01-01"), pd.NaT, pd.Timestamp("2026-01-01")]})
+    default = apply_exclusions(p)
+    assert default.kept_ids == (1, 3) and (default.excluded_failed_checks, default.excluded_incomplete) == (2, 1)
+    strict = apply_exclusions(p, ExclusionRules(too_fast_max=1))
+    assert strict.kept_ids == (1,) and strict.excluded_too_fast == 1
+    lenient = apply_exclusions(p, ExclusionRules(failed_checks_max=None, require_complete=False))
+    assert lenient.kept_ids == (1, 2, 3, 4, 5)
+    assert (default.started, default.completed) == (5, 4)
+
+
+def test_simulated_pairwise_and_ranking_recover_the_true_order(study_db):
+    _, make_session, _ = study_db
+    study = service.current_study(make_session)
+    effects = {"efficientnet/u2netp": 1.5, "efficientnet/none": 0.5, "ssim/none": -0.5, "ssim/u2netp": -1.5}
+    simulate(make_session, study.id, 40, seed=7, model=ResponseModel(effects=effects, noise_sd=0.7))
+    j = tables(make_session, study.id)["judgements"]
+    truth = sorted(effects, key=effects.get, reverse=True)
+    bt = bradley_terry_bootstrap(j, n_boot=100, rng=np.random.default_rng(0))
+    assert [e.condition for e in sorted(bt, key=lambda e: -e.strength)] == truth
+    assert all(e.ci_low <= e.strength <= e.ci_high for e in bt)
+    bw = best_worst_scores(j)
+    assert [b.condition for b in sorted(bw, key=lambda b: -b.score)][0] == truth[0]
+    assert [b.condition for b in sorted(bw, key=lambda b: -b.score)][-1] == truth[-1]
+    w = win_matrix(j)
+    assert w.loc[truth[0], truth[-1]] > w.loc[truth[-1], truth[0]]
