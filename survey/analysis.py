@@ -24,35 +24,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-
-from db.models import CatalogItem, Condition, GridCondition, Participant, Response, Trial
 
 RATING_COLUMNS = ("response_id", "participant", "grid", "reference", "category", "rating", "response_ms",
                   "method", "segmenter", "condition")
 
 
+def ratings_from_judgements(judgements: pd.DataFrame) -> pd.DataFrame:
+    """The tidy ratings table from :func:`survey.export.tables` judgements (attention checks left out)."""
+    r = judgements[(judgements["protocol"] == "rating") & ~judgements["is_catch"].astype(bool)]
+    r = r.assign(rating=r["rating"].astype(int))
+    return r[list(RATING_COLUMNS)].reset_index(drop=True)
+
+
 def ratings_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """Rating-protocol answers, attention checks left out, one row per rating x condition."""
-    answers = (select(Response.id, Response.participant_id, Trial.grid_ids, CatalogItem.item_id,
-                      CatalogItem.category, Response.rating, Response.response_ms)
-               .join(Trial, Trial.id == Response.trial_id)
-               .join(Participant, Participant.id == Trial.participant_id)
-               .join(CatalogItem, CatalogItem.id == Trial.reference_id)
-               .where(Participant.study_id == study_id, Trial.protocol == "rating", Trial.is_catch.is_(False))
-               .order_by(Response.id))
-    producers = (select(GridCondition.grid_id, Condition.method, Condition.segmenter)
-                 .join(Condition, Condition.id == GridCondition.condition_id)
-                 .where(Condition.study_id == study_id).order_by(Condition.id))
-    with make_session() as s:
-        rows = s.execute(answers).all()
-        made_by = pd.DataFrame(s.execute(producers).all(), columns=["grid", "method", "segmenter"])
-    df = pd.DataFrame([(r[0], r[1], r[2][0], *r[3:]) for r in rows],
-                      columns=["response_id", "participant", "grid", "reference", "category", "rating", "response_ms"])
-    df = df.merge(made_by, on="grid", how="inner")
-    df["condition"] = df["method"] + "/" + df["segmenter"]
-    return df.sort_values(["response_id", "condition"], kind="stable").reset_index(drop=True)[list(RATING_COLUMNS)]
+    from .export import tables
+
+    return ratings_from_judgements(tables(make_session, study_id)["judgements"])
 
 
 @dataclass(frozen=True)

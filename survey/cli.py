@@ -107,21 +107,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from survey.analysis import condition_summaries, ratings_table
+    import json
+
     from survey.report import format_ci, render_html
+    from survey.results import compute_results
     from survey.service import current_study
+    from survey.stats import ExclusionRules
 
     _, make_session = _sessions(args.db)
     study = current_study(make_session, args.study)
-    ratings = ratings_table(make_session, study.id)
-    summaries = condition_summaries(ratings, n_boot=args.n_boot, seed=args.seed)
-    out = Path(args.out)
-    out.write_text(render_html(study.name, summaries, n_participants=int(ratings["participant"].nunique())),
-                   encoding="utf-8")
+    rules = ExclusionRules(failed_checks_max=None if args.keep_failed_checks else args.max_failed_checks,
+                           too_fast_max=args.max_too_fast, require_complete=not args.keep_incomplete)
+    results = compute_results(make_session, study.id, rules=rules, n_boot=args.n_boot, seed=args.seed)
+    Path(args.out).write_text(render_html(results), encoding="utf-8")
+    if args.json:
+        print(json.dumps(results.to_json(), default=str))
+        return 0
     print(f"{'condition':<28}{'n':>6}{'mean':>7}  95% CI")
-    for r in sorted(summaries, key=lambda r: -r.mean):
+    for r in sorted(results.conditions, key=lambda r: -r.mean):
         print(f"{r.condition:<28}{r.n_ratings:>6}{r.mean:>7.2f}  {format_ci(r)}")
-    print(f"report written to {out}")
+    print(f"report written to {args.out}")
     return 0
 
 
@@ -283,6 +288,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--study")
     r.add_argument("--out", default="report.html")
     r.add_argument("--n-boot", type=int, default=2000)
+    r.add_argument("--json", action="store_true", help="print the statistics as one JSON object on stdout")
+    r.add_argument("--max-failed-checks", type=int, default=0, help="exclude participants failing more checks")
+    r.add_argument("--keep-failed-checks", action="store_true", help="do not exclude for failed checks")
+    r.add_argument("--max-too-fast", type=int, default=None, help="exclude participants with more too-fast answers")
+    r.add_argument("--keep-incomplete", action="store_true", help="analyse participants who did not finish")
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
 

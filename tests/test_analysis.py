@@ -62,14 +62,16 @@ def test_summaries_and_report_from_real_answers(study_db):
             assert r.ci_low <= r.mean <= r.ci_high
         else:  # which grids a participant saw depends on random grid ids: one rater, no interval
             assert np.isnan(r.ci_low) and np.isnan(r.ci_high)
-    assert condition_summaries(df, n_boot=300, seed=5) == summaries  # seeded: reproducible
-    html = render_html(study.name, summaries, n_participants=4)
-    assert "<table>" in html and "data:image/png;base64," in html
-    assert all(r.condition in html for r in summaries)
+    assert repr(condition_summaries(df, n_boot=300, seed=5)) == repr(summaries)  # seeded; repr: nan == nan
 
 
-def test_report_without_answers_says_so():
-    assert "No ratings yet" in render_html("s", [], n_participants=0)
+
+def test_report_without_answers_says_so(study_db):
+    from survey.results import compute_results
+
+    _, make_session, _ = study_db
+    html = render_html(compute_results(make_session, service.current_study(make_session).id, n_boot=100))
+    assert "No ratings yet" in html and "0 started" in html
 
 
 def test_one_participant_has_no_interval():

@@ -96,3 +96,28 @@ def test_simulated_pairwise_and_ranking_recover_the_true_order(study_db):
     assert [b.condition for b in sorted(bw, key=lambda b: -b.score)][-1] == truth[-1]
     w = win_matrix(j)
     assert w.loc[truth[0], truth[-1]] > w.loc[truth[-1], truth[0]]
+
+
+def test_report_json_and_html_from_a_simulated_study(study_db, tmp_path, capsys):
+    import json
+    import time
+
+    from survey.cli import main
+
+    db_path, make_session, _ = study_db
+    study = service.current_study(make_session)
+    simulate(make_session, study.id, 40, seed=11, model=ResponseModel(
+        effects={"efficientnet/u2netp": 1.0, "ssim/u2netp": -1.0}, inattentive=0.1))
+    t0 = time.perf_counter()
+    assert main(["report", "--db", str(db_path), "--out", str(tmp_path / "r.html"), "--json", "--n-boot", "500"]) == 0
+    seconds = time.perf_counter() - t0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {c["condition"] for c in out["conditions"]} == {f"{m}/{s}" for m in ("ssim", "efficientnet")
+                                                          for s in ("none", "u2netp")}
+    assert all(set(c) >= {"method", "segmenter", "n", "mean", "ci_low", "ci_high"} for c in out["conditions"])
+    assert len(out["bradley_terry"]) == 4 and out["exclusions"]["started"] == 40
+    assert out["exclusions"]["kept"] < 40  # inattentive raters failed checks and were excluded
+    html = (tmp_path / "r.html").read_text()
+    for section in ("Participants", "Ratings (1-7)", "Bradley-Terry", "Best-worst", "objective retrieval"):
+        assert section in html
+    assert seconds < 60, seconds  # a generous bound; the closing note reports the measured time

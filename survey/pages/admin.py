@@ -14,8 +14,9 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import monitor, service, state
-from ..analysis import condition_summaries, ratings_table
+from ..export import tables
 from ..report import format_ci, render_html
+from ..results import compute_results
 
 
 def _configured_password() -> str | None:
@@ -70,14 +71,12 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
     st.subheader("Results")
     if st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
-        ratings = ratings_table(make_session, study.id)
-        summaries = condition_summaries(ratings, n_boot=1000)
+        results = compute_results(make_session, study.id, n_boot=1000)
         st.dataframe([{"condition": r.condition, "ratings": r.n_ratings, "participants": r.n_participants,
-                       "mean": round(r.mean, 2), "95% CI": format_ci(r)} for r in summaries], hide_index=True)
-        st.download_button("Download report (HTML)", render_html(study.name, summaries,
-                                                                 n_participants=int(ratings["participant"].nunique())),
-                           file_name=f"{study.name}-report.html", mime="text/html")
-        st.download_button("Download ratings (CSV)", ratings.to_csv(index=False), file_name=f"{study.name}-ratings.csv",
-                           mime="text/csv")
+                       "mean": round(r.mean, 2), "95% CI": format_ci(r)} for r in results.conditions], hide_index=True)
+        st.download_button("Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html",
+                           mime="text/html")
+        st.download_button("Download judgements (CSV)", tables(make_session, study.id)["judgements"].to_csv(index=False),
+                           file_name=f"{study.name}-judgements.csv", mime="text/csv")
     else:
         st.caption("Results are hidden while the study runs, so that watching them cannot steer it.")

@@ -1,0 +1,85 @@
+"""All of a study's statistics in one object: computed once, formatted by the HTML report
+(:mod:`survey.report`) and by ``lookalike report --json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Condition, ObjectiveMetric, Study
+
+from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
+from .export import tables
+from .stats import (BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult, PairedComparison,
+                    apply_exclusions, best_worst_scores, bradley_terry_bootstrap, friedman, pairwise_wilcoxon)
+
+
+@dataclass(frozen=True)
+class ObjectiveVsHuman:
+    condition: str
+    recall_at_5: float
+    mean_average_precision: float
+    human_mean: float | None
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    study: str
+    exclusions: ExclusionFlow
+    conditions: list[ConditionSummary]
+    friedman: FriedmanResult | None
+    wilcoxon: list[PairedComparison]
+    bradley_terry: list[BTEstimate]
+    best_worst: list[BestWorst]
+    objective: list[ObjectiveVsHuman]
+    objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
+    n_boot: int
+    seed: int
+
+    def to_json(self) -> dict:
+        def clean(x):
+            if isinstance(x, float) and math.isnan(x):
+                return None
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [clean(v) for v in x]
+            return x
+
+        out = dataclasses.asdict(self)
+        out["exclusions"].pop("kept_ids")
+        out["conditions"] = [{"method": c.method, "segmenter": c.segmenter, "condition": c.condition,
+                              "n": c.n_ratings, "participants": c.n_participants, "mean": c.mean,
+                              "ci_low": c.ci_low, "ci_high": c.ci_high} for c in self.conditions]
+        return clean(out)
+
+
+def compute_results(make_session: sessionmaker[Session], study_id: int, *,
+                    rules: ExclusionRules = ExclusionRules(), n_boot: int = 2000, seed: int = 0) -> StudyResults:
+    t = tables(make_session, study_id)
+    flow = apply_exclusions(t["participants"], rules)
+    j = t["judgements"][t["judgements"]["participant"].isin(flow.kept_ids)]
+    ratings = ratings_from_judgements(j)
+    conditions = condition_summaries(ratings, n_boot=n_boot, seed=seed) if not ratings.empty else []
+    fr = friedman(j) if not ratings.empty else None
+    wil = pairwise_wilcoxon(j) if not ratings.empty else []
+    bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
+    bw = best_worst_scores(j)
+    human = {c.condition: c.mean for c in conditions}
+    with make_session() as s:
+        name = s.get(Study, study_id).name
+        objective = [ObjectiveVsHuman(f"{m}/{g}", r5, mp, human.get(f"{m}/{g}"))
+                     for m, g, r5, mp in s.execute(select(Condition.method, Condition.segmenter,
+                                                          ObjectiveMetric.recall_at_5,
+                                                          ObjectiveMetric.mean_average_precision)
+                                                   .join(ObjectiveMetric).where(Condition.study_id == study_id)
+                                                   .order_by(Condition.id))]
+    paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
+    rho = float(sps.spearmanr(*zip(*paired)).statistic) if len(paired) >= 3 else None
+    return StudyResults(name, flow, conditions, fr, wil, bt, bw, objective, rho, n_boot, seed)
