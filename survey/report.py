@@ -19,14 +19,29 @@ def format_ci(r: ConditionSummary) -> str:
     return f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
-def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
+def _axes(n_rows: int):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(7, 0.55 * n_rows + 1.2), dpi=110)
+
+
+def _png(fig, ax) -> bytes:
+    import matplotlib.pyplot as plt
+
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
     ordered = sorted(summaries, key=lambda r: r.mean)
-    fig, ax = plt.subplots(figsize=(7, 0.55 * len(ordered) + 1.2), dpi=110)
+    fig, ax = _axes(len(ordered))
     y = range(len(ordered))
     means = [r.mean for r in ordered]
     err = [[0.0 if math.isnan(r.ci_low) else r.mean - r.ci_low for r in ordered],
@@ -36,34 +51,19 @@ def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
     ax.set_xlim(1, 7)
     ax.set_xlabel(f"mean similarity rating (1-7), {int(ordered[0].confidence * 100)}% bootstrap CI"
                   if ordered else "mean rating")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig, ax)
 
 
 def bt_chart_png(estimates: list[BTEstimate]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ordered = sorted(estimates, key=lambda e: e.strength)
-    fig, ax = plt.subplots(figsize=(7, 0.55 * len(ordered) + 1.2), dpi=110)
+    fig, ax = _axes(len(ordered))
     y = list(range(len(ordered)))
     ax.errorbar([e.strength for e in ordered], y, fmt="o", color="#F58518",
                 xerr=[[e.strength - e.ci_low for e in ordered], [e.ci_high - e.strength for e in ordered]], capsize=4)
     ax.set_yticks(y, [e.condition for e in ordered])
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_xlabel("Bradley-Terry log-strength (pairwise), 95% bootstrap CI")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig, ax)
 
 
 def _img(png: bytes, alt: str) -> str:
