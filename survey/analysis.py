@@ -52,6 +52,7 @@ class ConditionSummary:
     n_ratings: int
     n_participants: int
     mean: float
+    median: float
     ci_low: float
     ci_high: float
     confidence: float
@@ -87,7 +88,8 @@ def cluster_bootstrap_mean_ci(values: np.ndarray, clusters: np.ndarray, *, n_boo
 
 def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95,
                         seed: int = 0) -> list[ConditionSummary]:
-    """Per condition: number of ratings and participants, mean and a participant-clustered bootstrap CI."""
+    """Per condition: number of ratings and participants, mean, median and a participant-clustered
+    bootstrap CI of the mean."""
     missing = set(RATING_COLUMNS) - set(ratings.columns)
     if missing:
         raise ValueError(f"ratings table lacks column(s) {sorted(missing)}; build it with ratings_table()")
@@ -97,5 +99,6 @@ def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence
         lo, hi = cluster_bootstrap_mean_ci(g["rating"].to_numpy(), g["participant"].to_numpy(),
                                            n_boot=n_boot, confidence=confidence, rng=rng)  # nan if 1 participant
         out.append(ConditionSummary(cond, method, seg, len(g), g["participant"].nunique(),
-                                    float(g["rating"].mean()), lo, hi, confidence, n_boot, seed))
+                                    float(g["rating"].mean()), float(g["rating"].median()), lo, hi, confidence,
+                                    n_boot, seed))
     return out

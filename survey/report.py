@@ -95,9 +95,10 @@ def render_html(results: StudyResults) -> str:
     if not results.conditions:
         parts.append("<p>No ratings yet: this part fills in once participants have answered rating trials.</p>")
     else:
-        rows = [[r.condition, r.n_ratings, r.n_participants, f"{r.mean:.2f}", format_ci(r)]
+        rows = [[r.condition, r.n_ratings, r.n_participants, f"{r.mean:.2f}", f"{r.median:g}", format_ci(r)]
                 for r in sorted(results.conditions, key=lambda r: -r.mean)]
-        parts.append(_table(["condition (method/segmenter)", "ratings", "participants", "mean", "95% CI"], rows))
+        parts.append(_table(["condition (method/segmenter)", "ratings", "participants", "mean", "median", "95% CI"],
+                            rows))
         parts.append(_img(bar_chart_png(results.conditions), "Mean rating per condition with confidence intervals"))
         fr = results.friedman
         if fr is not None and not math.isnan(fr.pvalue):
@@ -115,6 +116,12 @@ def render_html(results: StudyResults) -> str:
             parts.append("<p>" + ("Significant after Holm correction: " + "; ".join(
                 f"{esc(w.a)} {'>' if w.median_difference > 0 else '<'} {esc(w.b)}" for w in sig)
                 if sig else "No pair of conditions differs significantly after Holm correction.") + "</p>")
+    if results.precision:
+        parts.append("<h3>Precision@5 as judged by people</h3>")
+        parts.append(_table(["condition", "grids with ticks", "share of items ticked similar", "95% CI"],
+                            [[p.condition, p.n, f"{p.precision:.2f}",
+                              "n/a" if math.isnan(p.ci_low) else f"[{p.ci_low:.2f}, {p.ci_high:.2f}]"]
+                             for p in sorted(results.precision, key=lambda p: -p.precision)]))
     if results.bradley_terry:
         parts.append("<h2>Pairwise comparisons (Bradley-Terry)</h2>")
         parts.append(_table(["condition", "log-strength", "95% CI", "rank"],

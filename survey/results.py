@@ -17,7 +17,8 @@ from db.models import Condition, ObjectiveMetric, Study
 from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
 from .export import tables
 from .stats import (BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult, PairedComparison,
-                    apply_exclusions, best_worst_scores, bradley_terry_bootstrap, friedman, pairwise_wilcoxon)
+                    PrecisionAtK, apply_exclusions, best_worst_scores, bradley_terry_bootstrap, friedman,
+                    pairwise_wilcoxon, precision_at_k)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StudyResults:
     friedman: FriedmanResult | None
     wilcoxon: list[PairedComparison]
     bradley_terry: list[BTEstimate]
+    precision: list[PrecisionAtK]
     best_worst: list[BestWorst]
     objective: list[ObjectiveVsHuman]
     objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
@@ -56,6 +58,7 @@ class StudyResults:
         out["exclusions"].pop("kept_ids")
         out["conditions"] = [{"method": c.method, "segmenter": c.segmenter, "condition": c.condition,
                               "n": c.n_ratings, "participants": c.n_participants, "mean": c.mean,
+                              "median": c.median,
                               "ci_low": c.ci_low, "ci_high": c.ci_high} for c in self.conditions]
         return clean(out)
 
@@ -71,6 +74,7 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
     wil = pairwise_wilcoxon(j) if not ratings.empty else []
     bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
     bw = best_worst_scores(j)
+    prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
     human = {c.condition: c.mean for c in conditions}
     with make_session() as s:
         name = s.get(Study, study_id).name
@@ -82,4 +86,4 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
                                                    .order_by(Condition.id))]
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     rho = float(sps.spearmanr(*zip(*paired)).statistic) if len(paired) >= 3 else None
-    return StudyResults(name, flow, conditions, fr, wil, bt, bw, objective, rho, n_boot, seed)
+    return StudyResults(name, flow, conditions, fr, wil, bt, prec, bw, objective, rho, n_boot, seed)

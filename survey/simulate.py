@@ -6,7 +6,8 @@ The response model, per participant and trial:
 * a grid's latent similarity is the mean effect of the conditions that produced it
   (``effects``, on a standard-normal scale; conditions not named have effect 0) plus the
   participant's bias (rating only; N(0, ``bias_sd``)) plus noise N(0, ``noise_sd``);
-* rating: latent mapped to 1..7 as ``round(4 + 1.5 * latent)``, clipped;
+* rating: latent mapped to 1..7 as ``round(4 + 1.5 * latent)``, clipped; when the study asks
+  for per-item ticks, each item is ticked when the grid's latent plus fresh item noise > 0;
 * pairwise: left if latent(left) - latent(right) > ``tie_margin``, right if below minus the
   margin, else tie;
 * ranking: best = highest latent, worst = lowest;
@@ -94,7 +95,12 @@ def simulate(make_session: sessionmaker[Session], study_id: int, participants: i
             latent = [effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids]
             if t.protocol == "rating":
                 rating = int(rng.integers(1, 8)) if careless else int(np.clip(round(4 + 1.5 * (latent[0] + bias)), 1, 7))
-                stored += service.submit_rating(make_session, token, t.id, rating)
+                ticks = None
+                if state.trial.ticks:  # each item judged on its own: the grid's latent plus item noise
+                    n_items = len(state.trial.grids[0])
+                    ticks = [bool(x) for x in (rng.random(n_items) < 0.5 if careless else
+                                               latent[0] + rng.normal(0, model.noise_sd, n_items) > 0)]
+                stored += service.submit_rating(make_session, token, t.id, rating, ticks)
             elif t.protocol == "pairwise":
                 if careless:
                     choice = str(rng.choice(["left", "right", "tie"]))

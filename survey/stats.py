@@ -7,6 +7,7 @@ explicitly, and returns a frozen result object; the report only formats them.
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +136,33 @@ def pairwise_wilcoxon(judgements: pd.DataFrame, block: tuple[str, ...] = ("refer
     holm = multipletests([x[5] for x in rows], method="holm")[1]
     return [PairedComparison(a, b, n, md, st, p, float(ph), rbc)
             for (a, b, n, md, st, p, rbc), ph in zip(rows, holm)]
+
+
+@dataclass(frozen=True)
+class PrecisionAtK:
+    condition: str
+    n: int  # rated grids with ticks
+    precision: float  # mean share of a grid's items people ticked as similar
+    ci_low: float
+    ci_high: float
+
+
+def precision_at_k(judgements: pd.DataFrame, *, n_boot: int = 2000, rng: np.random.Generator) -> list[PrecisionAtK]:
+    """Precision@k as judged by people: per condition, the mean share of grid items ticked
+    "similar" (rating trials with ticks), with a participant-clustered bootstrap CI."""
+    from .analysis import cluster_bootstrap_mean_ci
+
+    r = _rating_iv(judgements)
+    if "ticks" not in r.columns:
+        raise ValueError("judgements lack 'ticks'; use survey.export.tables()")
+    r = r[r["ticks"].notna()]
+    share = r["ticks"].map(lambda t: float(np.mean(json.loads(t))) if isinstance(t, str) else float(np.mean(t)))
+    r = r.assign(share=share)
+    out = []
+    for cond, g in r.groupby("condition", sort=True):
+        lo, hi = cluster_bootstrap_mean_ci(g["share"].to_numpy(), g["participant"].to_numpy(), n_boot=n_boot, rng=rng)
+        out.append(PrecisionAtK(cond, len(g), float(g["share"].mean()), lo, hi))
+    return out
 
 
 # --- pairwise protocol: Bradley-Terry ---------------------------------------------------------

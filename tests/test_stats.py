@@ -118,6 +118,24 @@ def test_report_json_and_html_from_a_simulated_study(study_db, tmp_path, capsys)
     assert len(out["bradley_terry"]) == 4 and out["exclusions"]["started"] == 40
     assert out["exclusions"]["kept"] < 40  # inattentive raters failed checks and were excluded
     html = (tmp_path / "r.html").read_text()
-    for section in ("Participants", "Ratings (1-7)", "Bradley-Terry", "Best-worst", "objective retrieval"):
+    assert {p["condition"] for p in out["precision"]} == {c["condition"] for c in out["conditions"]}
+    for section in ("Participants", "Ratings (1-7)", "Precision@5", "Bradley-Terry", "Best-worst",
+                    "objective retrieval"):
         assert section in html
     assert seconds < 60, seconds  # a generous bound; the closing note reports the measured time
+
+
+def test_precision_at_k_from_ticks_by_hand():
+    from survey.stats import precision_at_k
+
+    j = pd.DataFrame([
+        {"protocol": "rating", "is_catch": False, "participant": 1, "reference": "r", "condition": "a",
+         "rating": 5, "ticks": "[true, true, false, false, false]"},
+        {"protocol": "rating", "is_catch": False, "participant": 2, "reference": "r", "condition": "a",
+         "rating": 6, "ticks": "[true, true, true, true, false]"},
+        {"protocol": "rating", "is_catch": False, "participant": 1, "reference": "r", "condition": "b",
+         "rating": 2, "ticks": None},
+    ])
+    [a] = precision_at_k(j, n_boot=200, rng=np.random.default_rng(0))
+    assert (a.condition, a.n) == ("a", 2) and a.precision == pytest.approx((0.4 + 0.8) / 2)
+    assert 0.4 <= a.ci_low <= a.precision <= a.ci_high <= 0.8
