@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,8 @@ def ssim_matrix(queries: np.ndarray, gallery: np.ndarray | None = None, *, param
         Gallery images per step; memory is about ``block * H * W * C * 4`` bytes times a
         small constant, whatever the number of images.
     dtype
-        Computation precision. float32 (default) agrees with scikit-image's float64 to
-        about 1e-6; pass ``torch.float64`` for bit-level agreement at half the speed.
+        Computation precision. float32 (default) agrees with scikit-image's float64 within
+        about 1e-5 on real photos; ``torch.float64`` agrees to 1e-12 at half the speed.
     """
     q = _validate(queries, "queries", params, dtype)
     symmetric = gallery is None
