@@ -134,6 +134,17 @@ def render_html(results: StudyResults) -> str:
         parts.append(_table(["condition", "shown", "best", "worst", "score (best-worst)/shown"],
                             [[b.condition, b.shown, b.best, b.worst, f"{b.score:.2f}"]
                              for b in sorted(results.best_worst, key=lambda b: -b.score)]))
+    if results.agreement or results.split_half:
+        parts.append("<h2>Agreement between participants</h2>")
+        parts.append(_table(["answers", "Krippendorff's alpha", "95% CI", "level", "units judged 2+ times", "raters"],
+                            [[a.protocol, "n/a" if math.isnan(a.alpha) else f"{a.alpha:.2f}",
+                              "n/a" if math.isnan(a.ci_low) else f"[{a.ci_low:.2f}, {a.ci_high:.2f}]",
+                              a.level, a.units, a.raters] for a in results.agreement]))
+        sh = results.split_half
+        if sh is not None and sh.splits:
+            parts.append(f"<p>Split-half reliability of the condition means: r = {sh.r:.2f} between random halves "
+                         f"of the participants ({sh.splits} splits), {sh.spearman_brown:.2f} for the full sample "
+                         "(Spearman-Brown).</p>")
     if results.objective:
         parts.append("<h2>People vs. objective retrieval</h2>")
         parts.append(_table(["condition", "recall@5 (same product)", "mAP", "human mean rating"],

@@ -16,9 +16,9 @@ from db.models import Condition, ObjectiveMetric, Study
 
 from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
 from .export import tables
-from .stats import (BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult, PairedComparison,
-                    PrecisionAtK, apply_exclusions, best_worst_scores, bradley_terry_bootstrap, friedman,
-                    pairwise_wilcoxon, precision_at_k)
+from .stats import (Agreement, BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult,
+                    PairedComparison, PrecisionAtK, SplitHalf, agreement, apply_exclusions, best_worst_scores,
+                    bradley_terry_bootstrap, friedman, pairwise_wilcoxon, precision_at_k, split_half)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class StudyResults:
     wilcoxon: list[PairedComparison]
     bradley_terry: list[BTEstimate]
     precision: list[PrecisionAtK]
+    agreement: list[Agreement]
+    split_half: SplitHalf | None
     best_worst: list[BestWorst]
     objective: list[ObjectiveVsHuman]
     objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
@@ -75,6 +77,9 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
     bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
     bw = best_worst_scores(j)
     prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
+    agree = [agreement(j, p, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
+             for p in ("rating", "pairwise") if (j["protocol"] == p).any()]
+    sh = split_half(ratings, rng=np.random.default_rng(seed)) if not ratings.empty else None
     human = {c.condition: c.mean for c in conditions}
     with make_session() as s:
         name = s.get(Study, study_id).name
@@ -86,4 +91,4 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
                                                    .order_by(Condition.id))]
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     rho = float(sps.spearmanr(*zip(*paired)).statistic) if len(paired) >= 3 else None
-    return StudyResults(name, flow, conditions, fr, wil, bt, prec, bw, objective, rho, n_boot, seed)
+    return StudyResults(name, flow, conditions, fr, wil, bt, prec, agree, sh, bw, objective, rho, n_boot, seed)

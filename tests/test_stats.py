@@ -119,8 +119,9 @@ def test_report_json_and_html_from_a_simulated_study(study_db, tmp_path, capsys)
     assert out["exclusions"]["kept"] < 40  # inattentive raters failed checks and were excluded
     html = (tmp_path / "r.html").read_text()
     assert {p["condition"] for p in out["precision"]} == {c["condition"] for c in out["conditions"]}
+    assert {a["protocol"] for a in out["agreement"]} == {"rating", "pairwise"}
     for section in ("Participants", "Ratings (1-7)", "Precision@5", "Bradley-Terry", "Best-worst",
-                    "objective retrieval"):
+                    "Agreement between participants", "objective retrieval"):
         assert section in html
     assert seconds < 60, seconds  # a generous bound; the closing note reports the measured time
 
@@ -139,3 +140,37 @@ def test_precision_at_k_from_ticks_by_hand():
     [a] = precision_at_k(j, n_boot=200, rng=np.random.default_rng(0))
     assert (a.condition, a.n) == ("a", 2) and a.precision == pytest.approx((0.4 + 0.8) / 2)
     assert 0.4 <= a.ci_low <= a.precision <= a.ci_high <= 0.8
+
+
+def test_krippendorff_alpha_reproduces_the_published_example():
+    """Krippendorff (2011), 'Computing Krippendorff's alpha-reliability': 4 coders, 12 units."""
+    from survey.stats import krippendorff_alpha
+
+    n = np.nan
+    data = pd.DataFrame([[1, 2, 3, 3, 2, 1, 4, 1, 2, n, n, n], [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, n, 3],
+                         [n, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, n], [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, n]])
+    rng = np.random.default_rng(0)
+    assert krippendorff_alpha(data, "nominal", n_boot=50, rng=rng)[0] == pytest.approx(0.743, abs=5e-4)
+    assert krippendorff_alpha(data, "interval", n_boot=50, rng=rng)[0] == pytest.approx(0.849, abs=5e-4)
+    alpha, lo, hi = krippendorff_alpha(data, "ordinal", n_boot=200, rng=rng)
+    assert lo <= alpha <= hi
+    with pytest.raises(ValueError, match="level must be"):
+        krippendorff_alpha(data, "interval-ish", rng=rng)
+
+
+def test_agreement_and_split_half_on_simulated_raters(study_db):
+    from survey.analysis import ratings_from_judgements
+    from survey.stats import agreement, split_half
+
+    _, make_session, _ = study_db
+    study = service.current_study(make_session)
+    effects = {"efficientnet/u2netp": 2.0, "ssim/u2netp": -2.0}
+    simulate(make_session, study.id, 40, seed=2, model=ResponseModel(effects=effects, noise_sd=0.3, bias_sd=0.1))
+    j = tables(make_session, study.id)["judgements"]
+    rng = np.random.default_rng(0)
+    rating = agreement(j, "rating", n_boot=100, rng=rng)
+    assert rating.level == "ordinal" and rating.units > 0 and rating.alpha > 0.5  # low noise: raters agree
+    pair = agreement(j, "pairwise", n_boot=100, rng=rng)
+    assert pair.level == "nominal" and pair.alpha > 0.3
+    sh = split_half(ratings_from_judgements(j), splits=50, rng=rng)
+    assert sh.spearman_brown > 0.8 and sh.splits == 50
