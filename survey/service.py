@@ -86,6 +86,15 @@ def study_config(make_session: sessionmaker[Session], study_id: int) -> StudyCon
         return StudyConfig.from_dict(study.config)
 
 
+def participant_config(make_session: sessionmaker[Session], token: str) -> StudyConfig:
+    """The configuration of the study this participant belongs to (texts, questions)."""
+    with make_session() as s:
+        p = _participant(s, token)
+        if p is None:
+            raise PermissionError("unknown participant token")
+        return StudyConfig.from_dict(s.get(Study, p.study_id).config)
+
+
 def _clean_params(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(params[k])[:MAX_PARAM_LEN] for k in RECORDED_PARAMS if params.get(k)}
 

@@ -325,3 +325,17 @@ def test_full_study_refuses_politely(tmp_path, small_catalog, monkeypatch):
     assert "not accepting new participants" in at.warning[0].value
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
+
+
+def test_a_participant_of_an_older_study_keeps_its_own_texts(monkeypatch, study_db, small_catalog):
+    from survey.build import build_study
+    from survey.config import Component, StudyConfig, Texts
+
+    db_path, make_session, _ = study_db
+    at = _click(_app(monkeypatch, db_path), "I agree, start")  # joins study "t"
+    build_study(make_session, StudyConfig(name="newer", catalog=str(small_catalog), methods=(Component("ssim"),),
+                                          segmenters=(Component("none"),), references_per_category=1,
+                                          texts=Texts(instructions="NEWER STUDY INSTRUCTIONS")), progress=False)
+    at.run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "Rating screens" in text and "NEWER STUDY" not in text

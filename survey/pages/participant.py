@@ -41,8 +41,8 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     if current is None:
         st.error(texts.INVALID_LINK)
         return
-    config = service.study_config(make_session, service.current_study(make_session, study_name).id) \
-        if current.stage in ("instructions", "questions") else None
+    config = service.participant_config(make_session, token) if current.stage in ("instructions", "questions") \
+        else None
     if current.stage == "instructions":
         _instructions(make_session, token, current, config)
     elif current.stage == "trial":
