@@ -116,6 +116,14 @@ def render_html(results: StudyResults) -> str:
             parts.append("<p>" + ("Significant after Holm correction: " + "; ".join(
                 f"{esc(w.a)} {'>' if w.median_difference > 0 else '<'} {esc(w.b)}" for w in sig)
                 if sig else "No pair of conditions differs significantly after Holm correction.") + "</p>")
+    mm = results.mixed_model
+    if mm is not None:
+        parts.append("<h3>Method &times; segmenter (mixed model)</h3>")
+        parts.append(f"<p>{esc(mm.formula)}; {mm.n} ratings, {mm.participants} participants, {mm.references} "
+                     f"references{'' if mm.converged else '; the fit did NOT converge, read with care'}.</p>")
+        parts.append(_table(["term", "estimate", "std. error", "p", "95% CI"],
+                            [[t.term, f"{t.estimate:.2f}", f"{t.std_error:.2f}", _p(t.pvalue),
+                              f"[{t.ci_low:.2f}, {t.ci_high:.2f}]"] for t in mm.terms]))
     if results.precision:
         parts.append("<h3>Precision@5 as judged by people</h3>")
         parts.append(_table(["condition", "grids with ticks", "share of items ticked similar", "95% CI"],

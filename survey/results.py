@@ -17,8 +17,9 @@ from db.models import Condition, ObjectiveMetric, Study
 from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
 from .export import tables
 from .stats import (Agreement, BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult,
-                    PairedComparison, PrecisionAtK, SplitHalf, agreement, apply_exclusions, best_worst_scores,
-                    bradley_terry_bootstrap, friedman, pairwise_wilcoxon, precision_at_k, split_half)
+                    MixedModelResult, PairedComparison, PrecisionAtK, SplitHalf, agreement, apply_exclusions, best_worst_scores,
+                    bradley_terry_bootstrap, friedman, method_segmenter_model, pairwise_wilcoxon, precision_at_k,
+                    split_half)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StudyResults:
     conditions: list[ConditionSummary]
     friedman: FriedmanResult | None
     wilcoxon: list[PairedComparison]
+    mixed_model: MixedModelResult | None
     bradley_terry: list[BTEstimate]
     precision: list[PrecisionAtK]
     agreement: list[Agreement]
@@ -74,6 +76,7 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
     conditions = condition_summaries(ratings, n_boot=n_boot, seed=seed) if not ratings.empty else []
     fr = friedman(j) if not ratings.empty else None
     wil = pairwise_wilcoxon(j) if not ratings.empty else []
+    mixed = method_segmenter_model(ratings) if len(ratings) >= 10 else None
     bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
     bw = best_worst_scores(j)
     prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
@@ -91,4 +94,4 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
                                                    .order_by(Condition.id))]
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     rho = float(sps.spearmanr(*zip(*paired)).statistic) if len(paired) >= 3 else None
-    return StudyResults(name, flow, conditions, fr, wil, bt, prec, agree, sh, bw, objective, rho, n_boot, seed)
+    return StudyResults(name, flow, conditions, fr, wil, mixed, bt, prec, agree, sh, bw, objective, rho, n_boot, seed)

@@ -120,7 +120,8 @@ def test_report_json_and_html_from_a_simulated_study(study_db, tmp_path, capsys)
     html = (tmp_path / "r.html").read_text()
     assert {p["condition"] for p in out["precision"]} == {c["condition"] for c in out["conditions"]}
     assert {a["protocol"] for a in out["agreement"]} == {"rating", "pairwise"}
-    for section in ("Participants", "Ratings (1-7)", "Precision@5", "Bradley-Terry", "Best-worst",
+    assert out["mixed_model"]["terms"][0]["term"] == "Intercept"
+    for section in ("Participants", "Ratings (1-7)", "mixed model", "Precision@5", "Bradley-Terry", "Best-worst",
                     "Agreement between participants", "objective retrieval"):
         assert section in html
     assert seconds < 60, seconds  # a generous bound; the closing note reports the measured time
@@ -174,3 +175,30 @@ def test_agreement_and_split_half_on_simulated_raters(study_db):
     assert pair.level == "nominal" and pair.alpha > 0.3
     sh = split_half(ratings_from_judgements(j), splits=50, rng=rng)
     assert sh.spearman_brown > 0.8 and sh.splits == 50
+
+
+def test_mixed_model_matches_ols_without_random_variance_and_finds_a_method_effect():
+    import statsmodels.formula.api as smf
+
+    from survey.stats import method_segmenter_model
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for p in range(30):
+        for ref in range(6):
+            for m in ("a", "b"):
+                for s in ("x", "y"):
+                    mu = 4 + (1.0 if m == "b" else 0.0)
+                    rows.append({"participant": p, "reference": f"r{ref}", "method": m, "segmenter": s,
+                                 "condition": f"{m}/{s}", "rating": mu + rng.normal(0, 1)})
+    df = pd.DataFrame(rows)
+    res = method_segmenter_model(df)
+    terms = {t.term: t for t in res.terms}
+    ols = smf.ols("rating ~ C(method) * C(segmenter)", df).fit()
+    for name in ols.params.index:  # balanced design: fixed effects equal the OLS estimates
+        assert terms[name].estimate == pytest.approx(ols.params[name], abs=1e-6)
+    b = terms["C(method)[T.b]"]
+    assert b.pvalue < 1e-6 and b.ci_low < 1.0 < b.ci_high
+    assert terms["C(segmenter)[T.y]"].ci_low < 0 < terms["C(segmenter)[T.y]"].ci_high
+    assert (res.n, res.participants, res.references) == (720, 30, 6)
+    assert method_segmenter_model(df[df["segmenter"] == "x"]) is None
