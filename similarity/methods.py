@@ -122,11 +122,6 @@ class EmbeddingMethod(Method):
         arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
-    def _preprocess(self, images: Sequence[Image.Image]):
-        import torch
-
-        return torch.from_numpy(np.stack([self.prepare(im) for im in images]))
-
     @abstractmethod
     def _encode(self, batch): ...
 

@@ -35,7 +35,7 @@ def test_lite0_bundled_weights_classify_a_real_photo():
     m = create_method("efficientnet")
     item = next(i for i in _grocery().items if i.group == "Granny-Smith" and i.meta["view"] == "iconic")
     with torch.inference_mode():
-        logits = m.net(m._preprocess([load_rgb(item.path)]))
+        logits = m.net(torch.from_numpy(m.prepare(load_rgb(item.path))[None]))
     assert int(logits.argmax()) == 948  # ImageNet "Granny Smith"
 
 
