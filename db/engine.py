@@ -5,19 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
+from .migrate import ensure_schema
 
 DEFAULT_DB = "lookalike.db"
 BUSY_TIMEOUT_MS = 10_000
-#: Bumped whenever the tables change shape. Databases of another version are refused.
-SCHEMA_VERSION = 2
-
-
-class SchemaMismatch(RuntimeError):
-    """The database was created by another version of Lookalike."""
 
 
 def resolve_db_url(value: str | os.PathLike[str] | None = None) -> str:
@@ -38,6 +32,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for ``url``; with ``create`` (the default) the schema is created or checked
+    (see :func:`db.migrate.ensure_schema`); ``lookalike db upgrade`` passes ``create=False``."""
     url = resolve_db_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -46,30 +42,10 @@ def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     if create:
-        _create_or_check(engine, url)
+        ensure_schema(engine)
     return engine
-
-
-def _create_or_check(engine: Engine, url: str) -> None:
-    tables = set(inspect(engine).get_table_names())
-    if "studies" in tables:
-        found = 1
-        if "lookalike_schema" in tables:
-            with engine.connect() as con:
-                found = con.execute(text("SELECT version FROM lookalike_schema")).scalar_one()
-        if found != SCHEMA_VERSION:
-            raise SchemaMismatch(
-                f"{url}: this database has schema version {found}, this Lookalike needs {SCHEMA_VERSION}. "
-                "Rebuild the study into a new database file (in-place upgrades are not supported yet); "
-                "answers in the old file stay readable with the version that wrote it")
-        return
-    Base.metadata.create_all(engine)
-    with engine.begin() as con:
-        con.execute(text("CREATE TABLE IF NOT EXISTS lookalike_schema (version INTEGER NOT NULL)"))
-        con.execute(text("DELETE FROM lookalike_schema"))
-        con.execute(text("INSERT INTO lookalike_schema (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

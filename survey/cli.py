@@ -222,6 +222,36 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from db import migrate
+    from db.engine import make_engine
+
+    url = Settings.from_env(args.db).db_url
+    engine = make_engine(url, create=False)
+    try:
+        if args.action == "upgrade":
+            before, after = migrate.upgrade(engine)
+            print(f"{url}: schema {before or 'empty'} -> {after}" if before != after
+                  else f"{url}: already at the newest schema ({after})")
+        else:
+            state = migrate.schema_state(engine)
+            found = "empty" if state.empty else (state.current or f"pre-migration version {state.legacy_version}")
+            print(f"{url}: schema {found}; this Lookalike needs {state.head}"
+                  + ("" if state.up_to_date or state.empty else " (run `lookalike db upgrade`)"))
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from db.backup import backup_sqlite
+
+    r = backup_sqlite(Settings.from_env(args.db).db_url, args.out, overwrite=args.overwrite)
+    rows = ", ".join(f"{t} {n}" for t, n in r.tables.items() if t in ("participants", "responses", "trials"))
+    print(f"backed up {r.source} -> {r.out} ({r.bytes / 1e6:.1f} MB, {r.seconds:.2f}s, integrity ok; {rows})")
+    return 0
+
+
 def cmd_methods(_: argparse.Namespace) -> int:
     from similarity.methods import METHODS
     from similarity.segmenters import SEGMENTERS
@@ -336,13 +366,23 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("name", nargs="?")
     w.set_defaults(func=cmd_weights)
 
+    dbp = sub.add_parser("db", help="show the database's schema revision, or upgrade it in place (Alembic)")
+    dbp.add_argument("action", choices=["upgrade", "current"])
+    db_arg(dbp)
+    dbp.set_defaults(func=cmd_db)
+    bk = sub.add_parser("backup", help="consistent copy of a live SQLite database (online backup API)")
+    bk.add_argument("out", help="file to write the copy to")
+    db_arg(bk)
+    bk.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    bk.set_defaults(func=cmd_backup)
     m = sub.add_parser("methods", help="list registered methods and segmenters")
     m.set_defaults(func=cmd_methods)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from db.engine import SchemaMismatch
+    from db.backup import BackupError
+    from db.migrate import SchemaError
     from similarity.catalog import CatalogError
     from similarity.registry import UnknownName
     from similarity.weights import WeightsUnavailable
@@ -361,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName,
-            SimulationError, SchemaMismatch) as exc:
+            SimulationError, SchemaError, BackupError) as exc:
         print(f"lookalike: error: {exc}", file=sys.stderr)
         return 2
 

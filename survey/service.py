@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -186,6 +186,10 @@ def start_participant(make_session: sessionmaker[Session], study_id: int, url_pa
             source, external_id = platform, params[key]
             break
     with make_session.begin() as s:
+        # Lock the study row first (a row lock in PostgreSQL, the write lock in SQLite), so that
+        # concurrent starts, in one process or several, run one after another: each sees every
+        # earlier participant (max_participants, a returning platform id, least-judged counts).
+        s.execute(update(Study).where(Study.id == study_id).values(status=Study.status))
         study = s.get(Study, study_id)
         if study is None or study.status != "open":
             raise StudyUnavailable("this study is not accepting participants")
@@ -279,8 +283,9 @@ def _insert_ignore(s: Session, table, values: dict[str, Any]) -> bool:
     ins = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(dialect)
     if ins is None:
         raise NotImplementedError(f"database dialect '{dialect}' is not supported (use SQLite or PostgreSQL)")
-    result = s.execute(ins(table).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    # RETURNING, not rowcount: drivers differ in what rowcount reports for ON CONFLICT DO NOTHING
+    inserted = s.execute(ins(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key))
+    return inserted.first() is not None
 
 
 def _failed_check(s: Session, t: Trial, answer: dict[str, Any]) -> bool:

@@ -51,39 +51,103 @@ def small_catalog(tmp_path_factory) -> Path:
     return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
 
 
+def _built_study_config(small_catalog):
+    from survey.config import Question, StudyConfig
+
+    return StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
+                       reference_filter={"view": "packshot"}, seed=1,
+                       protocols=("rating", "pairwise", "ranking"), trials_per_participant=4,
+                       rating_item_ticks=True, attention_check_rate=0.25, completion_code="DONE42",
+                       redirect_url="https://example.org/complete?cc=DONE42",
+                       demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),))
+
+
 @pytest.fixture(scope="session")
 def built_study(tmp_path_factory, small_catalog):
     """A study built with all four default conditions on the small catalog (real weights),
     serving all three protocols (4 trials each + 1 attention check each) and one question."""
     from survey.build import build_study
-    from survey.config import Question, StudyConfig
 
     db_path = tmp_path_factory.mktemp("db") / "study.db"
     engine = make_engine(f"sqlite:///{db_path}")
     sessions = make_sessionmaker(engine)
-    config = StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
-                         reference_filter={"view": "packshot"}, seed=1,
-                         protocols=("rating", "pairwise", "ranking"), trials_per_participant=4,
-                         rating_item_ticks=True, attention_check_rate=0.25, completion_code="DONE42",
-                         redirect_url="https://example.org/complete?cc=DONE42",
-                         demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),))
-    result = build_study(sessions, config, cache_dir=db_path.parent / "cache", progress=False)
+    result = build_study(sessions, _built_study_config(small_catalog), cache_dir=db_path.parent / "cache",
+                         progress=False)
+    engine.dispose()
     return db_path, result
 
 
-@pytest.fixture
-def study_db(tmp_path, built_study):
-    """A private copy of the built study database, so tests can answer freely."""
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (Debian's binaries; .ci/run installs them). Without them the
+    PostgreSQL variants are skipped, unless LOOKALIKE_REQUIRE_POSTGRES=1 (set by .ci/run) makes
+    that a failure."""
+    from db.pgserver import PostgresUnavailable, TempPostgres
+
+    try:
+        server = TempPostgres.start()
+    except PostgresUnavailable as e:
+        if os.environ.get("LOOKALIKE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here: {e}")
+        pytest.skip(f"PostgreSQL server not available: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database of each kind (a real PostgreSQL server, never a mock)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture(scope="session")
+def pg_built_study(postgres, built_study, small_catalog):
+    """The built study again, in a PostgreSQL template database (features come from the warm cache)."""
+    from survey.build import build_study
+
+    db_path, _ = built_study
+    url = postgres.create_database("template")
+    engine = make_engine(url)
+    result = build_study(make_sessionmaker(engine), _built_study_config(small_catalog),
+                         cache_dir=db_path.parent / "cache", progress=False)
+    engine.dispose()
+    return url.rsplit("/", 1)[1], result
+
+
+def _sqlite_copy(built_study, tmp_path) -> str:
     import sqlite3
 
-    src_path, result = built_study
+    src_path, _ = built_study
     dst_path = tmp_path / "copy.db"
     src, dst = sqlite3.connect(src_path), sqlite3.connect(dst_path)
     src.backup(dst)
     src.close()
     dst.close()
-    engine = make_engine(f"sqlite:///{dst_path}")
-    yield dst_path, make_sessionmaker(engine), result
+    return f"sqlite:///{dst_path}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def study_db(request, tmp_path, built_study):
+    """A private copy of the built study, in SQLite and in PostgreSQL, so tests can answer freely.
+    Yields (database URL, session factory, build result)."""
+    if request.param == "sqlite":
+        url, result = _sqlite_copy(built_study, tmp_path), built_study[1]
+    else:
+        template, result = request.getfixturevalue("pg_built_study")
+        url = request.getfixturevalue("postgres").create_database(template=template)
+    engine = make_engine(url)
+    yield url, make_sessionmaker(engine), result
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_study_db(tmp_path, built_study):
+    """``study_db``, SQLite only (for what only SQLite has, e.g. file backups)."""
+    url = _sqlite_copy(built_study, tmp_path)
+    engine = make_engine(url)
+    yield url, make_sessionmaker(engine), built_study[1]
     engine.dispose()
 
 

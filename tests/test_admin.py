@@ -24,7 +24,7 @@ def _run(db_path, monkeypatch, password: str | None) -> AppTest:
         monkeypatch.delenv("LOOKALIKE_ADMIN_PASSWORD", raising=False)
     else:
         monkeypatch.setenv("LOOKALIKE_ADMIN_PASSWORD", password)
-    return AppTest.from_function(_admin_script, args=(f"sqlite:///{db_path}",), default_timeout=60).run()
+    return AppTest.from_function(_admin_script, args=(db_path,), default_timeout=60).run()
 
 
 def test_refuses_without_a_configured_password(study_db, monkeypatch):

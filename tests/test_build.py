@@ -140,19 +140,3 @@ def test_build_over_a_catalog_with_a_corrupt_file_completes_and_reports_it(tmp_p
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(CatalogItem)) == 6
         assert "item3" not in set(s.scalars(select(CatalogItem.item_id)))
-
-
-def test_a_database_of_another_schema_version_is_refused(tmp_path):
-    import sqlite3
-
-    from db.engine import SCHEMA_VERSION, SchemaMismatch, make_engine
-
-    old = tmp_path / "old.db"
-    con = sqlite3.connect(old)
-    con.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, name TEXT)")  # a pre-versioning database
-    con.commit()
-    con.close()
-    with pytest.raises(SchemaMismatch, match=f"schema version 1, this Lookalike needs {SCHEMA_VERSION}"):
-        make_engine(f"sqlite:///{old}")
-    make_engine(f"sqlite:///{tmp_path / 'new.db'}").dispose()
-    make_engine(f"sqlite:///{tmp_path / 'new.db'}").dispose()  # reopening the current version is fine

@@ -1,0 +1,16 @@
+"""Many participants at once, on SQLite and on a real PostgreSQL server: bench/load.py's
+participants (reloads, double clicks from two threads, resubmits, returning through the
+recruitment link) leave every trial answered exactly once."""
+
+from __future__ import annotations
+
+from bench.load import build_load_study, run_load
+
+
+def test_concurrent_participants_lose_and_duplicate_nothing(db_url, small_catalog, tmp_path):
+    build_load_study(db_url, small_catalog, tmp_path / "cache", trials=4)
+    r = run_load(db_url, participants=24, seed=1)
+    assert r["errors"] == 0, r["error_examples"]
+    assert r["participants_stored"] == r["completed"] == 24  # nobody created twice, everyone finished
+    assert r["answers_expected"] == r["answers_stored"] > 24 * 4
+    assert r["lost"] == 0 and r["duplicates"] == 0

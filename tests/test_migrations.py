@@ -1,0 +1,162 @@
+"""Schema migrations (Alembic), on SQLite and on a real PostgreSQL server: an older database
+upgrades in place without losing rows, the models and the migrations agree, and the start-up
+check refuses outdated and newer schemas."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from db import migrate
+from db.engine import make_engine, make_sessionmaker
+from db.models import Base, Participant, Response, Study
+from survey import service
+
+from .conftest import answer_all
+
+
+def _counts(engine) -> dict[str, int]:
+    with engine.connect() as con:
+        return {t: con.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()
+                for t in Base.metadata.tables}
+
+
+def _downgraded_copy(study_db, revision: str):
+    """The answered study at an older schema revision (what an older Lookalike left behind)."""
+    url, make_session, _ = study_db
+    study = service.current_study(make_session)
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        answer_all(make_session, service.start_participant(make_session, study.id, {"PROLIFIC_PID": f"p{seed}"},
+                                                           rng), rng)
+    engine = create_engine(url)
+    before = _counts(engine)
+    with engine.begin() as con:
+        from alembic import command
+
+        command.downgrade(migrate._config(con), revision)
+    return engine, before
+
+
+def test_models_and_migrations_agree(db_url):
+    engine = create_engine(db_url)
+    with engine.begin() as con:
+        from alembic import command
+
+        command.upgrade(migrate._config(con), "head")
+    with engine.connect() as con:
+        diff = compare_metadata(MigrationContext.configure(con, opts={"compare_type": True}), Base.metadata)
+    assert diff == [], f"models differ from the migrations: {diff}"
+    engine.dispose()
+
+
+def test_empty_database_is_created_at_head(db_url):
+    engine = make_engine(db_url)
+    state = migrate.schema_state(engine)
+    assert state.up_to_date and state.current == migrate.head_revision() and not state.empty
+    engine.dispose()
+    make_engine(db_url).dispose()  # reopening is fine
+
+
+def test_older_revision_is_refused_then_upgraded_in_place_without_losing_rows(study_db):
+    engine, before = _downgraded_copy(study_db, "0001")
+    assert "uq_participants_study_external" not in {i["name"] for i in inspect(engine).get_indexes("participants")}
+    with pytest.raises(migrate.SchemaOutdated, match="lookalike db upgrade"):
+        make_engine(study_db[0])
+    assert migrate.upgrade(engine) == ("0001", migrate.head_revision())
+    assert _counts(engine) == before and before["responses"] > 0
+    fresh = make_engine(study_db[0])  # the start-up check passes now
+    with make_sessionmaker(fresh)() as s:
+        assert s.scalar(select(func.count()).select_from(Response)) == before["responses"]
+    fresh.dispose()
+    engine.dispose()
+
+
+def test_upgrade_refuses_duplicate_platform_ids_and_changes_nothing(study_db):
+    engine, _ = _downgraded_copy(study_db, "0001")
+    with engine.begin() as con:  # a race under the old schema could leave two rows for one PROLIFIC_PID
+        con.execute(text("UPDATE participants SET external_id = 'same'"))
+    with pytest.raises(RuntimeError, match="share a platform id.*'same' x2"):
+        migrate.upgrade(engine)
+    assert migrate.schema_state(engine).current == "0001"  # rolled back
+    engine.dispose()
+
+
+def test_pre_alembic_sqlite_database_is_stamped_and_upgraded(sqlite_study_db):
+    url = sqlite_study_db[0]  # Lookalike 0.1 databases were SQLite files
+    engine, before = _downgraded_copy(sqlite_study_db, "0001")
+    engine.dispose()
+    con = sqlite3.connect(url.split(":///", 1)[1])  # what Lookalike 0.1 wrote: schema version 2, no alembic
+    con.execute("DROP TABLE alembic_version")
+    con.execute("CREATE TABLE lookalike_schema (version INTEGER NOT NULL)")
+    con.execute("INSERT INTO lookalike_schema VALUES (2)")
+    con.commit()
+    con.close()
+    with pytest.raises(migrate.SchemaOutdated, match="pre-migration schema version 2"):
+        make_engine(url)
+    engine = create_engine(url)
+    assert migrate.upgrade(engine) == ("legacy v2", migrate.head_revision())
+    assert _counts(engine) == before
+    assert "lookalike_schema" not in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_unknown_newer_revision_is_refused(db_url):
+    make_engine(db_url).dispose()
+    engine = create_engine(db_url)
+    with engine.begin() as con:
+        con.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(migrate.SchemaTooNew, match="9999, written by a newer Lookalike"):
+        make_engine(db_url)
+    engine.dispose()
+
+
+def test_one_participant_per_platform_id_is_enforced_by_the_database(study_db):
+    url, make_session, _ = study_db
+    with make_session.begin() as s:
+        study = s.scalars(select(Study)).first()
+        s.add(Participant(study_id=study.id, token="a" * 32, external_id="X", url_params={}, flags=[],
+                          demographics={}))
+    with pytest.raises(IntegrityError):
+        with make_session.begin() as s:
+            s.add(Participant(study_id=study.id, token="b" * 32, external_id="X", url_params={}, flags=[],
+                              demographics={}))
+    with make_session.begin() as s:  # direct visitors (no platform id) never collide
+        s.add_all([Participant(study_id=study.id, token=c * 32, external_id=None, url_params={}, flags=[],
+                               demographics={}) for c in "cd"])
+
+
+def test_a_pre_versioning_database_is_refused_and_not_upgraded(tmp_path):
+    old = tmp_path / "old.db"
+    con = sqlite3.connect(old)
+    con.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, name TEXT)")  # before schema versions existed
+    con.commit()
+    con.close()
+    with pytest.raises(migrate.SchemaOutdated, match="pre-migration schema version 1"):
+        make_engine(f"sqlite:///{old}")
+    engine = create_engine(f"sqlite:///{old}")
+    with pytest.raises(migrate.SchemaError, match="version 1 cannot be upgraded in place"):
+        migrate.upgrade(engine)
+    assert inspect(engine).get_table_names() == ["studies"]
+    engine.dispose()
+
+
+def test_cli_db_current_and_upgrade(study_db, capsys):
+    from survey.cli import main
+
+    url = study_db[0]
+    _downgraded_copy(study_db, "0001")[0].dispose()
+    assert main(["db", "current", "--db", url]) == 0
+    assert "schema 0001; this Lookalike needs 0002 (run `lookalike db upgrade`)" in capsys.readouterr().out
+    assert main(["report", "--db", url, "--out", "/dev/null"]) == 2
+    assert "lookalike db upgrade" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "schema 0001 -> 0002" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "already at the newest schema" in capsys.readouterr().out
