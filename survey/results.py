@@ -17,9 +17,10 @@ from db.models import Condition, ObjectiveMetric, Study
 from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
 from .export import tables
 from .stats import (Agreement, BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult,
-                    MixedModelResult, PairedComparison, PrecisionAtK, SplitHalf, agreement, apply_exclusions, best_worst_scores,
-                    bradley_terry_bootstrap, friedman, method_segmenter_model, pairwise_wilcoxon, precision_at_k,
-                    split_half)
+                    MixedModelResult, PairedComparison, PLEstimate, PrecisionAtK, RatingDistribution, SplitHalf,
+                    WinTieLoss, ZScoreResult, agreement, apply_exclusions, best_worst_scores, bradley_terry_bootstrap,
+                    friedman, method_segmenter_model, pairwise_wilcoxon, plackett_luce_bootstrap, precision_at_k,
+                    rating_distribution, split_half, win_tie_loss, zscored_analysis)
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,18 @@ class StudyResults:
     study: str
     exclusions: ExclusionFlow
     conditions: list[ConditionSummary]
+    rating_distribution: list[RatingDistribution]
     friedman: FriedmanResult | None
     wilcoxon: list[PairedComparison]
+    zscored: ZScoreResult | None  # per-rater z-scores: robustness check of the rating results
     mixed_model: MixedModelResult | None
+    win_tie_loss: list[WinTieLoss]
     bradley_terry: list[BTEstimate]
     precision: list[PrecisionAtK]
     agreement: list[Agreement]
     split_half: SplitHalf | None
     best_worst: list[BestWorst]
+    plackett_luce: list[PLEstimate]
     objective: list[ObjectiveVsHuman]
     objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
     n_boot: int
@@ -78,7 +83,11 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
     wil = pairwise_wilcoxon(j) if not ratings.empty else []
     mixed = method_segmenter_model(ratings) if len(ratings) >= 10 else None
     bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
-    bw = best_worst_scores(j)
+    bw = best_worst_scores(j, n_boot=n_boot, rng=np.random.default_rng(seed))
+    pl = plackett_luce_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
+    wtl = win_tie_loss(j)
+    z = zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else None
+    dist = rating_distribution(ratings) if not ratings.empty else []
     prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
     agree = [agreement(j, p, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
              for p in ("rating", "pairwise") if (j["protocol"] == p).any()]
@@ -94,4 +103,7 @@ def compute_results(make_session: sessionmaker[Session], study_id: int, *,
                                                    .order_by(Condition.id))]
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     rho = float(sps.spearmanr(*zip(*paired)).statistic) if len(paired) >= 3 else None
-    return StudyResults(name, flow, conditions, fr, wil, mixed, bt, prec, agree, sh, bw, objective, rho, n_boot, seed)
+    return StudyResults(study=name, exclusions=flow, conditions=conditions, rating_distribution=dist, friedman=fr,
+                        wilcoxon=wil, zscored=z, mixed_model=mixed, win_tie_loss=wtl, bradley_terry=bt,
+                        precision=prec, agreement=agree, split_half=sh, best_worst=bw, plackett_luce=pl,
+                        objective=objective, objective_spearman=rho, n_boot=n_boot, seed=seed)

@@ -13,6 +13,13 @@ The response model, per participant and trial:
 * ranking: best = highest latent, worst = lowest;
 * attention checks: attentive raters answer them correctly (rating 1, the real grid, the
   catch grid as worst); a share ``inattentive`` of participants answers everything at random.
+
+The mapping from latent values to answers lives in small vectorised functions
+(:func:`rating_from_latent`, :func:`pairwise_from_latent`, :func:`best_worst_from_latent`,
+:func:`ticks_from_latent`). :func:`simulate` uses them on the service path;
+:func:`simulate_judgements` uses them to write the tidy judgements table directly (no
+database, no attention checks), which is what repeated simulations (power, coverage and
+calibration tests) need to be fast.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+
+import pandas as pd
 
 from db.models import Condition, Grid, GridCondition, Participant, Trial
 
@@ -39,6 +48,32 @@ class ResponseModel:
     bias_sd: float = 0.5
     inattentive: float = 0.0
     tie_margin: float = 0.25
+
+
+# --- the response model: latent similarity -> answer (vectorised) ---------------------------------
+
+
+def rating_from_latent(latent, bias=0.0) -> np.ndarray:
+    """The 1..7 rating of a grid: ``round(4 + 1.5 * (latent + bias))`` (half to even), clipped."""
+    return np.clip(np.round(4 + 1.5 * (np.asarray(latent, dtype=float) + bias)), 1, 7).astype(int)
+
+
+def ticks_from_latent(latent, item_noise) -> np.ndarray:
+    """Per-item "similar" ticks: the grid's latent plus fresh item noise above 0."""
+    return np.asarray(latent, dtype=float) + np.asarray(item_noise, dtype=float) > 0
+
+
+def pairwise_from_latent(diff, tie_margin: float) -> np.ndarray:
+    """'left' if latent(left) - latent(right) > tie_margin, 'right' if below -tie_margin, else 'tie'."""
+    d = np.asarray(diff, dtype=float)
+    return np.where(d > tie_margin, "left", np.where(d < -tie_margin, "right", "tie"))
+
+
+def best_worst_from_latent(latent) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the highest (best) and lowest (worst) latent along the last axis;
+    NaN marks an empty slot."""
+    lat = np.asarray(latent, dtype=float)
+    return np.nanargmax(lat, axis=-1), np.nanargmin(lat, axis=-1)
 
 
 def parse_effects(spec: str | None) -> dict[str, float]:
@@ -94,26 +129,167 @@ def simulate(make_session: sessionmaker[Session], study_id: int, participants: i
             service.mark_shown(make_session, token, t.id)
             latent = [effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids]
             if t.protocol == "rating":
-                rating = int(rng.integers(1, 8)) if careless else int(np.clip(round(4 + 1.5 * (latent[0] + bias)), 1, 7))
+                rating = int(rng.integers(1, 8)) if careless else int(rating_from_latent(latent[0], bias))
                 ticks = None
                 if state.trial.ticks:  # each item judged on its own: the grid's latent plus item noise
                     n_items = len(state.trial.grids[0])
                     ticks = [bool(x) for x in (rng.random(n_items) < 0.5 if careless else
-                                               latent[0] + rng.normal(0, model.noise_sd, n_items) > 0)]
+                                               ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items)))]
                 stored += service.submit_rating(make_session, token, t.id, rating, ticks)
             elif t.protocol == "pairwise":
                 if careless:
                     choice = str(rng.choice(["left", "right", "tie"]))
                 else:
-                    d = latent[0] - latent[1]
-                    choice = "left" if d > model.tie_margin else "right" if d < -model.tie_margin else "tie"
+                    choice = str(pairwise_from_latent(latent[0] - latent[1], model.tie_margin))
                 stored += service.submit_pairwise(make_session, token, t.id, choice)
             else:
                 if careless:
                     best, worst = (int(x) for x in rng.choice(len(latent), size=2, replace=False))
                 else:
-                    best, worst = int(np.argmax(latent)), int(np.argmin(latent))
+                    best, worst = (int(x) for x in best_worst_from_latent(latent))
                 stored += service.submit_ranking(make_session, token, t.id, best, worst)
         if state.stage == "questions":
             service.submit_questions(make_session, token, {}, None)
     return stored
+
+
+# --- the same response model, written straight into a tidy judgements table ---------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    """What simulated participants can be shown, without a database.
+
+    ``grids``: one row per grid x producing condition, columns ``grid``, ``reference``,
+    ``method``, ``segmenter``, ``condition`` (as :func:`survey.export.tables` ``grids``).
+    Each participant gets ``trials_per_participant`` units per protocol, the least judged
+    first (random tie-break), like :mod:`survey.service`.
+    """
+
+    grids: pd.DataFrame
+    trials_per_participant: int
+
+    @property
+    def conditions(self) -> list[str]:
+        return sorted(self.grids["condition"].unique())
+
+
+def synthetic_design(conditions: list[str], references: int, trials_per_participant: int) -> Design:
+    """Every condition its own grid for each of ``references`` references (no shared grids)."""
+    if references < 1 or trials_per_participant < 1 or not conditions:
+        raise SimulationError("a design needs conditions, references >= 1 and trials_per_participant >= 1")
+    rows = [{"grid": f"g{r}-{i}", "reference": f"r{r}", "method": c.split("/")[0],
+             "segmenter": c.split("/", 1)[1] if "/" in c else "", "condition": c}
+            for r in range(references) for i, c in enumerate(conditions)]
+    return Design(pd.DataFrame(rows), trials_per_participant)
+
+
+def study_design(make_session: sessionmaker[Session], study_id: int) -> Design:
+    """The design of a built study: its grids and trials per participant."""
+    from .export import tables
+
+    g = tables(make_session, study_id)["grids"]
+    g = g[g["kind"] == "condition"]
+    g = g.assign(method=g["condition"].str.split("/").str[0], segmenter=g["condition"].str.split("/", n=1).str[1])
+    return Design(g[["grid", "reference", "method", "segmenter", "condition"]].reset_index(drop=True),
+                  service.study_config(make_session, study_id).trials_per_participant)
+
+
+def _units(design: Design, protocol: str) -> list[tuple[int, ...]]:
+    """Grid indices (into the sorted grid ids) of every unit, as survey.service.study_units."""
+    import itertools
+
+    grid_ids = sorted(design.grids["grid"].unique())
+    index = {g: i for i, g in enumerate(grid_ids)}
+    by_ref = design.grids.drop_duplicates("grid").groupby("reference", sort=True)["grid"]
+    units: list[tuple[int, ...]] = []
+    for _, gids in by_ref:
+        ids = sorted(index[g] for g in gids)
+        if protocol == "rating":
+            units += [(i,) for i in ids]
+        elif protocol == "pairwise":
+            units += list(itertools.combinations(ids, 2))
+        elif len(ids) >= 2:
+            units.append(tuple(ids[: service.MAX_RANKING_GRIDS]))
+    return units
+
+
+def simulate_judgements(design: Design, participants: int, *, protocol: str = "rating",
+                        model: ResponseModel = ResponseModel(), rng: np.random.Generator) -> pd.DataFrame:
+    """Simulated answers of one protocol as the tidy judgements table of :func:`survey.export.tables`
+    (columns filled: response_id, participant, protocol, trial_position, is_catch, reference, grid,
+    grid_position, method, segmenter, condition, rating, outcome).
+
+    Same response model as :func:`simulate` (the same latent-to-answer functions), but no
+    database and no attention checks: careless raters (``model.inattentive``) stay in the data.
+    """
+    if protocol not in ("rating", "pairwise", "ranking"):
+        raise SimulationError(f"protocol must be rating, pairwise or ranking, got {protocol!r}")
+    if participants < 1:
+        raise SimulationError("participants must be at least 1")
+    unknown = set(model.effects) - set(design.conditions)
+    if unknown:
+        raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; "
+                              f"valid: {design.conditions}")
+    grid_ids = np.array(sorted(design.grids["grid"].unique()))
+    eff = (design.grids.assign(e=design.grids["condition"].map(lambda c: model.effects.get(c, 0.0)))
+           .groupby("grid")["e"].mean().reindex(grid_ids).to_numpy())
+    units = _units(design, protocol)
+    if not units:
+        raise SimulationError(f"the design has no {protocol} units")
+    width = max(len(u) for u in units)
+    unit_grids = np.full((len(units), width), -1)
+    for i, u in enumerate(units):
+        unit_grids[i, : len(u)] = u
+    per = min(design.trials_per_participant, len(units))
+    # assignment: least judged first, random tie-break (sequential over participants)
+    counts = np.zeros(len(units), dtype=int)
+    chosen = np.empty((participants, per), dtype=int)
+    for p in range(participants):
+        order = np.lexsort((rng.random(len(units)), counts))[:per]
+        chosen[p] = rng.permutation(order)
+        counts[order] += 1
+    n_trials = participants * per
+    trial_participant = np.repeat(np.arange(participants), per)
+    careless = rng.random(participants) < model.inattentive
+    bias = rng.normal(0, model.bias_sd, participants)
+    shown = unit_grids[chosen.ravel()]  # trials x width, -1 = empty slot
+    # random display positions within a trial (empty slots stay last)
+    keys = np.where(shown >= 0, rng.random(shown.shape), 2.0)
+    shown = np.take_along_axis(shown, np.argsort(keys, axis=1), axis=1)
+    valid = shown >= 0
+    latent = np.where(valid, eff[np.where(valid, shown, 0)] + rng.normal(0, model.noise_sd, shown.shape), np.nan)
+    lazy = careless[trial_participant]
+    rating = outcome = None
+    if protocol == "rating":
+        rating = np.where(lazy, rng.integers(1, 8, n_trials), rating_from_latent(latent[:, 0], bias[trial_participant]))
+    elif protocol == "pairwise":
+        choice = np.where(lazy, rng.choice(["left", "right", "tie"], n_trials),
+                          pairwise_from_latent(latent[:, 0] - latent[:, 1], model.tie_margin))
+        outcome = np.column_stack([np.select([choice == "left", choice == "right"], ["win", "loss"], "tie"),
+                                   np.select([choice == "left", choice == "right"], ["loss", "win"], "tie")])
+    else:
+        best, worst = best_worst_from_latent(latent)
+        n_valid = valid.sum(axis=1)
+        rb = (rng.random(n_trials) * n_valid).astype(int)
+        rw = (rb + 1 + (rng.random(n_trials) * (n_valid - 1)).astype(int)) % n_valid  # a different position
+        best, worst = np.where(lazy, rb, best), np.where(lazy, rw, worst)
+        pos = np.arange(width)[None, :]
+        outcome = np.where(pos == best[:, None], "best", np.where(pos == worst[:, None], "worst", "middle"))
+    t_idx, pos_idx = np.nonzero(valid)
+    shown_df = pd.DataFrame({
+        "response_id": t_idx + 1, "participant": trial_participant[t_idx] + 1, "protocol": protocol,
+        "trial_position": t_idx % per, "is_catch": False, "grid": grid_ids[shown[t_idx, pos_idx]],
+        "grid_position": pos_idx,
+        "rating": pd.array(rating[t_idx], dtype="Int64") if rating is not None else pd.array([pd.NA] * len(t_idx),
+                                                                                           dtype="Int64"),
+        "outcome": outcome[t_idx, pos_idx] if outcome is not None else None})
+    out = shown_df.merge(design.grids, on="grid", how="left")
+    out["category"] = None
+    out["ticks"] = None
+    out["response_ms"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["answered_at"] = None
+    from .export import DICTIONARY
+
+    return out[list(DICTIONARY["judgements"])].sort_values(["response_id", "grid_position", "condition"],
+                                                            ignore_index=True)

@@ -61,19 +61,26 @@ def apply_exclusions(participants: pd.DataFrame, rules: ExclusionRules = Exclusi
 # --- rating protocol -----------------------------------------------------------------------
 
 
-def _rating_iv(judgements: pd.DataFrame) -> pd.DataFrame:
-    need = {"protocol", "is_catch", "participant", "reference", "condition", "rating"}
+def _rating_iv(judgements: pd.DataFrame, value: str = "rating") -> pd.DataFrame:
+    """Rating answers without attention checks, ``value`` as float. Takes the judgements table, or
+    the tidy ratings table (:func:`survey.analysis.ratings_from_judgements`, already filtered)."""
+    need = {"participant", "reference", "condition", value}
     missing = need - set(judgements.columns)
     if missing:
         raise ValueError(f"judgements lack {sorted(missing)}; use survey.export.tables()")
-    r = judgements[(judgements["protocol"] == "rating") & ~judgements["is_catch"].astype(bool)]
-    return r.assign(rating=r["rating"].astype(float))
+    r = judgements
+    if "protocol" in r.columns:
+        r = r[r["protocol"] == "rating"]
+    if "is_catch" in r.columns:
+        r = r[~r["is_catch"].astype(bool)]
+    return r.assign(**{value: r[value].astype(float)})
 
 
-def block_matrix(judgements: pd.DataFrame, block: tuple[str, ...] = ("reference",)) -> pd.DataFrame:
-    """Mean rating per block x condition, complete blocks only (every condition rated)."""
-    r = _rating_iv(judgements)
-    m = r.pivot_table(index=list(block), columns="condition", values="rating", aggfunc="mean")
+def block_matrix(judgements: pd.DataFrame, block: tuple[str, ...] = ("reference",), *,
+                 value: str = "rating") -> pd.DataFrame:
+    """Mean ``value`` per block x condition, complete blocks only (every condition rated)."""
+    r = _rating_iv(judgements, value)
+    m = r.pivot_table(index=list(block), columns="condition", values=value, aggfunc="mean")
     return m.dropna()
 
 
@@ -87,14 +94,16 @@ class FriedmanResult:
     block: tuple[str, ...]
 
 
-def friedman(judgements: pd.DataFrame, block: tuple[str, ...] = ("reference",)) -> FriedmanResult:
+def friedman(judgements: pd.DataFrame, block: tuple[str, ...] = ("reference",), *,
+             value: str = "rating") -> FriedmanResult:
     """Friedman test of rating differences between conditions, with Kendall's W = chi2 / (n (k - 1)).
 
     Blocks are ``block`` groups (default: references, averaging over participants; pass
     ``("participant", "reference")`` when every participant rated every condition of a
-    reference). Only complete blocks enter; their number is reported.
+    reference). Only complete blocks enter; their number is reported. ``value`` names the
+    column tested (``"z"`` for per-rater z-scores, see :func:`zscore_ratings`).
     """
-    m = block_matrix(judgements, block)
+    m = block_matrix(judgements, block, value=value)
     n, k = m.shape
     if k < 3 or n < 2:
         return FriedmanResult(float("nan"), float("nan"), float("nan"), n, k, block)
@@ -114,10 +123,48 @@ class PairedComparison:
     rank_biserial: float  # matched-pairs effect size in [-1, 1]; > 0: a rated higher
 
 
+def wilcoxon_signed_rank(d: np.ndarray) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank test of paired differences ``d``: (statistic, p-value), equal to
+    ``scipy.stats.wilcoxon(d, zero_method="wilcox")`` (statistic min(R+, R-)).
+
+    scipy answers small samples with ties or zeros (n <= 13) by a permutation test enumerating all
+    2**n sign flips, which is slow inside repeated simulations; here that exact null distribution
+    of R+ is built by dynamic programming over the (doubled, integral) midranks instead. Every
+    other case is scipy's own computation.
+    """
+    d = np.asarray(d, dtype=float)
+    nz = d[d != 0]
+    if len(nz) == 0:
+        return float("nan"), float("nan")
+    ties = len(np.unique(np.abs(nz))) < len(nz)
+    if len(d) > 13 or not (ties or len(nz) < len(d)):
+        res = stats.wilcoxon(d, zero_method="wilcox")
+        return float(res.statistic), float(res.pvalue)
+    r2 = np.rint(2 * stats.rankdata(np.abs(nz))).astype(int)  # midranks are multiples of 1/2
+    counts = np.zeros(r2.sum() + 1)
+    counts[0] = 1.0
+    for r in r2:  # distribution of 2 R+ over all sign assignments
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    observed = int(r2[nz > 0].sum())
+    total = counts.sum()
+    p = min(1.0, 2 * min(counts[: observed + 1].sum() / total, counts[observed:].sum() / total))
+    return float(min(observed, r2.sum() - observed) / 2), float(p)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm step-down adjusted p-values (as statsmodels' ``multipletests(method="holm")``, without
+    the garbage collection it runs on every call)."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
 def pairwise_wilcoxon(judgements: pd.DataFrame, block: tuple[str, ...] = ("reference",)) -> list[PairedComparison]:
     """Wilcoxon signed-rank test for every pair of conditions over blocks rating both, Holm-corrected."""
-    from statsmodels.stats.multitest import multipletests
-
     r = _rating_iv(judgements)
     m = r.pivot_table(index=list(block), columns="condition", values="rating", aggfunc="mean")
     rows = []
@@ -127,15 +174,15 @@ def pairwise_wilcoxon(judgements: pd.DataFrame, block: tuple[str, ...] = ("refer
         if len(nz) < 1:
             rows.append((a, b, len(d), float(np.median(d)) if len(d) else float("nan"), float("nan"), 1.0, 0.0))
             continue
-        res = stats.wilcoxon(d, zero_method="wilcox")
+        statistic, pvalue = wilcoxon_signed_rank(d)
         ranks = stats.rankdata(np.abs(nz))
         rbc = float((ranks[nz > 0].sum() - ranks[nz < 0].sum()) / ranks.sum())
-        rows.append((a, b, len(d), float(np.median(d)), float(res.statistic), float(res.pvalue), rbc))
+        rows.append((a, b, len(d), float(np.median(d)), statistic, pvalue, rbc))
     if not rows:
         return []
-    holm = multipletests([x[5] for x in rows], method="holm")[1]
+    adjusted = holm([x[5] for x in rows])
     return [PairedComparison(a, b, n, md, st, p, float(ph), rbc)
-            for (a, b, n, md, st, p, rbc), ph in zip(rows, holm)]
+            for (a, b, n, md, st, p, rbc), ph in zip(rows, adjusted)]
 
 
 @dataclass(frozen=True)
@@ -165,6 +212,73 @@ def precision_at_k(judgements: pd.DataFrame, *, n_boot: int = 2000, rng: np.rand
     return out
 
 
+def zscore_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
+    """The ratings with a column ``z``: each rating standardised within its participant,
+    (rating - participant mean) / participant SD (population SD, ddof=0).
+
+    Mean and SD are taken over the participant's distinct answers (``response_id``), so a
+    rating of a grid several conditions share weighs once. A participant whose answers are
+    all equal expresses no preference: their z-scores are 0.
+    """
+    r = _rating_iv(ratings)
+    if "response_id" not in r.columns:
+        raise ValueError("ratings lack 'response_id'; use survey.analysis.ratings_from_judgements()")
+    answers = r.drop_duplicates("response_id").groupby("participant")["rating"]
+    mean, sd = r["participant"].map(answers.mean()), r["participant"].map(answers.std(ddof=0))
+    z = np.where(sd > 0, (r["rating"] - mean) / sd.where(sd > 0, 1.0), 0.0)
+    return r.assign(z=z)
+
+
+@dataclass(frozen=True)
+class ZScoreSummary:
+    condition: str
+    method: str
+    segmenter: str
+    n: int
+    mean: float  # mean per-rater z-score
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class ZScoreResult:
+    """Per-rater z-scored ratings: a robustness check against raters using the scale differently."""
+    conditions: list[ZScoreSummary]
+    friedman: FriedmanResult
+    constant_raters: int  # participants whose answers were all equal (z = 0)
+    confidence: float
+    n_boot: int
+
+
+def zscored_analysis(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95,
+                     rng: np.random.Generator) -> ZScoreResult:
+    """Condition means of per-rater z-scores with participant-clustered bootstrap CIs, and the
+    Friedman test (reference blocks) on the z-scores."""
+    from .analysis import cluster_bootstrap_mean_ci
+
+    z = zscore_ratings(ratings)
+    out = []
+    for (cond, method, seg), g in z.groupby(["condition", "method", "segmenter"], sort=True):
+        lo, hi = cluster_bootstrap_mean_ci(g["z"].to_numpy(), g["participant"].to_numpy(), n_boot=n_boot,
+                                           confidence=confidence, rng=rng)
+        out.append(ZScoreSummary(cond, method, seg, len(g), float(g["z"].mean()), lo, hi))
+    spread = z.drop_duplicates("response_id").groupby("participant")["rating"].std(ddof=0)
+    return ZScoreResult(out, friedman(z, value="z"), int((spread == 0).sum()), confidence, n_boot)
+
+
+@dataclass(frozen=True)
+class RatingDistribution:
+    condition: str
+    counts: tuple[int, ...]  # number of ratings 1, 2, ..., 7
+
+
+def rating_distribution(ratings: pd.DataFrame) -> list[RatingDistribution]:
+    """How often each condition got each rating 1..7."""
+    r = _rating_iv(ratings)
+    table = pd.crosstab(r["condition"], r["rating"].astype(int)).reindex(columns=range(1, 8), fill_value=0)
+    return [RatingDistribution(str(c), tuple(int(x) for x in row)) for c, row in table.iterrows()]
+
+
 # --- pairwise protocol: Bradley-Terry ---------------------------------------------------------
 
 
@@ -191,6 +305,54 @@ def win_matrix(judgements: pd.DataFrame) -> pd.DataFrame:
                 else:
                     w.loc[y["condition"], x["condition"]] += 1
     return w
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    a: str
+    b: str
+    n: int  # pairwise answers with a grid of a on one side and a grid of b on the other
+    wins: int  # a's grid chosen
+    ties: int
+    losses: int  # b's grid chosen
+    win_rate: float  # (wins + ties / 2) / n; nan when never compared
+
+
+def win_tie_loss(judgements: pd.DataFrame) -> list[WinTieLoss]:
+    """Wins, ties and losses of condition a against condition b, for every ordered pair of conditions
+    seen in pairwise answers (attention checks left out). A grid several conditions share credits
+    each of them, as in :func:`win_matrix`; (a, b) and (b, a) mirror each other."""
+    p = judgements[(judgements["protocol"] == "pairwise") & ~judgements["is_catch"].astype(bool)]
+    conds = sorted(p["condition"].unique())
+    cols = ["response_id", "condition", "outcome"]
+    left, right = p.loc[p["grid_position"] == 0, cols], p.loc[p["grid_position"] == 1, cols]
+    m = left.merge(right, on="response_id", suffixes=("_a", "_b"))
+    m = m[m["condition_a"] != m["condition_b"]]
+    names = ["a", "b", "outcome"]
+    both = pd.concat([m[["condition_a", "condition_b", "outcome_a"]].set_axis(names, axis=1),
+                      m[["condition_b", "condition_a", "outcome_b"]].set_axis(names, axis=1)])
+    counts = both.groupby(names).size()
+    out = []
+    for a, b in itertools.permutations(conds, 2):
+        get = lambda o: int(counts.get((a, b, o), 0))  # noqa: E731
+        w, t, lo = get("win"), get("tie"), get("loss")
+        n = w + t + lo
+        out.append(WinTieLoss(a, b, n, w, t, lo, (w + t / 2) / n if n else float("nan")))
+    return out
+
+
+def ranks_from_intervals(estimate: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
+    """Ranks (1 = best) with ties: going down the estimates, a condition whose interval overlaps
+    the interval of the one just above it shares that one's rank; otherwise its rank is its position."""
+    estimate, ci_low, ci_high = (np.asarray(x, dtype=float) for x in (estimate, ci_low, ci_high))
+    order = np.argsort(-estimate, kind="stable")
+    ranks = np.empty(len(estimate), dtype=int)
+    rank = 1
+    for pos, i in enumerate(order):
+        if pos and ci_low[order[pos - 1]] > ci_high[i]:  # clearly below the previous one
+            rank = pos + 1
+        ranks[i] = rank
+    return ranks
 
 
 def _bt_negloglik(theta: np.ndarray, wins: np.ndarray) -> tuple[float, np.ndarray]:
@@ -243,17 +405,19 @@ def bradley_terry_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, conf
     boots = np.array([bradley_terry(mats[rng.integers(0, len(mats), len(mats))].sum(axis=0)) for _ in range(n_boot)])
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    order = np.argsort(-est)
-    ranks = np.empty(len(conds), dtype=int)
-    rank = 1
-    for pos, i in enumerate(order):
-        if pos and lo[order[pos - 1]] > hi[i]:  # clearly below the previous one
-            rank = pos + 1
-        ranks[i] = rank
+    ranks = ranks_from_intervals(est, lo, hi)
     return [BTEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
 
 
 # --- ranking protocol ---------------------------------------------------------------------------
+
+
+def _ranking_iv(judgements: pd.DataFrame) -> pd.DataFrame:
+    need = {"protocol", "is_catch", "participant", "response_id", "grid_position", "condition", "outcome"}
+    missing = need - set(judgements.columns)
+    if missing:
+        raise ValueError(f"judgements lack {sorted(missing)}; use survey.export.tables()")
+    return judgements[(judgements["protocol"] == "ranking") & ~judgements["is_catch"].astype(bool)]
 
 
 @dataclass(frozen=True)
@@ -263,15 +427,150 @@ class BestWorst:
     best: int
     worst: int
     score: float  # (best - worst) / shown, in [-1, 1]
+    ci_low: float  # participant-clustered percentile bootstrap; nan with fewer than 2 participants
+    ci_high: float
 
 
-def best_worst_scores(judgements: pd.DataFrame) -> list[BestWorst]:
-    r = judgements[(judgements["protocol"] == "ranking") & ~judgements["is_catch"].astype(bool)]
-    out = []
-    for cond, g in r.groupby("condition", sort=True):
-        shown, best, worst = len(g), int((g["outcome"] == "best").sum()), int((g["outcome"] == "worst").sum())
-        out.append(BestWorst(cond, shown, best, worst, (best - worst) / shown))
-    return out
+def best_worst_scores(judgements: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95,
+                      rng: np.random.Generator) -> list[BestWorst]:
+    """Best-worst score per condition, (times best - times worst) / times shown, with a percentile
+    bootstrap CI that resamples whole participants (the score is a ratio of participant totals)."""
+    r = _ranking_iv(judgements)
+    if r.empty:
+        return []
+    counts = (r.assign(best=r["outcome"] == "best", worst=r["outcome"] == "worst")
+              .groupby(["participant", "condition"])[["best", "worst"]].agg(["size", "sum"]))
+    shown = counts[("best", "size")].unstack(fill_value=0)
+    best = counts[("best", "sum")].unstack(fill_value=0).reindex_like(shown)
+    worst = counts[("worst", "sum")].unstack(fill_value=0).reindex_like(shown)
+    n_people = len(shown)
+    lo = hi = np.full(shown.shape[1], np.nan)
+    if n_people >= 2:
+        w = rng.multinomial(n_people, np.full(n_people, 1.0 / n_people), size=n_boot)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boots = (w @ best.to_numpy() - w @ worst.to_numpy()) / (w @ shown.to_numpy())
+        alpha = (1 - confidence) / 2
+        lo, hi = np.nanquantile(boots, [alpha, 1 - alpha], axis=0)
+    tot_s, tot_b, tot_w = shown.sum(), best.sum(), worst.sum()
+    return [BestWorst(str(c), int(tot_s[c]), int(tot_b[c]), int(tot_w[c]), float((tot_b[c] - tot_w[c]) / tot_s[c]),
+                      float(lo[i]), float(hi[i])) for i, c in enumerate(shown.columns)]
+
+
+def _pl_negloglik(theta: np.ndarray, choice_sets: np.ndarray, best: np.ndarray, worst: np.ndarray,
+                  weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative log-likelihood of the sequential best-worst Plackett-Luce model and its gradient.
+
+    Trial t shows the options with a non-zero row in ``choice_sets[t]`` (T x S x K); option s has
+    utility u_s = choice_sets[t, s] @ theta. The best is chosen from all options with
+    P = exp(u_best) / sum exp(u), then the worst from the others with P = exp(-u_worst) / sum exp(-u).
+    A tiny ridge (1e-6) keeps the fit finite when a condition is always best.
+    """
+    from scipy.special import logsumexp
+
+    u = choice_sets @ theta  # T x S
+    shown = choice_sets.sum(axis=2) > 0
+    rows = np.arange(len(u))
+    others = shown.copy()
+    others[rows, best] = False
+    ub = np.where(shown, u, -np.inf)
+    uw = np.where(others, -u, -np.inf)
+    lse_b, lse_w = logsumexp(ub, axis=1), logsumexp(uw, axis=1)
+    ll = u[rows, best] - lse_b - u[rows, worst] - lse_w
+    nll = -(weights * ll).sum() + 1e-6 * (theta ** 2).sum()
+    g_u = np.exp(uw - lse_w[:, None]) - np.exp(ub - lse_b[:, None])  # d ll / d u
+    g_u[rows, best] += 1.0
+    g_u[rows, worst] -= 1.0
+    grad = -np.einsum("ts,tsk,t->k", g_u, choice_sets, weights) + 2e-6 * theta
+    return float(nll), grad
+
+
+def plackett_luce(choice_sets: np.ndarray, best: np.ndarray, worst: np.ndarray, *,
+                  weights: np.ndarray | None = None, initial: np.ndarray | None = None) -> np.ndarray:
+    """Maximum-likelihood log-strengths of the sequential best-worst Plackett-Luce model (see
+    :func:`_pl_negloglik`), centred to mean 0. With two options per trial it is Bradley-Terry; with
+    three it is Plackett-Luce on the full ranking."""
+    choice_sets = np.asarray(choice_sets, dtype=float)
+    best, worst = np.asarray(best, dtype=int), np.asarray(worst, dtype=int)
+    if choice_sets.ndim != 3 or best.shape != worst.shape or best.shape != choice_sets.shape[:1]:
+        raise ValueError("choice_sets must be trials x options x conditions, with one best and one worst per trial")
+    if (best == worst).any():
+        raise ValueError("a trial's best and worst option must differ")
+    w = np.ones(len(best)) if weights is None else np.asarray(weights, dtype=float)
+    k = choice_sets.shape[2]
+    x0 = np.zeros(k) if initial is None else np.asarray(initial, dtype=float)
+    res = optimize.minimize(_pl_negloglik, x0, args=(choice_sets, best, worst, w), jac=True, method="L-BFGS-B")
+    if not res.success:
+        raise RuntimeError(f"Plackett-Luce fit did not converge: {res.message}")
+    return res.x - res.x.mean()
+
+
+def ranking_choice_sets(judgements: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ranking answers as (conditions, choice_sets, best, worst, participant per trial). An option's
+    row weights each condition that produced its grid by 1 / (number of such conditions), so a
+    shared grid's utility is the mean of their strengths (as in the simulation's response model)."""
+    r = _ranking_iv(judgements)
+    conds = sorted(r["condition"].unique())
+    trials, t = np.unique(r["response_id"].to_numpy(), return_inverse=True)
+    pos = r["grid_position"].to_numpy(dtype=int)
+    k = np.searchsorted(conds, r["condition"].to_numpy())
+    share = 1.0 / r.groupby(["response_id", "grid_position"])["condition"].transform("size").to_numpy()
+    sets = np.zeros((len(trials), pos.max() + 1 if len(pos) else 0, len(conds)))
+    np.add.at(sets, (t, pos, k), share)
+    best, worst = np.full(len(trials), -1), np.full(len(trials), -1)
+    outcome = r["outcome"].to_numpy()
+    best[t[outcome == "best"]] = pos[outcome == "best"]
+    worst[t[outcome == "worst"]] = pos[outcome == "worst"]
+    participant = np.zeros(len(trials), dtype=r["participant"].to_numpy().dtype)
+    participant[t] = r["participant"].to_numpy()
+    ok = (best >= 0) & (worst >= 0)
+    return conds, sets[ok], best[ok], worst[ok], participant[ok]
+
+
+def _distinct_trials(choice_sets: np.ndarray, best: np.ndarray, worst: np.ndarray):
+    """Trials that differ only in the display order of their options have the same likelihood:
+    keep one of each kind (options in a canonical order) and the kind of every trial."""
+    kinds: dict[tuple, int] = {}
+    kind_of = np.empty(len(best), dtype=int)
+    reps = []
+    for t in range(len(best)):
+        rows = [tuple(np.round(r, 12)) for r in choice_sets[t]]
+        order = sorted(range(len(rows)), key=rows.__getitem__)
+        key = (tuple(rows[i] for i in order), order.index(int(best[t])), order.index(int(worst[t])))
+        if key not in kinds:
+            kinds[key] = len(kinds)
+            reps.append((choice_sets[t][order], key[1], key[2]))
+        kind_of[t] = kinds[key]
+    return (np.stack([r[0] for r in reps]), np.array([r[1] for r in reps]), np.array([r[2] for r in reps]), kind_of)
+
+
+@dataclass(frozen=True)
+class PLEstimate:
+    condition: str
+    strength: float  # log-strength, mean 0 over conditions
+    ci_low: float
+    ci_high: float
+    rank: int  # 1 = best; conditions whose intervals overlap the better one share its rank
+
+
+def plackett_luce_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95,
+                            rng: np.random.Generator) -> list[PLEstimate]:
+    """Best-worst Plackett-Luce strengths with participant-resampling percentile CIs and ranks with ties."""
+    conds, sets, best, worst, participant = ranking_choice_sets(judgements)
+    if len(best) == 0 or len(conds) < 2:
+        return []
+    sets, best, worst, pattern = _distinct_trials(sets, best, worst)
+    people, person = np.unique(participant, return_inverse=True)
+    per_person = np.zeros((len(best), len(people)))  # trials of each distinct kind per participant
+    np.add.at(per_person, (pattern, person), 1.0)
+    est = plackett_luce(sets, best, worst, weights=per_person.sum(axis=1))
+    lo = hi = np.full(len(conds), np.nan)
+    if len(people) >= 2:
+        draws = rng.multinomial(len(people), np.full(len(people), 1.0 / len(people)), size=n_boot)
+        boots = np.array([plackett_luce(sets, best, worst, weights=w, initial=est) for w in draws @ per_person.T])
+        alpha = (1 - confidence) / 2
+        lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
+    ranks = ranks_from_intervals(est, lo, hi) if len(people) >= 2 else np.argsort(np.argsort(-est)) + 1
+    return [PLEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
 
 
 # --- agreement ------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_simulated_pairwise_and_ranking_recover_the_true_order(study_db):
     bt = bradley_terry_bootstrap(j, n_boot=100, rng=np.random.default_rng(0))
     assert [e.condition for e in sorted(bt, key=lambda e: -e.strength)] == truth
     assert all(e.ci_low <= e.strength <= e.ci_high for e in bt)
-    bw = best_worst_scores(j)
+    bw = best_worst_scores(j, n_boot=200, rng=np.random.default_rng(0))
     assert [b.condition for b in sorted(bw, key=lambda b: -b.score)][0] == truth[0]
     assert [b.condition for b in sorted(bw, key=lambda b: -b.score)][-1] == truth[-1]
     w = win_matrix(j)
@@ -122,8 +122,19 @@ def test_report_json_and_html_from_a_simulated_study(study_db, tmp_path, capsys)
     assert {a["protocol"] for a in out["agreement"]} == {"rating", "pairwise"}
     assert out["mixed_model"]["terms"][0]["term"] == "Intercept"
     for section in ("Participants", "Ratings (1-7)", "mixed model", "Precision@5", "Bradley-Terry", "Best-worst",
-                    "Agreement between participants", "objective retrieval"):
+                    "Agreement between participants", "objective retrieval", "per-rater z-scores",
+                    "Method &times; segmenter</h3>", "Rating distributions", "Wins, ties and losses",
+                    "Plackett-Luce strengths"):
         assert section in html
+    assert html.count("<img ") == 8  # flow, means, interaction, distributions, win rates, BT, PL, agreement
+    assert {z["condition"] for z in out["zscored"]["conditions"]} == {c["condition"] for c in out["conditions"]}
+    assert out["zscored"]["friedman"]["k"] == 4
+    assert len(out["win_tie_loss"]) == 12 and all(w["n"] == w["wins"] + w["ties"] + w["losses"]
+                                                  for w in out["win_tie_loss"])
+    assert len(out["plackett_luce"]) == 4 and {e["rank"] for e in out["plackett_luce"]} >= {1}
+    assert all(b["ci_low"] <= b["score"] <= b["ci_high"] for b in out["best_worst"])
+    assert all(sum(d["counts"]) == c["n"] for d, c in zip(out["rating_distribution"],
+                                                          sorted(out["conditions"], key=lambda c: c["condition"])))
     assert seconds < 60, seconds  # a generous bound; the closing note reports the measured time
 
 
@@ -202,3 +213,219 @@ def test_mixed_model_matches_ols_without_random_variance_and_finds_a_method_effe
     assert terms["C(segmenter)[T.y]"].ci_low < 0 < terms["C(segmenter)[T.y]"].ci_high
     assert (res.n, res.participants, res.references) == (720, 30, 6)
     assert method_segmenter_model(df[df["segmenter"] == "x"]) is None
+
+
+# --- robustness, pairwise tables, ranking models ------------------------------------------------
+
+
+def test_wilcoxon_signed_rank_equals_scipy_including_small_tied_samples():
+    """The exact small-sample branch (ties or zeros, n <= 13) reproduces scipy's permutation test."""
+    import warnings
+
+    from survey.stats import wilcoxon_signed_rank
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for n in [*rng.integers(2, 12, 40), *rng.integers(14, 30, 10)]:
+        d = np.round(rng.normal(0.4, 1, n) * 2) / 2  # half-points: ties and zeros
+        if not (d != 0).any():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = stats.wilcoxon(d, zero_method="wilcox")
+        assert wilcoxon_signed_rank(d) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-12, abs=1e-15)
+        checked += 1
+    assert checked > 40
+    # a hand-computed case: d = (1, 1, -2): ranks 1.5, 1.5, 3; R+ = 3 of 2**3 equally likely sign patterns,
+    # R+ <= 3 in 5 of them and R+ >= 3 in 5: p = min(1, 2 * 5/8) = 1
+    assert wilcoxon_signed_rank(np.array([1.0, 1.0, -2.0])) == (3.0, 1.0)
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from survey.stats import holm
+
+    rng = np.random.default_rng(2)
+    for _ in range(15):
+        p = rng.random(rng.integers(1, 9)) ** 3
+        assert holm(p) == pytest.approx(multipletests(p, method="holm")[1])
+
+
+def _ratings_frame(rng, participants=12, refs=5, conds=("a/x", "a/y", "b/x")):
+    rows, rid = [], 0
+    for p in range(participants):
+        for r in range(refs):
+            for c in conds:
+                rid += 1
+                rows.append({"response_id": rid, "participant": p, "reference": f"r{r}", "condition": c,
+                             "method": c.split("/")[0], "segmenter": c.split("/")[1],
+                             "rating": int(rng.integers(1, 8))})
+    return pd.DataFrame(rows)
+
+
+def test_zscores_are_scipy_zscores_within_each_participant_and_ignore_rater_scale():
+    from survey.stats import zscore_ratings, zscored_analysis
+
+    rng = np.random.default_rng(3)
+    r = _ratings_frame(rng)
+    shared = r.iloc[[0]].assign(condition="b/y", method="b", segmenter="y")  # a grid two conditions share
+    r = pd.concat([r, shared], ignore_index=True)
+    r.loc[r["participant"] == 11, "rating"] = 4  # a rater who never varies
+    z = zscore_ratings(r)
+    for pid, g in z.groupby("participant"):
+        distinct = g.drop_duplicates("response_id")
+        expected = np.zeros(len(distinct)) if distinct["rating"].nunique() == 1 else stats.zscore(distinct["rating"])
+        assert distinct["z"].to_numpy() == pytest.approx(expected)
+    assert z.loc[z["response_id"] == 1, "z"].nunique() == 1  # the shared answer has one z-score
+    # raters using the scale differently (shifted, compressed) give the same z-scores
+    scale = r["participant"].map(dict(enumerate(rng.uniform(0.3, 2, 12))))
+    shift = r["participant"].map(dict(enumerate(rng.uniform(-2, 2, 12))))
+    assert zscore_ratings(r.assign(rating=shift + scale * r["rating"]))["z"].to_numpy() == pytest.approx(z["z"])
+    res = zscored_analysis(r[r["condition"] != "b/y"], n_boot=300, rng=np.random.default_rng(0))
+    zz = zscore_ratings(r[r["condition"] != "b/y"])
+    m = zz.pivot_table(index="reference", columns="condition", values="z", aggfunc="mean")
+    ref = stats.friedmanchisquare(*[m[c] for c in m.columns])
+    assert (res.friedman.statistic, res.friedman.pvalue) == pytest.approx((ref.statistic, ref.pvalue))
+    assert res.constant_raters == 1
+    for c in res.conditions:
+        assert c.mean == pytest.approx(zz.loc[zz["condition"] == c.condition, "z"].mean())
+        assert c.ci_low <= c.mean <= c.ci_high
+
+
+def _pairwise(rows):
+    """Pairwise judgements from (response, participant, left condition(s), right condition(s), choice)."""
+    out = []
+    for rid, pid, left, right, choice in rows:
+        for pos, conds in enumerate((left, right)):
+            outcome = "tie" if choice == "tie" else "win" if (choice == "left") == (pos == 0) else "loss"
+            for c in conds.split("+"):
+                out.append({"protocol": "pairwise", "is_catch": False, "response_id": rid, "participant": pid,
+                            "grid": f"{rid}-{pos}", "grid_position": pos, "condition": c, "outcome": outcome})
+    return pd.DataFrame(out)
+
+
+def test_win_tie_loss_by_hand():
+    from survey.stats import win_tie_loss
+
+    j = _pairwise([(1, 1, "a", "b", "left"), (2, 1, "b", "a", "left"), (3, 2, "a", "b", "tie"),
+                   (4, 2, "c", "a", "right"), (5, 3, "a+b", "c", "left")])  # a grid shared by a and b
+    t = {(w.a, w.b): w for w in win_tie_loss(j)}
+    assert len(t) == 6  # every ordered pair of the three conditions
+    assert (t["a", "b"].wins, t["a", "b"].ties, t["a", "b"].losses, t["a", "b"].n) == (1, 1, 1, 3)
+    assert (t["b", "a"].wins, t["b", "a"].ties, t["b", "a"].losses) == (1, 1, 1)
+    assert (t["a", "c"].wins, t["a", "c"].losses, t["c", "a"].losses) == (2, 0, 2)
+    assert (t["b", "c"].wins, t["b", "c"].n) == (1, 1)
+    assert t["a", "b"].win_rate == pytest.approx(0.5) and t["a", "c"].win_rate == 1.0
+    w = win_matrix(j)
+    for (a, b), x in t.items():  # the BT input counts ties as half wins
+        assert w.loc[a, b] == pytest.approx(x.wins + x.ties / 2)
+
+
+def test_ranks_from_intervals_by_hand():
+    from survey.stats import ranks_from_intervals
+
+    est = np.array([0.1, 1.0, 0.8, -1.0])
+    lo = np.array([-0.2, 0.85, 0.5, -1.3])
+    hi = np.array([0.4, 1.2, 0.9, -0.7])
+    # 1.0 first; 0.8 overlaps it (0.85 <= 0.9): shares rank 1; 0.1 below 0.8's interval: rank 3; -1.0: rank 4
+    assert list(ranks_from_intervals(est, lo, hi)) == [3, 1, 1, 4]
+
+
+def _ranking(trials):
+    """Ranking judgements from (response, participant, [conditions per shown grid], best pos, worst pos)."""
+    out = []
+    for rid, pid, grids, b, w in trials:
+        for pos, conds in enumerate(grids):
+            for c in conds.split("+"):
+                out.append({"protocol": "ranking", "is_catch": False, "response_id": rid, "participant": pid,
+                            "grid": f"{rid}-{pos}", "grid_position": pos, "condition": c,
+                            "outcome": "best" if pos == b else "worst" if pos == w else "middle"})
+    return pd.DataFrame(out)
+
+
+def test_best_worst_scores_by_hand_and_bootstrap_against_scipy():
+    j = _ranking([(1, 1, ["a", "b", "c"], 0, 2), (2, 1, ["c", "a", "b"], 2, 0), (3, 2, ["b", "a", "c"], 1, 2),
+                  (4, 2, ["a", "c"], 1, 0)])
+    s = {b.condition: b for b in best_worst_scores(j, n_boot=200, rng=np.random.default_rng(0))}
+    assert (s["a"].shown, s["a"].best, s["a"].worst, s["a"].score) == (4, 2, 1, pytest.approx(1 / 4))
+    assert (s["c"].shown, s["c"].best, s["c"].worst, s["c"].score) == (4, 1, 3, pytest.approx(-2 / 4))
+    assert (s["b"].best, s["b"].worst, s["b"].score) == (1, 0, pytest.approx(1 / 3))
+    # CI: the same participant-resampling percentile bootstrap as scipy.stats.bootstrap over participants
+    from survey.simulate import ResponseModel, simulate_judgements, synthetic_design
+
+    design = synthetic_design(["a/x", "a/y", "b/x", "b/y"], 8, 8)
+    sim = simulate_judgements(design, 30, protocol="ranking", model=ResponseModel(effects={"a/x": 0.7}),
+                              rng=np.random.default_rng(1))
+    ours = {b.condition: b for b in best_worst_scores(sim, n_boot=4000, rng=np.random.default_rng(2))}
+    r = sim.assign(best=sim["outcome"] == "best", worst=sim["outcome"] == "worst")
+    for cond in ("a/x", "b/y"):
+        per = r[r["condition"] == cond].groupby("participant")[["best", "worst"]].agg(["sum", "size"])
+        b, w, n = (per[("best", "sum")].to_numpy(), per[("worst", "sum")].to_numpy(), per[("best", "size")].to_numpy())
+        ref = stats.bootstrap((np.arange(len(b)),), lambda i: (b[i].sum() - w[i].sum()) / n[i].sum(),
+                              vectorized=False, n_resamples=4000, method="percentile",
+                              rng=np.random.default_rng(3)).confidence_interval
+        assert ours[cond].score == pytest.approx((b.sum() - w.sum()) / n.sum())
+        assert ours[cond].ci_low == pytest.approx(ref.low, abs=0.02)
+        assert ours[cond].ci_high == pytest.approx(ref.high, abs=0.02)
+
+
+def test_plackett_luce_gradient_likelihood_and_two_option_case_by_hand():
+    from survey.stats import _pl_negloglik, plackett_luce, ranking_choice_sets
+
+    rng = np.random.default_rng(0)
+    sets = np.zeros((40, 4, 3))
+    for t in range(40):
+        for s, k in enumerate(rng.integers(0, 3, 4)):
+            sets[t, s, k] = 1.0
+    sets[::3, 3] = 0  # some trials show three options only
+    best, worst = np.zeros(40, dtype=int), np.ones(40, dtype=int) + rng.integers(0, 2, 40)
+    w = rng.uniform(0.5, 2, 40)
+    f = lambda th: _pl_negloglik(th, sets, best, worst, w)  # noqa: E731
+    assert optimize.check_grad(lambda th: f(th)[0], lambda th: f(th)[1], rng.normal(size=3)) < 1e-4
+    # by hand: strengths (0, log 2, 0); options a, b, c; b best then c worst among {a, c}:
+    # P = 2 / (1 + 2 + 1) * e^0 / (e^0 + e^0) = 1/4
+    one = np.eye(3)[None]
+    nll, _ = _pl_negloglik(np.array([0, np.log(2), 0]), one, np.array([1]), np.array([2]), np.ones(1))
+    assert nll == pytest.approx(-np.log(0.25), abs=1e-5)
+    # two options per trial is Bradley-Terry: a chosen 3 times out of 4 -> log-strength difference log 3
+    j = _ranking([(1, 1, ["a", "b"], 0, 1), (2, 1, ["b", "a"], 1, 0), (3, 2, ["a", "b"], 0, 1),
+                  (4, 2, ["a", "b"], 1, 0)])
+    conds, sets2, b2, w2, people = ranking_choice_sets(j)
+    theta = plackett_luce(sets2, b2, w2)
+    assert conds == ["a", "b"] and theta[0] - theta[1] == pytest.approx(np.log(3), abs=1e-3)
+    assert theta[0] - theta[1] == pytest.approx(np.subtract(*bradley_terry(np.array([[0, 3.0], [1.0, 0]]))), abs=1e-3)
+    assert list(people) == [1, 1, 2, 2]
+    # a grid two conditions share: its utility is the mean of theirs
+    _, shared, _, _, _ = ranking_choice_sets(_ranking([(1, 1, ["a+b", "c"], 0, 1)]))
+    assert shared[0].tolist() == [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
+
+
+def test_plackett_luce_recovers_known_strengths():
+    """Exact simulation of the model (Gumbel-max trick) with known strengths; the MLE finds them."""
+    from survey.stats import plackett_luce
+
+    rng = np.random.default_rng(11)
+    theta = np.array([1.0, 0.4, -0.2, -1.2])
+    n = 3000
+    sets = np.zeros((n, 4, 4))
+    best, worst = np.empty(n, dtype=int), np.empty(n, dtype=int)
+    for t in range(n):
+        shown = rng.permutation(4)[: rng.integers(3, 5)]
+        sets[t, np.arange(len(shown)), shown] = 1
+        u = theta[shown]
+        best[t] = np.argmax(u + rng.gumbel(size=len(u)))
+        rest = -u + rng.gumbel(size=len(u))
+        rest[best[t]] = -np.inf
+        worst[t] = np.argmax(rest)
+    est = plackett_luce(sets, best, worst)
+    assert est == pytest.approx(theta - theta.mean(), abs=0.1)
+
+
+def test_rating_distribution_counts_every_rating():
+    from survey.stats import rating_distribution
+
+    r = _ratings_frame(np.random.default_rng(4))
+    for d in rating_distribution(r):
+        ratings = r.loc[r["condition"] == d.condition, "rating"].to_numpy()
+        assert d.counts == tuple(np.bincount(ratings, minlength=8)[1:])
