@@ -143,6 +143,49 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_power(args: argparse.Namespace) -> int:
+    import json
+
+    from survey.power import power_curve
+    from survey.service import current_study
+    from survey.simulate import ResponseModel, SimulationError, parse_effects, study_design
+
+    try:
+        sizes = [int(x) for x in args.participants.split(",") if x.strip()]
+    except ValueError:
+        raise SimulationError(f"--participants takes numbers separated by commas, e.g. 10,20,40; got "
+                              f"{args.participants!r}") from None
+    pair = None
+    if args.pair:
+        a, comma, b = args.pair.partition(",")
+        if not comma:
+            raise SimulationError("--pair takes two conditions separated by a comma, e.g. efficientnet/u2netp,ssim/none")
+        pair = (a.strip(), b.strip())
+    _, make_session = _sessions(args.db)
+    study = current_study(make_session, args.study)
+    design = study_design(make_session, study.id)
+    model = ResponseModel(effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd)
+    res = power_curve(design, sizes, model=model, pair=pair, reps=args.reps, alpha=args.alpha, target=args.target,
+                      seed=args.seed)
+    if args.json:
+        print(json.dumps({"study": study.name, **res.to_json()}))
+        return 0
+    effects = ", ".join(f"{k}={v:g}" for k, v in res.effects.items()) or "none (every condition alike)"
+    print(f"study '{study.name}': {res.conditions} conditions, {res.references} references, "
+          f"{res.trials_per_participant} rating trials per participant; effects: {effects}")
+    print(f"{res.reps} simulated studies per size, alpha = {res.alpha:g}; pair: {res.pair[0]} vs {res.pair[1]} "
+          "(Holm-corrected Wilcoxon, true direction)")
+    print(f"{'participants':>12}  {'Friedman power [95% CI]':<26}pair power [95% CI]")
+    for pt in res.points:
+        omnibus = f"{pt.friedman_power:.2f} [{pt.friedman_ci_low:.2f}, {pt.friedman_ci_high:.2f}]"
+        print(f"{pt.participants:>12}  {omnibus:<26}{pt.pair_power:.2f} [{pt.pair_ci_low:.2f}, {pt.pair_ci_high:.2f}]")
+    for what, n in (("Friedman test", res.friedman_needed), ("pair", res.pair_needed)):
+        print(f"{what}: " + (f"power >= {res.target:g} from {n} participants (of those tried)" if n else
+                             f"power {res.target:g} not reached with up to {max(sizes)} participants"))
+    print("participants are those analysed, after exclusions: recruit extra to cover them")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from survey.export import export
     from survey.service import current_study
@@ -344,6 +387,24 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
     sm.add_argument("--inattentive", type=float, default=0.0, help="share of raters answering at random")
     sm.set_defaults(func=cmd_simulate)
+
+    pw = sub.add_parser("power", help="participants needed to detect given condition differences (simulated "
+                        "rating studies on the study's design)")
+    db_arg(pw)
+    pw.add_argument("--study")
+    pw.add_argument("--effects", default="", metavar="METHOD/SEGMENTER=VALUE,...",
+                    help="true condition effects on a standard-normal scale (unnamed: 0), as for simulate")
+    pw.add_argument("--participants", default="10,20,40", metavar="N,N,...", help="study sizes to try")
+    pw.add_argument("--reps", type=int, default=50, help="simulated studies per size")
+    pw.add_argument("--alpha", type=float, default=0.05)
+    pw.add_argument("--target", type=float, default=0.8, help="power to reach")
+    pw.add_argument("--pair", metavar="A,B", help="the pair of conditions to detect (default: the largest true "
+                    "effect vs the smallest)")
+    pw.add_argument("--noise-sd", type=float, default=1.0)
+    pw.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
+    pw.add_argument("--seed", type=int, default=0)
+    pw.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    pw.set_defaults(func=cmd_power)
 
     e = sub.add_parser("evaluate", help="objective retrieval quality against the manifest's group column")
     e.add_argument("--manifest", required=True, help="manifest.csv (or catalog folder) with a group column")

@@ -1,0 +1,147 @@
+"""Power analysis by simulation: how many participants a rating study needs to detect given
+condition differences.
+
+For each number of participants, ``reps`` studies are simulated with the response model of
+:mod:`survey.simulate` (:func:`survey.simulate.simulate_judgements`: the same latent-to-answer
+functions as the service-path simulation, written straight into the tidy judgements table)
+on the study's design (its grids, references and trials per participant, least-judged-first
+assignment), and analysed with the same functions as the report:
+
+* omnibus: the Friedman test over conditions (:func:`survey.stats.friedman`, reference blocks);
+* the chosen pair: the Holm-corrected Wilcoxon signed-rank test of that pair among all pairs
+  (:func:`survey.stats.pairwise_wilcoxon`), counted only when the difference points the true
+  way (any rejection counts when the true difference is 0).
+
+Power is the share of simulated studies that reject at ``alpha``, with a Wilson 95% interval
+for its Monte Carlo error. Participants are those analysed: the fast simulation has no
+attention checks, so recruit enough extra people to cover exclusions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .simulate import Design, ResponseModel, SimulationError, simulate_judgements
+from .stats import friedman, pairwise_wilcoxon
+
+
+@dataclass(frozen=True)
+class PowerPoint:
+    participants: int
+    reps: int
+    friedman_power: float  # share of simulated studies where the Friedman test rejects at alpha
+    friedman_ci_low: float  # Wilson 95% interval of that share (Monte Carlo error)
+    friedman_ci_high: float
+    pair_power: float  # share where the chosen pair differs (Holm-corrected, in the true direction)
+    pair_ci_low: float
+    pair_ci_high: float
+    complete_blocks: float  # mean number of references with every condition rated (Friedman blocks)
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    effects: dict[str, float]
+    pair: tuple[str, str]
+    alpha: float
+    target: float
+    reps: int
+    seed: int
+    noise_sd: float
+    bias_sd: float
+    conditions: int
+    references: int
+    trials_per_participant: int
+    points: list[PowerPoint]
+    friedman_needed: int | None  # fewest participants tried with power >= target (None: none reached it)
+    pair_needed: int | None
+
+    def to_json(self) -> dict:
+        def clean(x):
+            if isinstance(x, float) and math.isnan(x):
+                return None
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [clean(v) for v in x]
+            return x
+
+        return clean(dataclasses.asdict(self))
+
+
+def default_pair(conditions: Sequence[str], effects: dict[str, float]) -> tuple[str, str]:
+    """The condition with the largest true effect against the one with the smallest (unnamed: 0);
+    ties go to the alphabetically first. Without any difference: the first two conditions."""
+    conds = sorted(conditions)
+    if len(conds) < 2:
+        raise SimulationError("a power analysis needs at least two conditions")
+    eff = {c: effects.get(c, 0.0) for c in conds}
+    hi = min(conds, key=lambda c: (-eff[c], c))
+    lo = min((c for c in conds if c != hi), key=lambda c: (eff[c], c))
+    return hi, lo
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def simulate_rejections(design: Design, participants: int, *, model: ResponseModel, pair: tuple[str, str],
+                        reps: int, alpha: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per simulated study: (Friedman rejects, pair detected, complete blocks). Study r with n
+    participants uses the generator seeded by (seed, n, r), so results per n do not depend on
+    which other sizes are tried."""
+    a, b = pair
+    truth = model.effects.get(a, 0.0) - model.effects.get(b, 0.0)
+    omnibus = np.zeros(reps, dtype=bool)
+    paired = np.zeros(reps, dtype=bool)
+    blocks = np.zeros(reps)
+    lo, hi = sorted(pair)
+    for r in range(reps):
+        j = simulate_judgements(design, participants, protocol="rating", model=model,
+                                rng=np.random.default_rng([seed, participants, r]))
+        fr = friedman(j)
+        omnibus[r] = fr.pvalue < alpha  # nan (too few complete blocks): not rejected
+        blocks[r] = fr.n_blocks
+        for w in pairwise_wilcoxon(j):
+            if (w.a, w.b) == (lo, hi):
+                diff = w.median_difference if a == lo else -w.median_difference
+                paired[r] = w.pvalue_holm < alpha and (truth == 0 or np.sign(diff) == np.sign(truth))
+    return omnibus, paired, blocks
+
+
+def power_curve(design: Design, participants: Sequence[int], *, model: ResponseModel = ResponseModel(),
+                pair: tuple[str, str] | None = None, reps: int = 50, alpha: float = 0.05, target: float = 0.8,
+                seed: int = 0) -> PowerResult:
+    """Estimated power of the rating analysis for each number of participants."""
+    conds = design.conditions
+    if not participants or any(n < 1 for n in participants):
+        raise SimulationError("participants must be a list of positive numbers, e.g. 10,20,40")
+    if reps < 1:
+        raise SimulationError("reps must be at least 1")
+    if not 0 < alpha < 1 or not 0 < target < 1:
+        raise SimulationError("alpha and target must lie between 0 and 1")
+    unknown = set(model.effects) - set(conds)
+    if unknown:
+        raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; valid: {conds}")
+    pair = pair or default_pair(conds, model.effects)
+    if len(set(pair)) != 2 or set(pair) - set(conds):
+        raise SimulationError(f"pair must name two different conditions of the study; valid: {conds}")
+    points = []
+    for n in sorted(set(participants)):
+        omni, paired, blocks = simulate_rejections(design, n, model=model, pair=pair, reps=reps, alpha=alpha,
+                                                   seed=seed)
+        points.append(PowerPoint(n, reps, float(omni.mean()), *_wilson(int(omni.sum()), reps),
+                                 float(paired.mean()), *_wilson(int(paired.sum()), reps), float(blocks.mean())))
+    needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)  # noqa: E731
+    return PowerResult(dict(model.effects), (pair[0], pair[1]), alpha, target, reps, seed, model.noise_sd,
+                       model.bias_sd, len(conds), int(design.grids["reference"].nunique()),
+                       design.trials_per_participant, points, needed("friedman_power"), needed("pair_power"))
