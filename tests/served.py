@@ -1,0 +1,148 @@
+"""Helpers for tests against a served app (`lookalike serve` in its own process) driven by a
+real browser (Debian's Chromium through Playwright; never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason="Debian chromium is not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """One `lookalike serve` process (its own process group, so a kill takes Streamlit with it)."""
+
+    db_url: str
+    port: int
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+    def start(self, timeout: float = 90) -> "Server":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "survey.cli", "serve", "--db", self.db_url, "--port", str(self.port)],
+            env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if urllib.request.urlopen(f"{self.url}_stcore/health", timeout=2).read() == b"ok":
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not come up on port {self.port}") from None
+                time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, as in a crash or an OOM kill."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def launch(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+def settled(page, text: str, timeout_ms: int = 30_000) -> None:
+    """Wait until the page shows ``text`` and Streamlit has finished the rerun: no stale
+    elements from the previous screen, no running indicator and, on a trial screen ("Screen N
+    of"), every image loaded. Waiting for a trial screen also ends at the closing questions or
+    the completion code (after the last trial)."""
+    page.wait_for_function(
+        """([text]) => {
+            const body = document.body.innerText;
+            const idle = !document.querySelector('[data-stale="true"]')
+                && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]');
+            const trial = text.startsWith('Screen ');
+            if (trial && (body.includes('Your completion code') || body.includes('Almost done'))) return idle;
+            if (!idle || !body.includes(text)) return false;
+            const imgs = [...document.querySelectorAll('img')];
+            return !trial || (imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0));
+        }""", arg=[text], timeout=timeout_ms)
+
+
+def screen_number(page) -> int | None:
+    """The 'Screen N of M' number on a trial screen; None elsewhere."""
+    body = page.inner_text("body")
+    if "Screen " not in body:
+        return None
+    return int(body.split("Screen ", 1)[1].split(" ", 1)[0])
+
+
+def answer_screen(page, n: int) -> None:
+    """Answer the trial on screen (any protocol), varying the answer with ``n``, and wait for
+    the next screen."""
+    questions = ("How similar are the five", "Which set is more similar", "Least similar set")
+    # the screen arrives in pieces: wait for its question and the submit button before reading it
+    page.wait_for_function("""(qs) => {
+        const body = document.body.innerText;
+        return qs.some(q => body.includes(q)) && !!document.querySelector('[data-testid="stFormSubmitButton"]');
+    }""", arg=list(questions), timeout=30_000)
+    body = page.inner_text("body")
+
+    def option(label: str):  # a radio option by its exact label (several groups: one per group, in order)
+        return page.locator('[data-testid="stRadioOption"]', has_text=re.compile(f"^{re.escape(label)}$"))
+
+    if "How similar are the five" in body:
+        option(("1 · not at all similar", "3", "4 · somewhat similar", "6", "7 · extremely similar")[n % 5]).click()
+    elif "Which set is more similar" in body:
+        option(("A is more similar", "Equally similar", "B is more similar")[n % 3]).click()
+    else:  # best-worst: two groups, "Most similar set" then "Least similar set"
+        option("Set 1").nth(0).click()
+        option("Set 2").nth(1).click()
+    page.get_by_role("button", name="Submit", exact=True).click()
+
+
+def start(page, url: str) -> None:
+    """Consent and read the instructions; ends on the first trial screen."""
+    page.goto(url)
+    page.get_by_role("button", name="I agree, start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
+    settled(page, "Screen 1 of")
+
+
+def advance(page) -> str:
+    """Answer the current screen (trial or closing questions); returns what was on screen."""
+    n = screen_number(page)
+    if n is not None:
+        answer_screen(page, n)
+        settled(page, f"Screen {n + 1} of")
+        return "trial"
+    if "Almost done" in page.inner_text("body"):
+        page.get_by_role("button", name="Finish", exact=True).click()
+        settled(page, "Your completion code")
+        return "questions"
+    return "done"
