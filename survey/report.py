@@ -154,6 +154,7 @@ def agreement_chart_png(agreements: list[Agreement]) -> bytes:
            [0.0 if math.isnan(a.ci_high) else a.ci_high - a.alpha for a in shown]]
     ax.errorbar([a.alpha for a in shown], y, xerr=err, fmt="o", color="#54A24B", capsize=4)
     ax.set_yticks(y, [f"{a.protocol} ({a.level})" for a in shown])
+    ax.set_ylim(-0.6, len(shown) - 0.4)
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_xlim(min([-0.1] + [a.ci_low for a in shown if not math.isnan(a.ci_low)]) - 0.05, 1.0)
     ax.set_xlabel("Krippendorff's alpha, 95% bootstrap CI (0 = chance, 1 = perfect agreement)")
@@ -299,7 +300,7 @@ def render_html(results: StudyResults) -> str:
             parts.append(_img(win_rate_heatmap_png(results.win_tie_loss), "Win rate of each condition against each other"))
         parts.append(_table(["condition", "log-strength", "95% CI", "rank"],
                             [[e.condition, f"{e.strength:.2f}", _ci(e.ci_low, e.ci_high), e.rank]
-                             for e in sorted(results.bradley_terry, key=lambda e: e.rank)]))
+                             for e in sorted(results.bradley_terry, key=lambda e: (e.rank, -e.strength))]))
         parts.append(_img(bt_chart_png(results.bradley_terry), "Bradley-Terry strengths with confidence intervals"))
         parts.append("<p>Conditions share a rank when their interval overlaps the next better one's.</p>")
         parts.append(_rank_sentence(results.bradley_terry, "Bradley-Terry strength"))
@@ -314,7 +315,7 @@ def render_html(results: StudyResults) -> str:
                      "(sequential best-worst Plackett-Luce model, maximum likelihood).</p>")
         parts.append(_table(["condition", "log-strength", "95% CI", "rank"],
                             [[e.condition, f"{e.strength:.2f}", _ci(e.ci_low, e.ci_high), e.rank]
-                             for e in sorted(results.plackett_luce, key=lambda e: e.rank)]))
+                             for e in sorted(results.plackett_luce, key=lambda e: (e.rank, -e.strength))]))
         parts.append(_img(strength_chart_png(results.plackett_luce, "Plackett-Luce log-strength (best-worst), "
                                              "95% bootstrap CI", color="#B279A2"),
                           "Plackett-Luce strengths with confidence intervals"))

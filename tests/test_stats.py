@@ -320,6 +320,8 @@ def test_win_tie_loss_by_hand():
     w = win_matrix(j)
     for (a, b), x in t.items():  # the BT input counts ties as half wins
         assert w.loc[a, b] == pytest.approx(x.wins + x.ties / 2)
+    bt = bradley_terry_bootstrap(j, n_boot=20, rng=np.random.default_rng(0))  # per-participant matrices, summed
+    assert [e.strength for e in bt] == pytest.approx(bradley_terry(w.to_numpy()), abs=1e-6)
 
 
 def test_ranks_from_intervals_by_hand():
@@ -429,3 +431,35 @@ def test_rating_distribution_counts_every_rating():
     for d in rating_distribution(r):
         ratings = r.loc[r["condition"] == d.condition, "rating"].to_numpy()
         assert d.counts == tuple(np.bincount(ratings, minlength=8)[1:])
+
+
+def test_newton_fits_have_exact_hessians_and_match_scipy_optimize():
+    """bradley_terry and plackett_luce use Newton steps with analytic Hessians; checked by finite
+    differences of the gradients and against scipy.optimize's L-BFGS-B minimum."""
+    from survey.stats import _bt_hessian, _pl_hessian, _pl_negloglik, plackett_luce
+
+    rng = np.random.default_rng(8)
+    wins = rng.integers(0, 8, (5, 5)).astype(float)
+    np.fill_diagonal(wins, 0)
+    theta = rng.normal(size=5)
+    numeric = np.array([optimize.approx_fprime(theta, lambda t: _bt_negloglik(t, wins)[1][i], 1e-6) for i in range(5)])
+    assert _bt_hessian(theta, wins) == pytest.approx(numeric, abs=1e-4)
+    ref = optimize.minimize(_bt_negloglik, np.zeros(5), args=(wins,), jac=True, method="L-BFGS-B",
+                            options={"gtol": 1e-10, "ftol": 1e-14}).x
+    assert bradley_terry(wins) == pytest.approx(ref - ref.mean(), abs=1e-4)
+
+    sets = np.zeros((60, 4, 5))
+    for t in range(60):
+        shown = rng.permutation(5)[: rng.integers(2, 5)]
+        sets[t, np.arange(len(shown)), shown] = 1.0
+    sets[0, 0] = [0.5, 0.5, 0, 0, 0]  # a grid two conditions share
+    n_shown = (sets.sum(axis=2) > 0).sum(axis=1)
+    best = np.zeros(60, dtype=int)
+    worst = 1 + (rng.random(60) * (n_shown - 1)).astype(int)
+    w = rng.uniform(0.5, 2, 60)
+    numeric = np.array([optimize.approx_fprime(theta, lambda t: _pl_negloglik(t, sets, best, worst, w)[1][i], 1e-6)
+                        for i in range(5)])
+    assert _pl_hessian(theta, sets, best, w) == pytest.approx(numeric, abs=1e-4)
+    ref = optimize.minimize(_pl_negloglik, np.zeros(5), args=(sets, best, worst, w), jac=True, method="L-BFGS-B",
+                            options={"gtol": 1e-10, "ftol": 1e-14}).x
+    assert plackett_luce(sets, best, worst, weights=w) == pytest.approx(ref - ref.mean(), abs=1e-4)
