@@ -286,6 +286,28 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from db.models import Participant, Study
+    from survey import service
+
+    _, make_session = _sessions(args.db)
+    if args.action == "list":
+        with make_session() as s:
+            rows = s.execute(select(Study.name, Study.status, Study.created_at, func.count(Participant.id),
+                                    func.count(Participant.completed_at))
+                             .outerjoin(Participant).group_by(Study.id).order_by(Study.id)).all()
+        for name, status, created, started, completed in rows:
+            print(f"{name}\t{status}\tbuilt {created:%Y-%m-%d %H:%M}\t{started} started, {completed} completed")
+        return 0
+    study = service.current_study(make_session, args.study or Settings.from_env().study)
+    service.set_study_status(make_session, study.id, "closed" if args.action == "close" else "open")
+    closed = "closed: new participants are refused politely, those who started can finish"
+    print(f"study '{study.name}' is now {closed if args.action == 'close' else 'open'}")
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from db.backup import backup_sqlite
 
@@ -431,6 +453,11 @@ def parser() -> argparse.ArgumentParser:
     dbp.add_argument("action", choices=["upgrade", "current"])
     db_arg(dbp)
     dbp.set_defaults(func=cmd_db)
+    stp = sub.add_parser("study", help="list studies, or close / reopen one to new participants")
+    stp.add_argument("action", choices=["list", "close", "open"])
+    stp.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    db_arg(stp)
+    stp.set_defaults(func=cmd_study)
     bk = sub.add_parser("backup", help="consistent copy of a live SQLite database (online backup API)")
     bk.add_argument("out", help="file to write the copy to")
     db_arg(bk)

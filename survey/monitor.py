@@ -71,3 +71,12 @@ def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd
                           "status": "completed" if done else "in progress",
                           "answers": int(counts.get(pid, 0)), "flags": ", ".join(flags or [])}
                          for pid, src, created, done, flags in people])
+
+
+def comments(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
+    """Participants' free-text comments, verbatim (show them as data, never as Markdown/HTML)."""
+    with make_session() as s:
+        rows = s.execute(select(Participant.id, Participant.comment)
+                         .where(Participant.study_id == study_id, Participant.comment.is_not(None))
+                         .order_by(Participant.id)).all()
+    return pd.DataFrame(rows, columns=["participant", "comment"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -29,6 +30,7 @@ EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
 RECORDED_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId", "hitId")
 MAX_PARAM_LEN = 200
 MAX_COMMENT_LEN = 5000
+MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and PostgreSQL rejects them)
 #: A catch grid (products of another category) rated above this fails a rating check.
 CATCH_RATING_MAX = 3
 
@@ -95,8 +97,28 @@ def participant_config(make_session: sessionmaker[Session], token: str) -> Study
         return StudyConfig.from_dict(s.get(Study, p.study_id).config)
 
 
+def _plain_text(value: object, limit: int, keep: str = "") -> str:
+    """``value`` as text without control characters (NUL cannot even be stored in PostgreSQL),
+    cut to ``limit`` characters. Everything else is kept verbatim; it is data, never markup."""
+    text = str(value)
+    return "".join(c for c in text[: limit * 2] if c in keep or unicodedata.category(c) != "Cc")[:limit]
+
+
 def _clean_params(params: dict[str, Any]) -> dict[str, str]:
-    return {k: str(params[k])[:MAX_PARAM_LEN] for k in RECORDED_PARAMS if params.get(k)}
+    """Only the recruitment parameters, each cut to MAX_PARAM_LEN; anything else in the URL is dropped."""
+    clean = {k: _plain_text(params[k], MAX_PARAM_LEN).strip() for k in RECORDED_PARAMS if params.get(k)}
+    return {k: v for k, v in clean.items() if v}
+
+
+def set_study_status(make_session: sessionmaker[Session], study_id: int, status: Literal["open", "closed"]) -> None:
+    """Open or close a study. A closed study refuses new participants; those who started finish."""
+    if status not in ("open", "closed"):
+        raise ValueError(f"status must be 'open' or 'closed', got {status!r}")
+    with make_session.begin() as s:
+        study = s.get(Study, study_id)
+        if study is None:
+            raise StudyUnavailable(f"no study with id {study_id}")
+        study.status = status
 
 
 # --- assignment ----------------------------------------------------------------------------
@@ -272,7 +294,8 @@ def mark_shown(make_session: sessionmaker[Session], token: str, trial_id: int) -
 
 def _owned_trial(s: Session, token: str, trial_id: int) -> Trial:
     p = _participant(s, token)
-    t = s.get(Trial, trial_id) if isinstance(trial_id, int) else None
+    valid = isinstance(trial_id, int) and not isinstance(trial_id, bool) and 0 < trial_id <= MAX_ROW_ID
+    t = s.get(Trial, trial_id) if valid else None
     if p is None or t is None or t.participant_id != p.id:
         raise PermissionError("this trial does not belong to this participant")
     return t
@@ -382,5 +405,5 @@ def submit_questions(make_session: sessionmaker[Session], token: str, answers: d
                     raise ValueError(f"'{value}' is not an option of question '{key}'")
                 clean[key] = value
         p.demographics = clean
-        p.comment = (comment or "").strip()[:MAX_COMMENT_LEN] or None
+        p.comment = _plain_text(comment or "", MAX_COMMENT_LEN, keep="\n\t").strip() or None
         p.completed_at = utcnow()

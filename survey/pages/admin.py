@@ -51,6 +51,13 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
         st.warning(str(exc))
         return
     st.caption(f"Study: {study.name} ({study.status})")
+    if study.status == "open":
+        if st.button("Close the study to new participants"):
+            service.set_study_status(make_session, study.id, "closed")
+            st.rerun()
+    elif st.button("Reopen the study"):
+        service.set_study_status(make_session, study.id, "open")
+        st.rerun()
     with st.expander("Study configuration"):
         st.json(service.study_config(make_session, study.id).to_dict())
     ov = monitor.overview(make_session, study.id)
@@ -69,6 +76,10 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
                                        fill_value=0), width="stretch")
     st.subheader("Participants")
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
+    notes = monitor.comments(make_session, study.id)
+    if not notes.empty:
+        st.subheader("Comments")
+        st.dataframe(notes, width="stretch", hide_index=True)  # a data grid: text, never markup
     st.subheader("Results")
     if st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
         results = compute_results(make_session, study.id, n_boot=1000)
