@@ -28,17 +28,17 @@ def _reference(a, b, color):
 @pytest.mark.parametrize("color", [False, True])
 def test_matches_scikit_image_on_real_photos(color):
     imgs = _real(24, color)
-    got = ssim_matrix(imgs[:6], imgs, block=7)  # block smaller than gallery: exercises blocking
+    got = ssim_matrix(imgs[:6], imgs)
     np.testing.assert_allclose(got, _reference(imgs[:6], imgs, color), atol=1e-4)
 
 
 def test_identity_is_one_and_symmetric():
     imgs = _real(9, False)
     m = ssim_matrix(imgs, imgs)
-    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-5)  # float32: the cross term is filtered per pair
     np.testing.assert_allclose(m, m.T, atol=1e-6)
-    # the self-similarity shortcut (half the pairs) gives the same matrix, across blocks
-    np.testing.assert_allclose(ssim_matrix(imgs, block=4), m, atol=1e-6)
+    # the self-similarity shortcut (half the pairs) gives the same matrix
+    np.testing.assert_allclose(ssim_matrix(imgs), m, atol=1e-6)
     np.testing.assert_allclose(ssim_matrix(imgs, dtype=torch.float64), _reference(imgs, imgs, False), atol=1e-12)
 
 
