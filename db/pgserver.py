@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -45,7 +45,6 @@ class TempPostgres:
     root: Path
     port: int
     user: str | None  # system user the server runs as (None: the current user)
-    _databases: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, bindir: Path | None = None) -> "TempPostgres":
@@ -67,11 +66,21 @@ class TempPostgres:
         server = cls(bindir, root, _free_port(), user)
         server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                     "--no-sync")
-        opts = (f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        server._run("pg_ctl", "-D", str(root / "data"), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60",
-                    "start")
+        server.resume()
         return server
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`halt`) on the same port with the same data."""
+        # fsync off: the machine does not crash in a test; commits still reach the OS before they
+        # return (synchronous_commit stays on), so a killed server loses no committed answer
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c full_page_writes=off -c max_connections=300")
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60",
+                  "start")
+
+    def halt(self) -> None:
+        """Stop the server abruptly (as a crash would), keeping its data for :meth:`resume`."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bindir / tool), *args]
@@ -92,12 +101,12 @@ class TempPostgres:
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-        self._databases.append(name)
         return self.url(name)
 
     def stop(self) -> None:
+        """Stop the server and delete everything it stored."""
         try:
-            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
+            self.halt()
         finally:
             shutil.rmtree(self.root)
 

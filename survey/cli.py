@@ -68,7 +68,9 @@ def serve(db_url: str, *, port: int, study: str | None) -> int:
         env["LOOKALIKE_STUDY"] = study
     print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.address", "localhost", "--server.headless", "true", "--client.toolbarMode", "minimal"]
+           "--server.address", "localhost", "--server.headless", "true", "--client.toolbarMode", "minimal",
+           # errors go to the server's log, never to a participant's screen (tracebacks name tables and code)
+           "--client.showErrorDetails", "none"]
     # Replace this process with Streamlit: signals (Ctrl+C, a supervisor's SIGTERM) reach it
     # directly and no orphaned server outlives the command.
     os.execve(sys.executable, cmd, env)

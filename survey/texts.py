@@ -66,5 +66,7 @@ DONE = """
 Your answers have been saved.
 """
 
+DB_UNAVAILABLE = ("The study is briefly unavailable. Every answer you submitted is saved. Please reload this page "
+                  "in a minute to continue where you were.")
 INVALID_LINK = "This survey link is not valid. Please open the link you were given again."
 UNAVAILABLE = "This study is not accepting new participants at the moment. Thank you for your interest."

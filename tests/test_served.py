@@ -5,6 +5,7 @@ for blinding. The database tests run on SQLite and on a real PostgreSQL server."
 from __future__ import annotations
 
 import http.client
+import os
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -196,3 +197,55 @@ def _one_server():
     yield get
     for s in servers.values():
         s.stop()
+
+
+def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalog, tmp_path):
+    """PostgreSQL killed under a served study: the participant sees a plain message (no traceback,
+    no internals), and after the restart a reload continues with every answer intact."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.load import build_load_study
+    from db.engine import make_engine, make_sessionmaker
+    from db.pgserver import PostgresUnavailable, TempPostgres
+
+    try:
+        pg = TempPostgres.start()
+    except PostgresUnavailable as e:
+        if os.environ.get("LOOKALIKE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here: {e}")
+        pytest.skip(str(e))
+    server = None
+    try:
+        url = pg.create_database("crash")
+        build_load_study(url, small_catalog, tmp_path / "cache", trials=3)
+        engine = make_engine(url)
+        make_session = make_sessionmaker(engine)
+        server = Server(url, free_port()).start()
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page()
+            start(page, server.url + "?PROLIFIC_PID=db-crash")
+            advance(page), advance(page)
+            token = _token(page)
+            before = _answers(make_session, token)
+            assert len(before) == 2
+            engine.dispose()
+            pg.halt()  # the database goes away mid-study
+            page.goto(page.url)
+            page.wait_for_function("document.body.innerText.includes('briefly unavailable')", timeout=60_000)
+            body = page.inner_text("body")
+            assert all(word not in body.lower() for word in ("traceback", "psycopg", "sqlalchemy", "select ",
+                                                                 "operationalerror", "grid"))
+            pg.resume()
+            page.goto(page.url)
+            settled(page, "Screen 3 of")
+            while advance(page) != "done":
+                pass
+            browser.close()
+        after = _answers(make_session, token)
+        assert all(after[k] == v for k, v in before.items()) and len(after) > len(before)
+        engine.dispose()
+    finally:
+        if server is not None:
+            server.stop()
+        pg.stop()

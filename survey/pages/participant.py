@@ -7,14 +7,18 @@ browser only ever receives images (served by content hash) and position labels.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import streamlit as st
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from similarity.images import load_rgb
 
 from .. import service, state, texts
 
+log = logging.getLogger("lookalike.survey")
 REFERENCE_PX = 300  # thumbnail resolution; display widths below keep a trial on one laptop screen
 ITEM_PX = 200
 
@@ -27,6 +31,16 @@ def _thumb(path: str, size: int) -> np.ndarray:
 
 
 def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
+    try:
+        _render(make_session, study_name)
+    except OperationalError:
+        # The database is unreachable (restarting, locked for too long): nothing was half-written,
+        # since every answer is one transaction. Say so, keep the traceback in the server's log.
+        log.exception("database unavailable while serving a participant")
+        st.error(texts.DB_UNAVAILABLE)
+
+
+def _render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     token = st.query_params.get(state.TOKEN_PARAM)
     if not token and st.session_state.get(state.TOKEN):
         # The back button (or an edited URL) dropped the token: this browser session already
