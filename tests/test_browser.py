@@ -7,12 +7,7 @@ with the install command.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,19 +16,11 @@ from sqlalchemy import func, select
 from db.engine import make_engine, make_sessionmaker
 from db.models import Participant, Response, Trial
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from .served import Server, free_port, launch, needs_chromium, settled
+
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Debian chromium is not installed (apt-get install chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -49,33 +36,9 @@ def served_pairwise_study(tmp_path, small_catalog):
                                       reference_filter={"view": "packshot"}, protocols=("pairwise",),
                                       trials_per_participant=4, attention_check_rate=0.25, ask_comment=False,
                                       completion_code="PW-OK"), progress=False)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "survey.cli", "serve", "--db", str(db), "--port", str(port)],
-                            env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    yield f"http://localhost:{port}/", sessions
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _settled(page, text: str) -> None:
-    """Wait until the page shows ``text`` (or the completion code) and Streamlit has finished
-    the rerun: no stale elements left from the previous screen, all 11 images present."""
-    page.wait_for_function(
-        """([text]) => {
-            const body = document.body.innerText;
-            if (body.includes('Your completion code')) return true;
-            return body.includes(text) && !document.querySelector('[data-stale="true"]')
-                && document.querySelectorAll('img').length >= 11
-                && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]');
-        }""", arg=[text], timeout=30_000)
+    server = Server(f"sqlite:///{db}", free_port()).start()
+    yield server.url, sessions
+    server.stop()
 
 
 def test_participant_completes_a_pairwise_study_in_chromium(served_pairwise_study):
@@ -85,14 +48,14 @@ def test_participant_completes_a_pairwise_study_in_chromium(served_pairwise_stud
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     timings = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.goto(url + "?PROLIFIC_PID=browser-test")
         page.get_by_role("button", name="I agree, start").click()
         page.get_by_role("button", name="Start", exact=True).click()
         n = 0
         while True:
-            _settled(page, f"Screen {n + 1} of")
+            settled(page, f"Screen {n + 1} of")
             if "Your completion code" in page.inner_text("body"):
                 break
             if n == 0:
@@ -100,7 +63,7 @@ def test_participant_completes_a_pairwise_study_in_chromium(served_pairwise_stud
             t0 = time.perf_counter()
             page.get_by_text(("A is more similar", "Equally similar", "B is more similar")[n % 3]).click()
             page.get_by_role("button", name="Submit", exact=True).click()
-            _settled(page, f"Screen {n + 2} of")
+            settled(page, f"Screen {n + 2} of")
             timings.append(time.perf_counter() - t0)
             n += 1
             assert n < 50
