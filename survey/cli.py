@@ -470,17 +470,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from db.backup import BackupError
-    from db.migrate import SchemaError
-    from similarity.catalog import CatalogError
-    from similarity.registry import UnknownName
-    from similarity.weights import WeightsUnavailable
-    from survey.build import StudyExists
-    from survey.config import ConfigError
-    from survey.service import StudyUnavailable
-    from survey.simulate import SimulationError
+#: Errors that are the user's to fix (bad input, missing weights, a full study): printed as one
+#: line naming the fix, exit status 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = {"db.backup": "BackupError", "db.migrate": "SchemaError", "similarity.catalog": "CatalogError",
+               "similarity.registry": "UnknownName", "similarity.weights": "WeightsUnavailable",
+               "survey.build": "StudyExists", "survey.config": "ConfigError", "survey.service": "StudyUnavailable",
+               "survey.simulate": "SimulationError"}
 
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Looked up when an exception arrives: a module that raised one is imported by then, so a
+    command imports only what it uses (`lookalike report` never loads torch)."""
+    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS.items() if module in sys.modules)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.offline:
         os.environ["LOOKALIKE_OFFLINE"] = "1"
@@ -490,8 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         tune_for_throughput()
     try:
         return args.func(args)
-    except (CatalogError, WeightsUnavailable, ConfigError, StudyExists, StudyUnavailable, UnknownName,
-            SimulationError, SchemaError, BackupError) as exc:
+    except _user_errors() as exc:
         print(f"lookalike: error: {exc}", file=sys.stderr)
         return 2
 

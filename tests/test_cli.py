@@ -95,3 +95,18 @@ def test_every_command_and_registered_name_is_documented():
     for name in [*list_methods(), *list_segmenters()]:
         assert f"`{name}`" in readme, f"README does not document `{name}`"
     assert "make demo" in readme and "make test" in readme
+
+
+def test_user_errors_exist_and_reports_do_not_load_torch(study_db, tmp_path):
+    import importlib
+
+    from survey.cli import USER_ERRORS
+
+    for module, name in USER_ERRORS.items():
+        assert issubclass(getattr(importlib.import_module(module), name), Exception), (module, name)
+    url = study_db[0]
+    code = ("import sys; from survey.cli import main; "
+            f"rc = main(['report', '--db', {url!r}, '--out', {str(tmp_path / 'r.html')!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stderr[-2000:]
