@@ -194,7 +194,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _, make_session = _sessions(args.db)
     study = current_study(make_session, args.study)
-    for path in export(make_session, study.id, args.out, fmt=args.format):
+    for path in export(make_session, study.id, args.out, fmt=args.format, for_spreadsheets=args.spreadsheet_safe):
         print(path)
     return 0
 
@@ -398,6 +398,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--study")
     x.add_argument("--out", required=True, help="output folder")
     x.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    x.add_argument("--spreadsheet-safe", action="store_true",
+                   help="prefix ' to text cells starting with = + - @ (free text opened in Excel cannot run formulas)")
     x.set_defaults(func=cmd_export)
 
     sm = sub.add_parser("simulate", help="answer a built study with simulated participants (tests, power analysis)")

@@ -119,15 +119,36 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
             "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"]))}
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which every text cell that a spreadsheet would run as a formula starts with an
+    apostrophe (shown as text by Excel, LibreOffice and Google Sheets). For CSVs opened in a
+    spreadsheet; R and pandas want the verbatim tables."""
+    def guard(v):
+        return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(guard)
+    return out
+
+
 def export(make_session: sessionmaker[Session], study_id: int, out_dir: str | Path, *,
-           fmt: Literal["csv", "parquet"] = "csv") -> list[Path]:
-    """Write the tables and ``data_dictionary.csv`` into ``out_dir``; returns the files written."""
+           fmt: Literal["csv", "parquet"] = "csv", for_spreadsheets: bool = False) -> list[Path]:
+    """Write the tables and ``data_dictionary.csv`` into ``out_dir``; returns the files written.
+    ``for_spreadsheets`` guards formula-like text cells (see :func:`spreadsheet_safe`)."""
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"format must be csv or parquet, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, df in tables(make_session, study_id).items():
+        if for_spreadsheets:
+            df = spreadsheet_safe(df)
         path = out / f"{name}.{fmt}"
         if fmt == "csv":
             df.to_csv(path, index=False)

