@@ -287,18 +287,20 @@ def finish_instructions(make_session: sessionmaker[Session], token: str) -> None
 def mark_shown(make_session: sessionmaker[Session], token: str, trial_id: int) -> None:
     """Record when a trial was first shown (the start of its response time)."""
     with make_session.begin() as s:
-        t = _owned_trial(s, token, trial_id)
+        t, _ = _owned_trial(s, token, trial_id)
         if t.shown_at is None:
             t.shown_at = utcnow()
 
 
-def _owned_trial(s: Session, token: str, trial_id: int) -> Trial:
-    p = _participant(s, token)
-    valid = isinstance(trial_id, int) and not isinstance(trial_id, bool) and 0 < trial_id <= MAX_ROW_ID
-    t = s.get(Trial, trial_id) if valid else None
-    if p is None or t is None or t.participant_id != p.id:
+def _owned_trial(s: Session, token: str, trial_id: int) -> tuple[Trial, Participant]:
+    """The trial and its participant, in one query; PermissionError unless the token owns the trial."""
+    valid = (isinstance(token, str) and 0 < len(token) <= 64 and isinstance(trial_id, int)
+             and not isinstance(trial_id, bool) and 0 < trial_id <= MAX_ROW_ID)
+    row = s.execute(select(Trial, Participant).join(Participant, Trial.participant_id == Participant.id)
+                    .where(Participant.token == token, Trial.id == trial_id)).first() if valid else None
+    if row is None:
         raise PermissionError("this trial does not belong to this participant")
-    return t
+    return row[0], row[1]
 
 
 def _insert_ignore(s: Session, table, values: dict[str, Any]) -> bool:
@@ -325,7 +327,7 @@ def _store(make_session: sessionmaker[Session], token: str, trial_id: int, proto
     """Insert the answer unless the trial was answered already; evaluate attention checks and
     response time (flags are recorded, never shown to the participant)."""
     with make_session.begin() as s:
-        t = _owned_trial(s, token, trial_id)
+        t, p = _owned_trial(s, token, trial_id)
         if t.protocol != protocol:
             raise ValueError(f"trial {trial_id} is a {t.protocol} trial, not {protocol}")
         now = datetime.now(timezone.utc)
@@ -337,7 +339,6 @@ def _store(make_session: sessionmaker[Session], token: str, trial_id: int, proto
                                                         "response_ms": ms, "created_at": now, **answer})
         if not stored:
             return False
-        p = s.get(Participant, t.participant_id)
         config = StudyConfig.from_dict(s.get(Study, p.study_id).config)
         flags = list(p.flags or [])
         if t.is_catch and _failed_check(s, t, answer):
@@ -345,8 +346,9 @@ def _store(make_session: sessionmaker[Session], token: str, trial_id: int, proto
         if config.min_response_ms and ms is not None and ms < config.min_response_ms:
             flags.append(f"too_fast:{t.position}")
         p.flags = flags
-        n_trials = s.scalar(select(func.count(Trial.id)).where(Trial.participant_id == p.id))
-        n_done = s.scalar(select(func.count(Response.id)).where(Response.participant_id == p.id))
+        n_trials, n_done = s.execute(select(func.count(Trial.id), func.count(Response.id)).select_from(Trial)
+                                     .outerjoin(Response, Response.trial_id == Trial.id)
+                                     .where(Trial.participant_id == p.id)).one()
         if n_done >= n_trials and p.trials_done_at is None:
             p.trials_done_at = now
             if not (config.demographics or config.ask_comment):
@@ -374,7 +376,7 @@ def submit_pairwise(make_session: sessionmaker[Session], token: str, trial_id: i
 def submit_ranking(make_session: sessionmaker[Session], token: str, trial_id: int, best: int, worst: int) -> bool:
     """Store a best-worst choice, given as display positions (0-based); mapped to grids here."""
     with make_session() as s:
-        grids = _owned_trial(s, token, trial_id).grid_ids
+        grids = _owned_trial(s, token, trial_id)[0].grid_ids
     for name, pos in (("best", best), ("worst", worst)):
         if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < len(grids):
             raise ValueError(f"{name} must be a set number from 1 to {len(grids)}")
