@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .simulate import Design, ResponseModel, SimulationError, simulate_judgements
-from .stats import friedman, pairwise_wilcoxon
+from .stats import friedman, nan_to_none, pairwise_wilcoxon
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,7 @@ class PowerResult:
     pair_needed: int | None
 
     def to_json(self) -> dict:
-        def clean(x):
-            if isinstance(x, float) and math.isnan(x):
-                return None
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [clean(v) for v in x]
-            return x
-
-        return clean(dataclasses.asdict(self))
+        return nan_to_none(dataclasses.asdict(self))
 
 
 def default_pair(conditions: Sequence[str], effects: dict[str, float]) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from .analysis import ConditionSummary
 from .results import StudyResults
-from .stats import Agreement, BTEstimate, ExclusionFlow, PLEstimate, RatingDistribution, WinTieLoss
+from .stats import Agreement, ExclusionFlow, RatingDistribution, StrengthEstimate, WinTieLoss
 
 
 def format_ci(r: ConditionSummary) -> str:
@@ -55,7 +55,7 @@ def bar_chart_png(summaries: list[ConditionSummary]) -> bytes:
     return _png(fig, ax)
 
 
-def strength_chart_png(estimates: list[BTEstimate] | list[PLEstimate], xlabel: str, color: str = "#F58518") -> bytes:
+def strength_chart_png(estimates: list[StrengthEstimate], xlabel: str, color: str = "#F58518") -> bytes:
     ordered = sorted(estimates, key=lambda e: e.strength)
     fig, ax = _axes(len(ordered))
     y = list(range(len(ordered)))
@@ -68,7 +68,7 @@ def strength_chart_png(estimates: list[BTEstimate] | list[PLEstimate], xlabel: s
     return _png(fig, ax)
 
 
-def bt_chart_png(estimates: list[BTEstimate]) -> bytes:
+def bt_chart_png(estimates: list[StrengthEstimate]) -> bytes:
     return strength_chart_png(estimates, "Bradley-Terry log-strength (pairwise), 95% bootstrap CI")
 
 
@@ -180,7 +180,7 @@ def _ci(lo: float, hi: float) -> str:
     return "n/a" if math.isnan(lo) else f"[{lo:.2f}, {hi:.2f}]"
 
 
-def _rank_sentence(estimates: list[BTEstimate] | list[PLEstimate], what: str) -> str:
+def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:
     """Plain words for ranks with ties: who is first, and whether the intervals separate them."""
     esc = html.escape
     if len(estimates) < 2:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +15,10 @@ from db.models import Condition, ObjectiveMetric, Study
 
 from .analysis import ConditionSummary, condition_summaries, ratings_from_judgements
 from .export import tables
-from .stats import (Agreement, BestWorst, BTEstimate, ExclusionFlow, ExclusionRules, FriedmanResult,
-                    MixedModelResult, PairedComparison, PLEstimate, PrecisionAtK, RatingDistribution, SplitHalf,
+from .stats import (Agreement, BestWorst, ExclusionFlow, ExclusionRules, FriedmanResult,
+                    MixedModelResult, PairedComparison, PrecisionAtK, RatingDistribution, SplitHalf, StrengthEstimate,
                     WinTieLoss, ZScoreResult, agreement, apply_exclusions, best_worst_scores, bradley_terry_bootstrap,
-                    friedman, method_segmenter_model, pairwise_wilcoxon, plackett_luce_bootstrap, precision_at_k,
+                    friedman, method_segmenter_model, nan_to_none, pairwise_wilcoxon, plackett_luce_bootstrap, precision_at_k,
                     rating_distribution, split_half, win_tie_loss, zscored_analysis)
 
 
@@ -42,34 +41,25 @@ class StudyResults:
     zscored: ZScoreResult | None  # per-rater z-scores: robustness check of the rating results
     mixed_model: MixedModelResult | None
     win_tie_loss: list[WinTieLoss]
-    bradley_terry: list[BTEstimate]
+    bradley_terry: list[StrengthEstimate]
     precision: list[PrecisionAtK]
     agreement: list[Agreement]
     split_half: SplitHalf | None
     best_worst: list[BestWorst]
-    plackett_luce: list[PLEstimate]
+    plackett_luce: list[StrengthEstimate]
     objective: list[ObjectiveVsHuman]
     objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
     n_boot: int
     seed: int
 
     def to_json(self) -> dict:
-        def clean(x):
-            if isinstance(x, float) and math.isnan(x):
-                return None
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [clean(v) for v in x]
-            return x
-
         out = dataclasses.asdict(self)
         out["exclusions"].pop("kept_ids")
         out["conditions"] = [{"method": c.method, "segmenter": c.segmenter, "condition": c.condition,
                               "n": c.n_ratings, "participants": c.n_participants, "mean": c.mean,
                               "median": c.median,
                               "ci_low": c.ci_low, "ci_high": c.ci_high} for c in self.conditions]
-        return clean(out)
+        return nan_to_none(out)
 
 
 def compute_results(make_session: sessionmaker[Session], study_id: int, *,

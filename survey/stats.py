@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,17 @@ import pandas as pd
 from scipy import stats
 
 # --- exclusions ---------------------------------------------------------------------------
+
+
+def nan_to_none(x):
+    """``x`` (nested dicts, lists, tuples) with float NaN replaced by None: JSON has no NaN."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [nan_to_none(v) for v in x]
+    return x
 
 
 @dataclass(frozen=True)
@@ -423,7 +435,9 @@ def bradley_terry(wins: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BTEstimate:
+class StrengthEstimate:
+    """A condition's fitted strength (Bradley-Terry or Plackett-Luce) with its bootstrap CI."""
+
     condition: str
     strength: float  # log-strength, mean 0 over conditions
     ci_low: float
@@ -431,8 +445,22 @@ class BTEstimate:
     rank: int  # 1 = best; conditions whose intervals overlap the better one share its rank
 
 
+def _strength_estimates(conds: list[str], est: np.ndarray, boots: np.ndarray | None,
+                        confidence: float) -> list[StrengthEstimate]:
+    """Percentile CIs from bootstrap fits (rows of ``boots``) and ranks with ties; without
+    ``boots`` (one participant) the CIs are NaN and the ranks follow the estimates."""
+    if boots is None:
+        lo = hi = np.full(len(conds), np.nan)
+        ranks = np.argsort(np.argsort(-est)) + 1
+    else:
+        alpha = (1 - confidence) / 2
+        lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
+        ranks = ranks_from_intervals(est, lo, hi)
+    return [StrengthEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
+
+
 def bradley_terry_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95,
-                            rng: np.random.Generator) -> list[BTEstimate]:
+                            rng: np.random.Generator) -> list[StrengthEstimate]:
     """BT strengths with participant-resampling percentile CIs and ranks with ties."""
     conds, both = _pairwise_sides(judgements)
     if not conds:
@@ -445,10 +473,7 @@ def bradley_terry_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, conf
               credit)
     est = bradley_terry(mats.sum(axis=0))
     boots = np.array([bradley_terry(mats[rng.integers(0, len(mats), len(mats))].sum(axis=0)) for _ in range(n_boot)])
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    ranks = ranks_from_intervals(est, lo, hi)
-    return [BTEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
+    return _strength_estimates(conds, est, boots, confidence)
 
 
 # --- ranking protocol ---------------------------------------------------------------------------
@@ -601,17 +626,8 @@ def _distinct_trials(choice_sets: np.ndarray, best: np.ndarray, worst: np.ndarra
     return (np.stack([r[0] for r in reps]), np.array([r[1] for r in reps]), np.array([r[2] for r in reps]), kind_of)
 
 
-@dataclass(frozen=True)
-class PLEstimate:
-    condition: str
-    strength: float  # log-strength, mean 0 over conditions
-    ci_low: float
-    ci_high: float
-    rank: int  # 1 = best; conditions whose intervals overlap the better one share its rank
-
-
 def plackett_luce_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95,
-                            rng: np.random.Generator) -> list[PLEstimate]:
+                            rng: np.random.Generator) -> list[StrengthEstimate]:
     """Best-worst Plackett-Luce strengths with participant-resampling percentile CIs and ranks with ties."""
     conds, sets, best, worst, participant = ranking_choice_sets(judgements)
     if len(best) == 0 or len(conds) < 2:
@@ -621,14 +637,11 @@ def plackett_luce_bootstrap(judgements: pd.DataFrame, *, n_boot: int = 500, conf
     per_person = np.zeros((len(best), len(people)))  # trials of each distinct kind per participant
     np.add.at(per_person, (pattern, person), 1.0)
     est = plackett_luce(sets, best, worst, weights=per_person.sum(axis=1))
-    lo = hi = np.full(len(conds), np.nan)
+    boots = None
     if len(people) >= 2:
         draws = rng.multinomial(len(people), np.full(len(people), 1.0 / len(people)), size=n_boot)
         boots = np.array([plackett_luce(sets, best, worst, weights=w, initial=est) for w in draws @ per_person.T])
-        alpha = (1 - confidence) / 2
-        lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    ranks = ranks_from_intervals(est, lo, hi) if len(people) >= 2 else np.argsort(np.argsort(-est)) + 1
-    return [PLEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
+    return _strength_estimates(conds, est, boots, confidence)
 
 
 # --- agreement ------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ def shared_data(sub: str) -> Path:
     return path
 
 
-def answer_all(make_session, token: str, rng, *, fail_checks: bool = False) -> None:
-    """Answer every trial of a consented participant through the service (any protocol)."""
+def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True) -> None:
+    """Answer every trial of a consented participant through the service (any protocol), then,
+    with ``finish``, the closing questions (left unanswered)."""
     from survey import service
 
     service.finish_instructions(make_session, token)
@@ -32,7 +33,7 @@ def answer_all(make_session, token: str, rng, *, fail_checks: bool = False) -> N
             service.submit_pairwise(make_session, token, t.trial_id, str(rng.choice(["left", "right", "tie"])))
         else:
             service.submit_ranking(make_session, token, t.trial_id, 0, len(t.grids) - 1)
-    if st.stage == "questions":
+    if finish and st.stage == "questions":
         service.submit_questions(make_session, token, {}, None)
 
 

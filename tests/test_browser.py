@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Participant, Response, Trial
+from db.pgserver import free_port
 
-from .served import Server, free_port, launch, needs_chromium, settled
+from .served import Server, launch, needs_chromium, settled
 
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
 

