@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from similarity.runtime import tune_for_throughput  # noqa: E402
-from bench._common import emit  # noqa: E402
-
-from db.engine import make_engine, make_sessionmaker  # noqa: E402
-from similarity.demo_catalog import generate_demo_catalog  # noqa: E402
-from survey.build import build_study  # noqa: E402
-from survey.config import StudyConfig  # noqa: E402
+from bench._common import emit
+from db.engine import make_engine, make_sessionmaker
+from similarity.demo_catalog import generate_demo_catalog
+from similarity.runtime import tune_for_throughput
+from survey.build import build_study
+from survey.config import StudyConfig
 
 
 def main() -> None:
@@ -40,8 +39,17 @@ def main() -> None:
         warm = build_study(sessions, config, replace=True, cache_dir=root / "cache", progress=False)
         warm_s = time.perf_counter() - t0
         assert (cold.grids, cold.conditions) == (warm.grids, warm.conditions)
-    emit({"runtime": runtime, "images": 4 * args.per_category * 2, "conditions": cold.conditions, "grids": cold.grids,
-          "cold_s": round(cold_s, 2), "warm_s": round(warm_s, 2), "warm_over_cold": round(warm_s / cold_s, 4)})
+    emit(
+        {
+            "runtime": runtime,
+            "images": 4 * args.per_category * 2,
+            "conditions": cold.conditions,
+            "grids": cold.grids,
+            "cold_s": round(cold_s, 2),
+            "warm_s": round(warm_s, 2),
+            "warm_over_cold": round(warm_s / cold_s, 4),
+        }
+    )
 
 
 if __name__ == "__main__":

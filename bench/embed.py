@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from similarity.runtime import tune_for_throughput  # noqa: E402
-from bench._common import emit, shared_data  # noqa: E402
-
-from similarity.cache import Cache  # noqa: E402
-from similarity.catalog import load_catalog  # noqa: E402
-from similarity.images import load_rgb  # noqa: E402
-from similarity.methods import create_method  # noqa: E402
-from similarity.pipeline import feature_matrix  # noqa: E402
-from similarity.segmenters import create_segmenter  # noqa: E402
+from bench._common import emit, shared_data
+from similarity.cache import Cache
+from similarity.catalog import load_catalog
+from similarity.images import load_rgb
+from similarity.methods import create_method
+from similarity.pipeline import feature_matrix
+from similarity.runtime import tune_for_throughput
+from similarity.segmenters import create_segmenter
 
 
 def main() -> None:
@@ -44,17 +43,25 @@ def main() -> None:
             t0 = time.perf_counter()
             feats = feature_matrix(items, method, none, cache=cache, progress=False)
             pipeline_s = min(pipeline_s, time.perf_counter() - t0)
-            stored = sum(cache.get_features(method.identity(), none.identity(), it.sha256) is not None
-                         for it in items)
-        batches = [np.stack([method.prepare(load_rgb(it.path)) for it in items[i:i + method.batch_size]])
-                   for i in range(0, len(items), method.batch_size)]
+            stored = sum(cache.get_features(method.identity(), none.identity(), it.sha256) is not None for it in items)
+        batches = [
+            np.stack([method.prepare(load_rgb(it.path)) for it in items[i : i + method.batch_size]])
+            for i in range(0, len(items), method.batch_size)
+        ]
         t0 = time.perf_counter()
         forward = np.concatenate([method.encode(b) for b in batches])
         forward_s = min(forward_s, time.perf_counter() - t0)
     assert np.allclose(forward, feats, atol=1e-5), "pipeline and forward-only features differ"
-    emit({"runtime": runtime, "images": len(items), "stored": stored, "pipeline_img_s": round(len(items) / pipeline_s, 2),
-          "forward_only_img_s": round(len(items) / forward_s, 2),
-          "ratio": round(forward_s / pipeline_s, 3)})
+    emit(
+        {
+            "runtime": runtime,
+            "images": len(items),
+            "stored": stored,
+            "pipeline_img_s": round(len(items) / pipeline_s, 2),
+            "forward_only_img_s": round(len(items) / forward_s, 2),
+            "ratio": round(forward_s / pipeline_s, 3),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import emit  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from db.engine import make_engine, make_sessionmaker  # noqa: E402
-from db.models import Participant, Response, Trial  # noqa: E402
-from survey import service  # noqa: E402
+from bench._common import emit
+from db.engine import make_engine, make_sessionmaker
+from db.models import Participant, Response, Trial
+from survey import service
 
 
 def build_load_study(url: str, catalog: Path, cache_dir: Path, trials: int = 6):
@@ -37,17 +37,25 @@ def build_load_study(url: str, catalog: Path, cache_dir: Path, trials: int = 6):
     from survey.config import Component, StudyConfig
 
     engine = make_engine(url)
-    config = StudyConfig(name="load", catalog=str(catalog), methods=(Component("ssim"), Component("efficientnet")),
-                         segmenters=(Component("none"),), references_per_category=3,
-                         reference_filter={"view": "packshot"}, protocols=("rating", "pairwise"),
-                         trials_per_participant=trials, attention_check_rate=0.2, ask_comment=True, seed=5)
+    config = StudyConfig(
+        name="load",
+        catalog=str(catalog),
+        methods=(Component("ssim"), Component("efficientnet")),
+        segmenters=(Component("none"),),
+        references_per_category=3,
+        reference_filter={"view": "packshot"},
+        protocols=("rating", "pairwise"),
+        trials_per_participant=trials,
+        attention_check_rate=0.2,
+        ask_comment=True,
+        seed=5,
+    )
     build_study(make_sessionmaker(engine), config, cache_dir=cache_dir, progress=False)
     engine.dispose()
 
 
 class _Participant:
-    def __init__(self, make_session, study_id: int, pid: str, seed: int, pool: ThreadPoolExecutor,
-                 think_ms: float = 0):
+    def __init__(self, make_session, study_id: int, pid: str, seed: int, pool: ThreadPoolExecutor, think_ms: float = 0):
         self.make_session, self.study_id, self.pid, self.think_ms = make_session, study_id, pid, think_ms
         self.rng = np.random.default_rng(seed)
         self.pool = pool
@@ -97,11 +105,11 @@ def run_load(url: str, participants: int = 100, seed: int = 0, think_ms: float =
     study = service.current_study(make_session, "load")
     errors: list[str] = []
     lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=participants) as twins, \
-            ThreadPoolExecutor(max_workers=participants) as pool:
-        people = [_Participant(make_session, study.id, f"load-{seed}-{i}", seed * 100_000 + i, twins,
-                               think_ms)
-                  for i in range(participants)]
+    with ThreadPoolExecutor(max_workers=participants) as twins, ThreadPoolExecutor(max_workers=participants) as pool:
+        people = [
+            _Participant(make_session, study.id, f"load-{seed}-{i}", seed * 100_000 + i, twins, think_ms)
+            for i in range(participants)
+        ]
 
         def one(p: _Participant) -> None:
             try:
@@ -114,31 +122,48 @@ def run_load(url: str, participants: int = 100, seed: int = 0, think_ms: float =
         list(pool.map(one, people))
         wall = time.perf_counter() - t0
     with make_session() as s:
-        mine = select(Participant.id).where(Participant.study_id == study.id,
-                                            Participant.external_id.like(f"load-{seed}-%"))
+        mine = select(Participant.id).where(
+            Participant.study_id == study.id, Participant.external_id.like(f"load-{seed}-%")
+        )
         n_participants = s.scalar(select(func.count()).select_from(mine.subquery()))
         expected = s.scalar(select(func.count(Trial.id)).where(Trial.participant_id.in_(mine)))
         stored = s.scalar(select(func.count(Response.id)).where(Response.participant_id.in_(mine)))
-        distinct = s.scalar(select(func.count(func.distinct(Response.trial_id)))
-                            .where(Response.participant_id.in_(mine)))
-        completed = s.scalar(select(func.count(Participant.id)).where(Participant.id.in_(mine),
-                                                                      Participant.completed_at.is_not(None)))
+        distinct = s.scalar(
+            select(func.count(func.distinct(Response.trial_id))).where(Response.participant_id.in_(mine))
+        )
+        completed = s.scalar(
+            select(func.count(Participant.id)).where(Participant.id.in_(mine), Participant.completed_at.is_not(None))
+        )
     engine.dispose()
     lat = np.concatenate([p.latencies for p in people]) if people else np.zeros(1)
-    return {"db": url.split(":", 1)[0].split("+", 1)[0], "participants": participants,
-            "participants_stored": n_participants, "completed": completed,
-            "answers_expected": expected, "answers_stored": stored, "duplicates": stored - distinct,
-            "lost": expected - distinct, "errors": len(errors), "error_examples": errors[:3],
-            "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
-            "think_ms": think_ms, "wall_s": round(wall, 2)}
+    return {
+        "db": url.split(":", 1)[0].split("+", 1)[0],
+        "participants": participants,
+        "participants_stored": n_participants,
+        "completed": completed,
+        "answers_expected": expected,
+        "answers_stored": stored,
+        "duplicates": stored - distinct,
+        "lost": expected - distinct,
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(float(np.percentile(lat, 95)), 1),
+        "think_ms": think_ms,
+        "wall_s": round(wall, 2),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--participants", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--think-ms", type=float, default=0,
-                    help="mean think time per trial (exponential); 0 = everyone answers as fast as possible")
+    ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=0,
+        help="mean think time per trial (exponential); 0 = everyone answers as fast as possible",
+    )
     ap.add_argument("--pg-url", help="an empty PostgreSQL database to use (default: a throwaway local server)")
     ap.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = ap.parse_args()

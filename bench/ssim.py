@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from similarity.runtime import tune_for_throughput  # noqa: E402
-from bench._common import emit, shared_data  # noqa: E402
-
-from similarity.catalog import load_catalog  # noqa: E402
-from similarity.images import letterbox, load_rgb  # noqa: E402
-from similarity.ssim import ssim_matrix  # noqa: E402
+from bench._common import emit, shared_data
+from similarity.catalog import load_catalog
+from similarity.images import letterbox, load_rgb
+from similarity.runtime import tune_for_throughput
+from similarity.ssim import ssim_matrix
 
 
 def main() -> None:
@@ -34,13 +33,23 @@ def main() -> None:
     items = load_catalog(shared_data("clothing"), verify_images=False).items[: 2 * args.n]
     if len(items) < 2 * args.n:
         sys.exit(f"need {2 * args.n} photos, found {len(items)}")
-    imgs = np.stack([np.asarray(letterbox(load_rgb(it.path), 64).convert("L"), dtype=np.float64) / 255.0
-                     for it in items])
-    q, g = imgs[: args.n], imgs[args.n:]
+    imgs = np.stack(
+        [np.asarray(letterbox(load_rgb(it.path), 64).convert("L"), dtype=np.float64) / 255.0 for it in items]
+    )
+    q, g = imgs[: args.n], imgs[args.n :]
 
     t0 = time.perf_counter()
-    ref = np.array([[structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                           data_range=1.0) for y in g] for x in q])
+    ref = np.array(
+        [
+            [
+                structural_similarity(
+                    x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+                )
+                for y in g
+            ]
+            for x in q
+        ]
+    )
     skimage_s = time.perf_counter() - t0
 
     ssim_matrix(q[:2], g[:2])  # warm-up (thread pools, allocator)
@@ -53,13 +62,36 @@ def main() -> None:
     t0 = time.perf_counter()
     self_sim = ssim_matrix(q)
     self_s = time.perf_counter() - t0
-    self_ref_diff = float(np.abs(self_sim[:10] - np.array([[structural_similarity(
-        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0) for y in q]
-        for x in q[:10]])).max())
-    emit({"runtime": runtime, "pairs": int(ref.size), "skimage_s": round(skimage_s, 3), "lookalike_s": round(lookalike_s, 4),
-          "speedup": round(skimage_s / lookalike_s, 1), "max_abs_diff": float(np.abs(ours - ref).max()),
-          "self_pairs": int(args.n * args.n), "self_s": round(self_s, 4),
-          "self_speedup": round(skimage_s / self_s, 1), "self_max_abs_diff": self_ref_diff})
+    self_ref_diff = float(
+        np.abs(
+            self_sim[:10]
+            - np.array(
+                [
+                    [
+                        structural_similarity(
+                            x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+                        )
+                        for y in q
+                    ]
+                    for x in q[:10]
+                ]
+            )
+        ).max()
+    )
+    emit(
+        {
+            "runtime": runtime,
+            "pairs": int(ref.size),
+            "skimage_s": round(skimage_s, 3),
+            "lookalike_s": round(lookalike_s, 4),
+            "speedup": round(skimage_s / lookalike_s, 1),
+            "max_abs_diff": float(np.abs(ours - ref).max()),
+            "self_pairs": int(args.n * args.n),
+            "self_s": round(self_s, 4),
+            "self_speedup": round(skimage_s / self_s, 1),
+            "self_max_abs_diff": self_ref_diff,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from similarity.errors import UserError
 
-class BackupError(RuntimeError):
+
+class BackupError(UserError, RuntimeError):
     pass
 
 
@@ -30,12 +32,15 @@ class BackupResult:
     tables: dict[str, int]  # rows per table in the copy
 
 
-def backup_sqlite(db_url: str, out: str | os.PathLike[str], *, overwrite: bool = False,
-                  pages_per_step: int = 256) -> BackupResult:
+def backup_sqlite(
+    db_url: str, out: str | os.PathLike[str], *, overwrite: bool = False, pages_per_step: int = 256
+) -> BackupResult:
     url = make_url(db_url)
     if url.get_backend_name() != "sqlite":
-        raise BackupError(f"`lookalike backup` copies SQLite files; for {url.get_backend_name()} use the server's "
-                          f"own tool, e.g. `pg_dump --format=custom --file=study.dump '{url.database}'`")
+        raise BackupError(
+            f"`lookalike backup` copies SQLite files; for {url.get_backend_name()} use the server's "
+            f"own tool, e.g. `pg_dump --format=custom --file=study.dump '{url.database}'`"
+        )
     source = Path(url.database or "")
     if not source.is_file():
         raise BackupError(f"{source}: no such database file (check --db or $LOOKALIKE_DB)")
@@ -55,9 +60,12 @@ def backup_sqlite(db_url: str, out: str | os.PathLike[str], *, overwrite: bool =
         check = dst.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
             raise BackupError(f"the copy failed SQLite's integrity check ({check}); {source} was not changed")
-        tables = {name: dst.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
-                  for (name,) in dst.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")}
+        tables = {
+            name: dst.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
+            for (name,) in dst.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        }
     finally:
         dst.close()
         src.close()

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from similarity.errors import UserError
 
 from .migrate import ensure_schema
 
@@ -14,9 +17,14 @@ DEFAULT_DB = "lookalike.db"
 BUSY_TIMEOUT_MS = 10_000
 
 
+class DatabaseMissing(UserError):
+    """A command that reads an existing database was given a SQLite file that does not exist."""
+
+
 def resolve_db_url(value: str | os.PathLike[str] | None = None) -> str:
-    """``--db`` value, else ``$LOOKALIKE_DB``, else ``./lookalike.db``; a path becomes a SQLite URL."""
-    raw = str(value) if value else os.environ.get("LOOKALIKE_DB") or DEFAULT_DB
+    """A database path or URL (``--db``, ``$LOOKALIKE_DB`` via :class:`survey.settings.Settings`),
+    else ``./lookalike.db``; a path becomes a SQLite URL."""
+    raw = str(value) if value else DEFAULT_DB
     if "://" in raw:
         return raw
     return f"sqlite:///{Path(raw).expanduser().resolve()}"
@@ -31,14 +39,27 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
+def _sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def make_engine(url: str | None = None, *, create: bool = True, must_exist: bool = False) -> Engine:
     """An engine for ``url``; with ``create`` (the default) the schema is created or checked
-    (see :func:`db.migrate.ensure_schema`); ``lookalike db upgrade`` passes ``create=False``."""
+    (see :func:`db.migrate.ensure_schema`); ``lookalike db upgrade`` passes ``create=False``.
+    With ``must_exist``, a SQLite file that does not exist raises :class:`DatabaseMissing`
+    and nothing is created (commands that only read a built study)."""
     url = resolve_db_url(url)
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(url)
+        if must_exist and path is not None and not path.is_file():
+            raise DatabaseMissing(
+                f"database {path} does not exist; check --db (or $LOOKALIKE_DB), "
+                "or build a study first with `lookalike build`"
+            )
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

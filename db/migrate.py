@@ -17,6 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from similarity.errors import UserError
+
 from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -24,7 +26,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LEGACY_VERSION, LEGACY_REVISION = 2, "0001"
 
 
-class SchemaError(RuntimeError):
+class SchemaError(UserError, RuntimeError):
     """The database's schema is not the one this Lookalike needs."""
 
 
@@ -57,7 +59,13 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:
+        raise SchemaError(
+            f"no migration scripts in {MIGRATIONS / 'versions'}: this Lookalike installation is "
+            "incomplete; reinstall it"
+        )
+    return head
 
 
 def schema_state(engine: Engine) -> SchemaState:
@@ -66,8 +74,11 @@ def schema_state(engine: Engine) -> SchemaState:
         current = MigrationContext.configure(con).get_current_revision()
         legacy = None
         if current is None and "studies" in tables:
-            legacy = (con.execute(text("SELECT version FROM lookalike_schema")).scalar_one()
-                      if "lookalike_schema" in tables else 1)
+            legacy = (
+                con.execute(text("SELECT version FROM lookalike_schema")).scalar_one()
+                if "lookalike_schema" in tables
+                else 1
+            )
     return SchemaState(current, head_revision(), legacy, empty=not (tables - {"alembic_version"}))
 
 
@@ -84,11 +95,15 @@ def ensure_schema(engine: Engine) -> SchemaState:
         return state
     known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
     if state.current is not None and state.current not in known:
-        raise SchemaTooNew(f"{url}: the database is at schema revision {state.current}, written by a newer "
-                           f"Lookalike (this one knows up to {state.head}). Upgrade Lookalike; nothing was changed")
+        raise SchemaTooNew(
+            f"{url}: the database is at schema revision {state.current}, written by a newer "
+            f"Lookalike (this one knows up to {state.head}). Upgrade Lookalike; nothing was changed"
+        )
     found = f"revision {state.current}" if state.current else f"pre-migration schema version {state.legacy_version}"
-    raise SchemaOutdated(f"{url}: the database has {found}, this Lookalike needs revision {state.head}. "
-                         f"Back it up (`lookalike backup`), then run `lookalike db upgrade --db {url}`")
+    raise SchemaOutdated(
+        f"{url}: the database has {found}, this Lookalike needs revision {state.head}. "
+        f"Back it up (`lookalike backup`), then run `lookalike db upgrade --db {url}`"
+    )
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
@@ -97,13 +112,20 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     if state.empty:
         ensure_schema(engine)
         return None, head_revision()
-    if state.current is None:
-        if state.legacy_version != LEGACY_VERSION:
-            raise SchemaError(f"pre-migration schema version {state.legacy_version} cannot be upgraded in place; "
-                              f"only version {LEGACY_VERSION} (Lookalike 0.1) can. Export its answers with "
-                              "the Lookalike that wrote it and rebuild the study")
+    if state.current is None and state.legacy_version != LEGACY_VERSION:
+        raise SchemaError(
+            f"pre-migration schema version {state.legacy_version} cannot be upgraded in place; "
+            f"only version {LEGACY_VERSION} (Lookalike 0.1) can. Export its answers with "
+            "the Lookalike that wrote it and rebuild the study"
+        )
     with engine.begin() as con:
         if state.current is None:
             command.stamp(_config(con), LEGACY_REVISION)
         command.upgrade(_config(con), revision)
-    return state.current or f"legacy v{state.legacy_version}", schema_state(engine).current
+    after = schema_state(engine).current
+    if after is None:
+        raise SchemaError(
+            f"upgrading {engine.url.render_as_string(hide_password=True)} to {revision!r} left no "
+            "schema revision stamped; give a revision to upgrade to, e.g. 'head'"
+        )
+    return state.current or f"legacy v{state.legacy_version}", after

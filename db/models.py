@@ -7,21 +7,40 @@ code never reads.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON, list[float]: JSON, list[str]: JSON,
-                           list[bool]: JSON,
-                           datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[Mapping[object, type[TypeEngine[Any]] | TypeEngine[Any]]] = {
+        dict[str, Any]: JSON,
+        list[int]: JSON,
+        list[float]: JSON,
+        list[str]: JSON,
+        list[bool]: JSON,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class Study(Base):
@@ -43,7 +62,7 @@ class CatalogItem(Base):
     item_id: Mapped[str] = mapped_column(String(300))
     path: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(200), index=True)
-    group_name: Mapped[Optional[str]] = mapped_column(String(300))
+    group_name: Mapped[str | None] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -58,9 +77,16 @@ class Condition(Base):
     method_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     segmenter_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    @property
+    @hybrid_property
     def label(self) -> str:
+        """``method/segmenter``, the one name of a condition in analyses, exports and reports; also
+        usable in a query (``select(Condition.label)``)."""
         return f"{self.method}/{self.segmenter}"
+
+    @label.inplace.expression
+    @classmethod
+    def _label_expression(cls) -> ColumnElement[str]:
+        return cls.method + "/" + cls.segmenter
 
 
 class Grid(Base):
@@ -76,7 +102,6 @@ class Grid(Base):
     reference_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), index=True)
     item_ids: Mapped[list[int]]  # catalog_items.id, best first
     kind: Mapped[str] = mapped_column(String(16), default="condition")
-    reference: Mapped[CatalogItem] = relationship(foreign_keys=[reference_id], lazy="joined")
 
 
 class GridCondition(Base):
@@ -95,17 +120,17 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    external_id: Mapped[Optional[str]] = mapped_column(String(200), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     source: Mapped[str] = mapped_column(String(20), default="direct")
     url_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    consented_at: Mapped[Optional[datetime]]
-    instructions_done_at: Mapped[Optional[datetime]]
-    trials_done_at: Mapped[Optional[datetime]]
-    completed_at: Mapped[Optional[datetime]]  # after the optional questions: the code was shown
+    consented_at: Mapped[datetime | None]
+    instructions_done_at: Mapped[datetime | None]
+    trials_done_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]  # after the optional questions: the code was shown
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. "failed_check:3", "too_fast:7"
     demographics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    comment: Mapped[Optional[str]] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
 
 
 class Trial(Base):
@@ -123,7 +148,7 @@ class Trial(Base):
     grid_ids: Mapped[list[str]] = mapped_column(JSON)
     unit: Mapped[str] = mapped_column(String(120), index=True)
     is_catch: Mapped[bool] = mapped_column(default=False)
-    shown_at: Mapped[Optional[datetime]]
+    shown_at: Mapped[datetime | None]
 
 
 class Response(Base):
@@ -133,17 +158,19 @@ class Response(Base):
     ranking -> ``best``, ``worst`` (grid ids)."""
 
     __tablename__ = "responses"
-    __table_args__ = (CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 7", name="rating_1_to_7"),
-                      CheckConstraint("choice IS NULL OR choice IN ('left', 'right', 'tie')", name="choice_values"))
+    __table_args__ = (
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 7", name="rating_1_to_7"),
+        CheckConstraint("choice IS NULL OR choice IN ('left', 'right', 'tie')", name="choice_values"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), unique=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
-    rating: Mapped[Optional[int]] = mapped_column(Integer)
-    ticks: Mapped[Optional[list[bool]]] = mapped_column(JSON)
-    choice: Mapped[Optional[str]] = mapped_column(String(8))
-    best: Mapped[Optional[str]] = mapped_column(String(32))
-    worst: Mapped[Optional[str]] = mapped_column(String(32))
-    response_ms: Mapped[Optional[int]]
+    rating: Mapped[int | None] = mapped_column(Integer)
+    ticks: Mapped[list[bool] | None] = mapped_column(JSON)
+    choice: Mapped[str | None] = mapped_column(String(8))
+    best: Mapped[str | None] = mapped_column(String(32))
+    worst: Mapped[str | None] = mapped_column(String(32))
+    response_ms: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -158,7 +185,7 @@ class Segmentation(Base):
     segmenter: Mapped[str] = mapped_column(String(100))
     coverage: Mapped[float]
     found: Mapped[bool]  # False: nothing detected, the whole photo was used
-    mask_path: Mapped[Optional[str]] = mapped_column(Text)
+    mask_path: Mapped[str | None] = mapped_column(Text)
 
 
 class ObjectiveMetric(Base):

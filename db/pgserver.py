@@ -48,11 +48,13 @@ class TempPostgres:
     user: str | None  # system user the server runs as (None: the current user)
 
     @classmethod
-    def start(cls, bindir: Path | None = None) -> "TempPostgres":
+    def start(cls, bindir: Path | None = None) -> TempPostgres:
         bindir = bindir or find_bindir()
         if bindir is None:
-            raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) were not found; "
-                                      "install them with `apt-get install postgresql`")
+            raise PostgresUnavailable(
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found; "
+                "install them with `apt-get install postgresql`"
+            )
         user = None
         if os.geteuid() == 0:
             try:
@@ -65,8 +67,7 @@ class TempPostgres:
             pw = pwd.getpwnam(user)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         server = cls(bindir, root, free_port(), user)
-        server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                    "--no-sync")
+        server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         server.resume()
         return server
 
@@ -74,10 +75,13 @@ class TempPostgres:
         """Start the server (again, after :meth:`halt`) on the same port with the same data."""
         # fsync off: the machine does not crash in a test; commits still reach the OS before they
         # return (synchronous_commit stays on), so a killed server loses no committed answer
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c max_connections=300")
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60",
-                  "start")
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.root / "data"), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start"
+        )
 
     def halt(self) -> None:
         """Stop the server abruptly (as a crash would), keeping its data for :meth:`resume`."""
@@ -99,8 +103,7 @@ class TempPostgres:
         import psycopg
 
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as con:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
 
@@ -110,4 +113,3 @@ class TempPostgres:
             self.halt()
         finally:
             shutil.rmtree(self.root)
-

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -75,10 +76,11 @@ class Cache:
         p = self.feature_path(method_identity, segmenter_identity, sha256)
         return np.load(p, allow_pickle=False) if p.is_file() else None
 
-    def put_features(self, method_identity: str, segmenter_identity: str, sha256: str,
-                     features: np.ndarray) -> Path:
-        return atomic_write(self.feature_path(method_identity, segmenter_identity, sha256),
-                            lambda fh: np.save(fh, np.ascontiguousarray(features), allow_pickle=False))
+    def put_features(self, method_identity: str, segmenter_identity: str, sha256: str, features: np.ndarray) -> Path:
+        return atomic_write(
+            self.feature_path(method_identity, segmenter_identity, sha256),
+            lambda fh: np.save(fh, np.ascontiguousarray(features), allow_pickle=False),
+        )
 
     # --- housekeeping ------------------------------------------------------------------
     def usage(self) -> list[CacheUsage]:
@@ -91,8 +93,11 @@ class Cache:
             depth = 1 if kind == "masks" else 2
             for ident_dir in sorted(p for p in base.glob("/".join(["*"] * depth)) if p.is_dir()):
                 files = [f for f in ident_dir.rglob("*") if f.is_file() and not f.name.startswith(".")]
-                out.append(CacheUsage(kind, ident_dir.relative_to(base).as_posix(), len(files),
-                                      sum(f.stat().st_size for f in files)))
+                out.append(
+                    CacheUsage(
+                        kind, ident_dir.relative_to(base).as_posix(), len(files), sum(f.stat().st_size for f in files)
+                    )
+                )
         return out
 
     def clear(self, kind: str | None = None) -> int:

@@ -16,13 +16,14 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .images import UnreadableImage, file_sha256, load_rgb
 
 REQUIRED_COLUMNS = ("file", "item_id", "category")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """A catalog that cannot be loaded as given; the message names the row and the fix."""
 
 
@@ -54,9 +55,6 @@ class Catalog:
 
     def in_category(self, category: str) -> list[Item]:
         return [it for it in self.items if it.category == category]
-
-    def by_id(self) -> dict[str, Item]:
-        return {it.item_id: it for it in self.items}
 
 
 def load_catalog(source: str | Path, *, verify_images: bool = True) -> Catalog:
@@ -103,8 +101,7 @@ def _scan_folder(root: Path) -> list[tuple[str, dict[str, str]]]:
         for img in sorted(cat_dir.iterdir()):
             if img.suffix.lower() in IMAGE_SUFFIXES:
                 rel = img.relative_to(root).as_posix()
-                rows.append((rel, {"file": rel, "item_id": f"{cat_dir.name}/{img.stem}",
-                                   "category": cat_dir.name}))
+                rows.append((rel, {"file": rel, "item_id": f"{cat_dir.name}/{img.stem}", "category": cat_dir.name}))
     if not rows:
         raise CatalogError(
             f"{root}: no images found; give a manifest.csv or a folder of category "
@@ -130,9 +127,7 @@ def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images:
         seen[item_id] = where
         path = (root / row["file"]).resolve()
         if not path.is_file():
-            raise CatalogError(
-                f"{where}: file '{row['file']}' not found at {path}; paths are relative to the manifest"
-            )
+            raise CatalogError(f"{where}: file '{row['file']}' not found at {path}; paths are relative to the manifest")
         if verify_images:
             try:
                 load_rgb(path)
@@ -140,8 +135,16 @@ def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images:
                 skipped.append(Skipped(where, str(exc)))
                 continue
         meta = {k: v for k, v in row.items() if k not in (*REQUIRED_COLUMNS, "group")}
-        items.append(Item(item_id=item_id, path=path, category=row["category"],
-                          group=row.get("group") or None, sha256=file_sha256(path), meta=meta))
+        items.append(
+            Item(
+                item_id=item_id,
+                path=path,
+                category=row["category"],
+                group=row.get("group") or None,
+                sha256=file_sha256(path),
+                meta=meta,
+            )
+        )
     if not items:
         raise CatalogError(f"{root}: no usable images ({len(skipped)} skipped); see the skipped list")
     return Catalog(root=root, items=tuple(items), skipped=tuple(skipped))

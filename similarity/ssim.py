@@ -51,7 +51,7 @@ def _filter_matrix(n: int, p: SSIMParams, dtype: torch.dtype) -> torch.Tensor:
     k = torch.from_numpy(gaussian_kernel(p))
     m = torch.zeros(n - 2 * p.radius, n, dtype=torch.float64)
     for i in range(n - 2 * p.radius):
-        m[i, i:i + 2 * p.radius + 1] = k
+        m[i, i : i + 2 * p.radius + 1] = k
     return m.to(dtype)
 
 
@@ -85,8 +85,13 @@ def _validate(images: np.ndarray, name: str, p: SSIMParams, dtype: torch.dtype) 
     return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
 
 
-def ssim_matrix(queries: np.ndarray, gallery: np.ndarray | None = None, *, params: SSIMParams = SSIMParams(),
-                dtype: torch.dtype = torch.float32) -> np.ndarray:
+def ssim_matrix(
+    queries: np.ndarray,
+    gallery: np.ndarray | None = None,
+    *,
+    params: SSIMParams = SSIMParams(),
+    dtype: torch.dtype = torch.float32,
+) -> np.ndarray:
     """Mean SSIM between each query and each gallery image, shape (Q, G).
 
     Parameters
@@ -110,10 +115,10 @@ def ssim_matrix(queries: np.ndarray, gallery: np.ndarray | None = None, *, param
 
     q = _validate(queries, "queries", params, dtype)
     symmetric = gallery is None
-    g = q if symmetric else _validate(gallery, "gallery", params, dtype)
+    g = q if gallery is None else _validate(gallery, "gallery", params, dtype)
     if q.shape[1:] != g.shape[1:]:
         raise ValueError(f"queries {tuple(q.shape[1:])} and gallery {tuple(g.shape[1:])} differ in shape")
-    npix = params.win_size ** 2
+    npix = params.win_size**2
     cov_norm = npix / (npix - 1) if params.use_sample_covariance else 1.0
     filt = _Filter(q.shape[-2], q.shape[-1], params, dtype)
     c1 = (params.K1 * params.data_range) ** 2
@@ -134,13 +139,27 @@ def ssim_matrix(queries: np.ndarray, gallery: np.ndarray | None = None, *, param
         gc, mu_g, muc_g, a_g, b_g = (qc, mu_q, muc_q, a_q, b_q) if symmetric else stats(g)
         # SSIM = (2 cov + c2)(2 mu_x mu_y + c1) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2)),
         # with 2 cov = 2 cn F(xc yc) - 2 cn muc_x muc_y; the constants ride on the query's maps.
-        np_ = lambda t: np.ascontiguousarray(t.numpy())  # noqa: E731
+        np_ = lambda t: np.ascontiguousarray(t.numpy())
         out = np.empty((q.shape[0], g.shape[0]), dtype=np.float64 if dtype == torch.float64 else np.float32)
         scalar = out.dtype.type
-        mean_ssim_pairs(np_(qc), np_(gc), gaussian_kernel(params).astype(out.dtype),
-                        np_(-2.0 * cov_norm * muc_q), np_(muc_g), np_(2.0 * mu_q), np_(mu_g),
-                        np_(a_q + c1), np_(a_g), np_(b_q + c2), np_(b_g),
-                        scalar(2.0 * cov_norm), scalar(c1), scalar(c2), symmetric, out)
+        mean_ssim_pairs(
+            np_(qc),
+            np_(gc),
+            gaussian_kernel(params).astype(out.dtype),
+            np_(-2.0 * cov_norm * muc_q),
+            np_(muc_g),
+            np_(2.0 * mu_q),
+            np_(mu_g),
+            np_(a_q + c1),
+            np_(a_g),
+            np_(b_q + c2),
+            np_(b_g),
+            scalar(2.0 * cov_norm),
+            scalar(c1),
+            scalar(c2),
+            symmetric,
+            out,
+        )
     out = out.astype(np.float64)
     if symmetric:
         out = np.triu(out) + np.triu(out, 1).T

@@ -17,8 +17,9 @@ from numba import njit, prange
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-def mean_ssim_pairs(qc, gc, kern, q_cross, g_cross_mu, q_lum, g_mu, q_a, g_a, q_b, g_b, two_cn, c1, c2, symmetric,
-                    out):  # pragma: no cover - compiled
+def mean_ssim_pairs(
+    qc, gc, kern, q_cross, g_cross_mu, q_lum, g_mu, q_a, g_a, q_b, g_b, two_cn, c1, c2, symmetric, out
+):  # pragma: no cover - compiled
     """out[i, j] = mean over channels and valid pixels of
 
         (two_cn * F(qc_i * gc_j) + c2 + q_cross_i * g_cross_mu_j) * (q_lum_i * g_mu_j + c1)
@@ -59,8 +60,9 @@ def mean_ssim_pairs(qc, gc, kern, q_cross, g_cross_mu, q_lum, g_mu, q_a, g_a, q_
                             acc[x] += kk * rows[y + k, x]
                     s = acc[0] * 0.0
                     for x in range(w):
-                        num = (two_cn * acc[x] + c2 + q_cross[i, c, y, x] * g_cross_mu[j, c, y, x]) \
-                            * (q_lum[i, c, y, x] * g_mu[j, c, y, x] + c1)
+                        num = (two_cn * acc[x] + c2 + q_cross[i, c, y, x] * g_cross_mu[j, c, y, x]) * (
+                            q_lum[i, c, y, x] * g_mu[j, c, y, x] + c1
+                        )
                         den = (q_a[i, c, y, x] + g_a[j, c, y, x]) * (q_b[i, c, y, x] + g_b[j, c, y, x])
                         s += num / den
                     total += s

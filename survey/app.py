@@ -9,8 +9,8 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
-from survey.pages import admin, participant
 from survey.settings import Settings
+from survey.views import admin, participant
 
 
 @st.cache_resource
@@ -20,11 +20,19 @@ def _sessions(db_url: str) -> sessionmaker[Session]:
 
 def main() -> None:
     st.set_page_config(page_title="Product similarity study", layout="wide")
+    # The one place the app reads the environment (`lookalike serve` passes its settings there);
+    # read at the start of each script run, which is cheap, so a process-wide cache cannot hand
+    # one test's settings to the next.
     settings = Settings.from_env()
     make_session = _sessions(settings.db_url)
-    pages = [st.Page(lambda: participant.render(make_session, settings.study), title="Study",
-                     url_path="study", default=True),
-             st.Page(lambda: admin.render(make_session, settings.study), title="Admin", url_path="admin")]
+    pages = [
+        st.Page(
+            lambda: participant.render(make_session, settings.study), title="Study", url_path="study", default=True
+        ),
+        st.Page(
+            lambda: admin.render(make_session, settings.study, settings.admin_password), title="Admin", url_path="admin"
+        ),
+    ]
     st.navigation(pages, position="hidden").run()
 
 

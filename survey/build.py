@@ -10,22 +10,20 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
-from tqdm.auto import tqdm
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, ObjectiveMetric, Segmentation, Study
-from similarity.catalog import Catalog, Item, Skipped, load_catalog
-from similarity.evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
 from similarity.cache import Cache
-from similarity.methods import Method, create_method
-from similarity.pipeline import MaskInfo, feature_matrix, segment_items
-from similarity.search import TopK, rank_category
-from similarity.segmenters import Segmenter, create_segmenter
+from similarity.catalog import Catalog, Item, Skipped, load_catalog
+from similarity.conditions import compute_conditions
+from similarity.errors import UserError
+from similarity.methods import create_method
+from similarity.segmenters import create_segmenter
 
-from .config import StudyConfig
+from .config import ConfigError, StudyConfig, check_components
 
 
-class StudyExists(RuntimeError):
-    pass
+class StudyExists(UserError, RuntimeError):
+    """A study of that name is already built; the message says how to rebuild it or choose another name."""
 
 
 @dataclass(frozen=True)
@@ -44,73 +42,40 @@ def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Genera
     """``references_per_category`` items per category, matching ``reference_filter``, drawn with ``rng``."""
     refs: list[Item] = []
     for category in catalog.categories:
-        pool = [it for it in catalog.in_category(category)
-                if all(it.meta.get(k) == v for k, v in config.reference_filter.items())]
+        pool = [
+            it
+            for it in catalog.in_category(category)
+            if all(it.meta.get(k) == v for k, v in config.reference_filter.items())
+        ]
         if len(catalog.in_category(category)) <= config.k:
-            raise ValueError(f"category '{category}' has {len(catalog.in_category(category))} items; "
-                             f"top-{config.k} needs more than {config.k}")
+            raise ConfigError(
+                f"k: category '{category}' has {len(catalog.in_category(category))} items; "
+                f"top-{config.k} needs more than {config.k}: lower k or add products to it"
+            )
         if not pool:
-            raise ValueError(f"category '{category}': no item matches reference_filter {config.reference_filter}")
+            raise ConfigError(
+                f"reference_filter: no item of category '{category}' matches "
+                f"{config.reference_filter}; change the filter or the manifest"
+            )
         n = min(config.references_per_category, len(pool))
         refs.extend(pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False)))
     return refs
 
 
-@dataclass
-class ConditionOutput:
-    rankings: list[TopK]
-    metrics: RetrievalMetrics | None  # None when the catalog has no groups
-
-
-def compute_conditions(catalog: Catalog, references: list[Item], methods: list[Method],
-                       segmenters: list[Segmenter], *, k: int, cache: Cache | None = None,
-                       progress: bool = True) -> tuple[dict[tuple[str, str], ConditionOutput],
-                                                        dict[str, dict[str, MaskInfo]]]:
-    """Every condition's top-k per reference, plus its retrieval metrics when groups exist.
-
-    Features are computed once per (method, segmenter) (or read from ``cache``) and serve
-    both the grids and the objective metrics (every grouped item as a query against its
-    own category).
-    """
-    has_groups = any(it.group for it in catalog.items)
-    row = {it.item_id: i for i, it in enumerate(catalog.items)}
-    outputs: dict[tuple[str, str], ConditionOutput] = {}
-    masks: dict[str, dict[str, MaskInfo]] = {}
-    for seg in segmenters:
-        masks[seg.name] = segment_items(catalog.items, seg, cache=cache, progress=progress)
-        for method in methods:
-            all_feats = feature_matrix(catalog.items, method, seg, cache=cache, progress=progress)
-            lists: list[TopK] = []
-            per_category: list[RetrievalMetrics] = []
-            for category in tqdm(catalog.categories, desc=f"searching ({method.name}/{seg.name})",
-                                 unit="category", disable=not progress):
-                gallery = catalog.in_category(category)
-                feats = all_feats[[row[it.item_id] for it in gallery]]
-                cat_refs = [r for r in references if r.category == category]
-                if cat_refs:
-                    lists.extend(rank_category(method, gallery, feats, cat_refs, k=k))
-                if has_groups:
-                    groups = [it.group for it in gallery]
-                    per_category.append(retrieval_metrics(method.similarity(feats, feats), groups, groups,
-                                                          exclude=exclusion_mask(gallery, gallery, "all")))
-            metrics = _merge_metrics(per_category) if has_groups else None
-            outputs[(method.name, seg.name)] = ConditionOutput(lists, metrics)
-    return outputs, masks
-
-
-def _merge_metrics(parts: list[RetrievalMetrics]) -> RetrievalMetrics:
-    """Query-weighted mean over categories."""
-    scored = [p for p in parts if p.queries]
-    n = sum(p.queries for p in scored)
-    if not n:
-        return RetrievalMetrics(float("nan"), float("nan"), float("nan"), 0)
-    w = lambda attr: sum(getattr(p, attr) * p.queries for p in scored) / n  # noqa: E731
-    return RetrievalMetrics(w("recall_at_1"), w("recall_at_5"), w("mean_average_precision"), n)
-
-
-def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, replace: bool = False,
-                cache_dir: Path | None = None, progress: bool = True) -> BuildResult:
+def build_study(
+    make_session: sessionmaker[Session],
+    config: StudyConfig,
+    *,
+    replace: bool = False,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    offline: bool = True,
+) -> BuildResult:
     """Build ``config`` into the database.
+
+    Every method and segmenter is checked against the registries (names and options) before
+    any work, then constructed before any image is read, so a typo or missing weights fail
+    fast. Weights are downloaded (announced) only with ``offline=False``.
 
     With ``cache_dir``, masks and features are kept there (see :mod:`similarity.cache`), so
     a rebuild -- or a build resumed after being killed -- computes only what is new. The
@@ -118,37 +83,59 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
     half-built study behind.
     """
     started = time.perf_counter()
+    check_components(config.methods, config.segmenters)
     with make_session() as s:
         existing = s.scalar(select(Study).where(Study.name == config.name))
         if existing is not None and not replace:
-            raise StudyExists(f"a study named '{config.name}' already exists in this database; "
-                              "choose another name, or pass --replace to rebuild it (its answers are deleted)")
+            raise StudyExists(
+                f"a study named '{config.name}' already exists in this database; "
+                "choose another name, or pass --replace to rebuild it (its answers are deleted)"
+            )
     catalog = load_catalog(config.catalog)
     # Construct every component before any work, so missing weights fail fast.
-    methods = [create_method(c.name, **c.options) for c in config.methods]
-    segmenters = [create_segmenter(c.name, **c.options) for c in config.segmenters]
+    methods = [create_method(c.name, offline=offline, **c.options) for c in config.methods]
+    segmenters = [create_segmenter(c.name, offline=offline, **c.options) for c in config.segmenters]
     rng = np.random.default_rng(config.seed)
     references = pick_references(catalog, config, rng)
     cache = Cache(cache_dir) if cache_dir is not None else None
-    outputs, masks = compute_conditions(catalog, references, methods, segmenters, k=config.k,
-                                        cache=cache, progress=progress)
+    outputs, masks = compute_conditions(
+        catalog, references, methods, segmenters, k=config.k, cache=cache, progress=progress
+    )
 
     with make_session.begin() as s:
         if existing is not None:
             s.execute(delete(Study).where(Study.id == existing.id))  # cascades in the database
-        study = Study(name=config.name, catalog_root=str(catalog.root), config=config.to_dict(),
-                      completion_code=config.completion_code or secrets.token_hex(4).upper())
+        study = Study(
+            name=config.name,
+            catalog_root=str(catalog.root),
+            config=config.to_dict(),
+            completion_code=config.completion_code or secrets.token_hex(4).upper(),
+        )
         s.add(study)
         s.flush()
-        rows = {it.item_id: CatalogItem(study_id=study.id, item_id=it.item_id, path=str(it.path),
-                                        category=it.category, group_name=it.group, sha256=it.sha256,
-                                        meta=it.meta) for it in catalog.items}
+        rows = {
+            it.item_id: CatalogItem(
+                study_id=study.id,
+                item_id=it.item_id,
+                path=str(it.path),
+                category=it.category,
+                group_name=it.group,
+                sha256=it.sha256,
+                meta=it.meta,
+            )
+            for it in catalog.items
+        }
         s.add_all(rows.values())
         conditions = {}
         for m in methods:
             for g in segmenters:
-                conditions[(m.name, g.name)] = Condition(study_id=study.id, method=m.name, segmenter=g.name,
-                                                         method_params=m.params(), segmenter_params=g.params())
+                conditions[(m.name, g.name)] = Condition(
+                    study_id=study.id,
+                    method=m.name,
+                    segmenter=g.name,
+                    method_params=m.params(),
+                    segmenter_params=g.params(),
+                )
         s.add_all(conditions.values())
         s.flush()
         # Conditions whose top-k holds the same products for a reference share one grid
@@ -157,40 +144,73 @@ def build_study(make_session: sessionmaker[Session], config: StudyConfig, *, rep
         order: dict[str, list[str]] = {}
         for key, output in outputs.items():
             if output.metrics is not None and output.metrics.queries:
-                m = output.metrics
-                s.add(ObjectiveMetric(condition_id=conditions[key].id, recall_at_1=m.recall_at_1,
-                                      recall_at_5=m.recall_at_5, mean_average_precision=m.mean_average_precision,
-                                      queries=m.queries))
+                metrics = output.metrics
+                s.add(
+                    ObjectiveMetric(
+                        condition_id=conditions[key].id,
+                        recall_at_1=metrics.recall_at_1,
+                        recall_at_5=metrics.recall_at_5,
+                        mean_average_precision=metrics.mean_average_precision,
+                        queries=metrics.queries,
+                    )
+                )
             for top in output.rankings:
                 gkey = (top.reference, frozenset(top.item_ids))
                 if gkey not in grids:
-                    grids[gkey] = Grid(id=secrets.token_hex(8), study_id=study.id,
-                                       reference_id=rows[top.reference].id,
-                                       item_ids=[rows[i].id for i in top.item_ids], kind="condition")
+                    grids[gkey] = Grid(
+                        id=secrets.token_hex(8),
+                        study_id=study.id,
+                        reference_id=rows[top.reference].id,
+                        item_ids=[rows[i].id for i in top.item_ids],
+                        kind="condition",
+                    )
                     order[grids[gkey].id] = list(top.item_ids)
                     s.add(grids[gkey])
                     s.flush()
                 grid = grids[gkey]
-                score_of = dict(zip(top.item_ids, top.scores))
-                s.add(GridCondition(grid_id=grid.id, condition_id=conditions[key].id,
-                                    scores=[score_of[i] for i in order[grid.id]]))
+                score_of = dict(zip(top.item_ids, top.scores, strict=True))
+                s.add(
+                    GridCondition(
+                        grid_id=grid.id, condition_id=conditions[key].id, scores=[score_of[i] for i in order[grid.id]]
+                    )
+                )
         # Attention-check grids: for each reference, k products of another category.
         catch_rng = np.random.default_rng([config.seed, 1])
         for ref in references:
             others = [it for it in catalog.items if it.category != ref.category]
             if len(others) >= config.k:
                 pick = catch_rng.choice(len(others), size=config.k, replace=False)
-                s.add(Grid(id=secrets.token_hex(8), study_id=study.id, reference_id=rows[ref.item_id].id,
-                           item_ids=[rows[others[i].item_id].id for i in pick], kind="catch"))
+                s.add(
+                    Grid(
+                        id=secrets.token_hex(8),
+                        study_id=study.id,
+                        reference_id=rows[ref.item_id].id,
+                        item_ids=[rows[others[i].item_id].id for i in pick],
+                        kind="catch",
+                    )
+                )
         for seg in segmenters:
             for item_id, info in masks[seg.name].items():
                 mask_path = cache.mask_path(seg.identity(), rows[item_id].sha256) if cache and not seg.trivial else None
-                s.add(Segmentation(study_id=study.id, catalog_item_id=rows[item_id].id, segmenter=seg.name,
-                                   coverage=info.coverage, found=info.found,
-                                   mask_path=str(mask_path) if mask_path else None))
+                s.add(
+                    Segmentation(
+                        study_id=study.id,
+                        catalog_item_id=rows[item_id].id,
+                        segmenter=seg.name,
+                        coverage=info.coverage,
+                        found=info.found,
+                        mask_path=str(mask_path) if mask_path else None,
+                    )
+                )
         study_id = study.id
     not_found = {seg: [i for i, info in res.items() if not info.found] for seg, res in masks.items()}
-    return BuildResult(study_id=study_id, name=config.name, conditions=len(conditions),
-                       references=len(references), grids=len(grids), skipped=catalog.skipped,
-                       not_segmented={k: v for k, v in not_found.items() if v},
-                       seconds=time.perf_counter() - started)
+    return BuildResult(
+        study_id=study_id,
+        name=config.name,
+        conditions=len(conditions),
+        references=len(references),
+        grids=len(grids),
+        skipped=catalog.skipped,
+        not_segmented={k: v for k, v in not_found.items() if v},
+        seconds=time.perf_counter() - started,
+    )

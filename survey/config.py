@@ -3,6 +3,10 @@
 One frozen :class:`StudyConfig`, validated on construction; every error names the key
 and the fix. It is written as a TOML file (``lookalike build --config study.toml``; see
 ``survey/example_study.toml``) or assembled from command-line flags.
+
+Construction checks only what needs no similarity code, so serving a study never imports
+the method registry (and torch). Component names and options are checked against the
+registries by :func:`check_components`, which the build calls before any work.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from similarity.errors import UserError
+
 PROTOCOLS = ("rating", "pairwise", "ranking")
 MAX_RANKING_GRIDS = 6
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An invalid study configuration; the message names the key and the fix."""
 
 
@@ -28,7 +34,7 @@ class Component:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: str) -> "Component":
+    def parse(cls, spec: str) -> Component:
         """``name`` or ``name:key=value,key=value`` (values parsed as int/float/bool/None when possible)."""
         name, _, rest = spec.partition(":")
         opts: dict[str, Any] = {}
@@ -95,37 +101,39 @@ class StudyConfig:
     redirect_url: str | None = None  # e.g. Prolific's completion URL
 
     def __post_init__(self) -> None:
-        from similarity.methods import list_methods
-        from similarity.segmenters import list_segmenters
-
         if not self.name.strip():
             raise ConfigError("name: give the study a non-empty name")
         if not self.methods:
             raise ConfigError("methods: list at least one method")
         if not self.segmenters:
             raise ConfigError("segmenters: list at least one segmenter")
-        for key, comps, valid in (("methods", self.methods, list_methods()),
-                                  ("segmenters", self.segmenters, list_segmenters())):
+        for key, comps in (("methods", self.methods), ("segmenters", self.segmenters)):
             names = [c.name for c in comps]
-            for n in names:
-                if n not in valid:
-                    raise ConfigError(f"{key}: unknown name '{n}'; valid: {', '.join(valid)}")
             if len(set(names)) != len(names):
                 raise ConfigError(f"{key}: '{names}' lists a name twice; each may appear once")
         for key in ("references_per_category", "k", "trials_per_participant"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if not self.protocols or any(p not in PROTOCOLS for p in self.protocols) \
-                or len(set(self.protocols)) != len(self.protocols):
-            raise ConfigError(f"protocols: {list(self.protocols)} is not a non-empty list of distinct names "
-                              f"from {', '.join(PROTOCOLS)}")
+        if (
+            not self.protocols
+            or any(p not in PROTOCOLS for p in self.protocols)
+            or len(set(self.protocols)) != len(self.protocols)
+        ):
+            raise ConfigError(
+                f"protocols: {list(self.protocols)} is not a non-empty list of distinct names "
+                f"from {', '.join(PROTOCOLS)}"
+            )
         if len(self.methods) * len(self.segmenters) < 2 and set(self.protocols) & {"pairwise", "ranking"}:
-            raise ConfigError("protocols: pairwise and ranking compare conditions and need at least two "
-                              "(methods x segmenters); add a method or segmenter, or use rating")
+            raise ConfigError(
+                "protocols: pairwise and ranking compare conditions and need at least two "
+                "(methods x segmenters); add a method or segmenter, or use rating"
+            )
         if "ranking" in self.protocols and len(self.methods) * len(self.segmenters) > MAX_RANKING_GRIDS:
-            raise ConfigError(f"protocols: ranking shows every distinct grid of a reference, at most "
-                              f"{MAX_RANKING_GRIDS}; {len(self.methods) * len(self.segmenters)} conditions may "
-                              "produce more. Use fewer methods or segmenters, or rating/pairwise")
+            raise ConfigError(
+                f"protocols: ranking shows every distinct grid of a reference, at most "
+                f"{MAX_RANKING_GRIDS}; {len(self.methods) * len(self.segmenters)} conditions may "
+                "produce more. Use fewer methods or segmenters, or rating/pairwise"
+            )
         if not 0 <= self.attention_check_rate <= 0.5:
             raise ConfigError(f"attention_check_rate: must be between 0 and 0.5, got {self.attention_check_rate}")
         for key in ("min_response_ms", "max_participants"):
@@ -144,16 +152,40 @@ class StudyConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
+    def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
         """Rebuild from :meth:`to_dict` output (as stored with a study)."""
         d = dict(data)
         d["methods"] = tuple(Component(**c) for c in d.get("methods", ()))
         d["segmenters"] = tuple(Component(**c) for c in d.get("segmenters", ()))
         d["protocols"] = tuple(d.get("protocols", ("rating",)))
         d["texts"] = Texts(**d.get("texts", {}))
-        d["demographics"] = tuple(Question(q["key"], q["label"], tuple(q["options"])) for q in d.get("demographics", ()))
+        d["demographics"] = tuple(
+            Question(q["key"], q["label"], tuple(q["options"])) for q in d.get("demographics", ())
+        )
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def check_components(
+    methods: tuple[Component, ...] | list[Component], segmenters: tuple[Component, ...] | list[Component]
+) -> None:
+    """Every component's name and options against the method and segmenter registries, without
+    constructing any: raises :class:`ConfigError` naming the component, the bad name or option
+    and the valid ones. Imports the registries (and with them torch), so only the build and
+    ``lookalike evaluate`` call it, never the served app."""
+    from similarity.methods import METHODS
+    from similarity.registry import UnknownOption
+    from similarity.segmenters import SEGMENTERS
+
+    for key, comps, registry in (("methods", methods, METHODS), ("segmenters", segmenters, SEGMENTERS)):
+        valid = registry.names()
+        for c in comps:
+            if c.name not in valid:
+                raise ConfigError(f"{key}: unknown name '{c.name}'; valid: {', '.join(valid)}")
+            try:
+                registry.check_options(c.name, c.options)
+            except UnknownOption as exc:
+                raise ConfigError(f"{key}: {exc}") from None
 
 
 # --- TOML ---------------------------------------------------------------------------------
@@ -201,16 +233,18 @@ def load_config(path: str | Path) -> StudyConfig:
         if section in ("methods", "segmenters"):
             continue
         if section not in _SECTIONS:
-            raise ConfigError(f"[{section}]: unknown section; valid: {', '.join(sorted([*_SECTIONS, 'methods', 'segmenters']))}")
+            valid = ", ".join(sorted([*_SECTIONS, "methods", "segmenters"]))
+            raise ConfigError(f"[{section}]: unknown section; valid: {valid}")
         _expect(value, dict, f"[{section}]", "must be a table")
         for key in value:
             if key not in _SECTIONS[section]:
-                raise ConfigError(f"{section}.{key}: unknown key; valid in [{section}]: "
-                                  f"{', '.join(sorted(_SECTIONS[section]))}")
-    get = lambda section, key, default=None: raw.get(section, {}).get(key, default)  # noqa: E731
+                raise ConfigError(
+                    f"{section}.{key}: unknown key; valid in [{section}]: {', '.join(sorted(_SECTIONS[section]))}"
+                )
+    get = lambda section, key, default=None: raw.get(section, {}).get(key, default)
     name, catalog = get("study", "name"), get("study", "catalog")
     if not name or not catalog:
-        raise ConfigError("study.name and study.catalog are required: [study] name = \"...\" catalog = \"manifest.csv\"")
+        raise ConfigError('study.name and study.catalog are required: [study] name = "..." catalog = "manifest.csv"')
     catalog_path = Path(_expect(catalog, str, "study.catalog", "must be a path string"))
     if not catalog_path.is_absolute():
         catalog_path = (path.parent / catalog_path).resolve()
@@ -233,7 +267,7 @@ def load_config(path: str | Path) -> StudyConfig:
             kw[field_name] = _expect(value, typ, f"{section}.{key}", fix)
     flt = get("references", "filter")
     if flt is not None:
-        _expect(flt, dict, "references.filter", "must be a table like { view = \"packshot\" }")
+        _expect(flt, dict, "references.filter", 'must be a table like { view = "packshot" }')
         kw["reference_filter"] = {str(k): str(v) for k, v in flt.items()}
     use = get("protocols", "use")
     if use is not None:
@@ -243,8 +277,9 @@ def load_config(path: str | Path) -> StudyConfig:
     if "segmenters" in raw:
         kw["segmenters"] = _components(raw["segmenters"], "segmenters")
     if "texts" in raw:
-        kw["texts"] = Texts(**{k: _expect(v, str, f"texts.{k}", "must be a (Markdown) string")
-                               for k, v in raw["texts"].items()})
+        kw["texts"] = Texts(
+            **{k: _expect(v, str, f"texts.{k}", "must be a (Markdown) string") for k, v in raw["texts"].items()}
+        )
     questions = get("demographics", "questions", [])
     _expect(questions, list, "demographics.questions", "must be a list of { key, label, options } tables")
     qs = []
@@ -254,9 +289,13 @@ def load_config(path: str | Path) -> StudyConfig:
         missing = {"key", "label", "options"} - set(q)
         if missing:
             raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
-        qs.append(Question(_expect(q["key"], str, f"{where}.key", "must be a string"),
-                           _expect(q["label"], str, f"{where}.label", "must be a string"),
-                           tuple(str(o) for o in _expect(q["options"], list, f"{where}.options", "must be a list"))))
+        qs.append(
+            Question(
+                _expect(q["key"], str, f"{where}.key", "must be a string"),
+                _expect(q["label"], str, f"{where}.label", "must be a string"),
+                tuple(str(o) for o in _expect(q["options"], list, f"{where}.options", "must be a list")),
+            )
+        )
     kw["demographics"] = tuple(qs)
     try:
         return StudyConfig(**kw)

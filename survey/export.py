@@ -75,48 +75,93 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
     with make_session() as s:
         if s.get(Study, study_id) is None:
             raise LookupError(f"no study with id {study_id}")
-        item = dict(s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all())
-        category = dict(s.execute(select(CatalogItem.id, CatalogItem.category)
-                                  .where(CatalogItem.study_id == study_id)).all())
-        made_by: dict[str, list[tuple[str, str, list[float]]]] = {}
-        for gid, m, g, scores in s.execute(select(GridCondition.grid_id, Condition.method, Condition.segmenter,
-                                                  GridCondition.scores).join(Condition)
-                                           .where(Condition.study_id == study_id)):
-            made_by.setdefault(gid, []).append((m, g, scores))
+        item = dict(
+            s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all()
+        )
+        category = dict(
+            s.execute(select(CatalogItem.id, CatalogItem.category).where(CatalogItem.study_id == study_id)).all()
+        )
+        made_by: dict[str, list[tuple[str, str, str, list[float]]]] = {}
+        for gid, m, g, label, scores in s.execute(
+            select(GridCondition.grid_id, Condition.method, Condition.segmenter, Condition.label, GridCondition.scores)
+            .join(Condition)
+            .where(Condition.study_id == study_id)
+        ):
+            made_by.setdefault(gid, []).append((m, g, label, scores))
         grids = s.scalars(select(Grid).where(Grid.study_id == study_id).order_by(Grid.id)).all()
-        answered = s.execute(select(Response, Trial).join(Trial, Trial.id == Response.trial_id)
-                             .join(Participant, Participant.id == Trial.participant_id)
-                             .where(Participant.study_id == study_id).order_by(Response.id)).all()
+        answered = s.execute(
+            select(Response, Trial)
+            .join(Trial, Trial.id == Response.trial_id)
+            .join(Participant, Participant.id == Trial.participant_id)
+            .where(Participant.study_id == study_id)
+            .order_by(Response.id)
+        ).all()
         people = s.scalars(select(Participant).where(Participant.study_id == study_id).order_by(Participant.id)).all()
     rows = []
     for r, t in answered:
         for pos, gid in enumerate(t.grid_ids):
-            for m, g, _ in made_by.get(gid, [("catch", "catch", [])]):
-                rows.append({"response_id": r.id, "participant": r.participant_id, "protocol": t.protocol,
-                             "trial_position": t.position, "is_catch": t.is_catch, "reference": item[t.reference_id],
-                             "category": category[t.reference_id], "grid": gid, "grid_position": pos,
-                             "method": m, "segmenter": g, "condition": f"{m}/{g}", "rating": r.rating,
-                             "ticks": json.dumps(r.ticks) if r.ticks is not None else None,
-                             "outcome": _outcome(t.protocol, pos, t.grid_ids, r), "response_ms": r.response_ms,
-                             "answered_at": r.created_at})
+            for m, g, label, _ in made_by.get(gid, [("catch", "catch", "catch/catch", [])]):
+                rows.append(
+                    {
+                        "response_id": r.id,
+                        "participant": r.participant_id,
+                        "protocol": t.protocol,
+                        "trial_position": t.position,
+                        "is_catch": t.is_catch,
+                        "reference": item[t.reference_id],
+                        "category": category[t.reference_id],
+                        "grid": gid,
+                        "grid_position": pos,
+                        "method": m,
+                        "segmenter": g,
+                        "condition": label,
+                        "rating": r.rating,
+                        "ticks": json.dumps(r.ticks) if r.ticks is not None else None,
+                        "outcome": _outcome(t.protocol, pos, t.grid_ids, r),
+                        "response_ms": r.response_ms,
+                        "answered_at": r.created_at,
+                    }
+                )
     judgements = pd.DataFrame(rows, columns=list(DICTIONARY["judgements"]))
     judgements["rating"] = judgements["rating"].astype("Int64")
     judgements["response_ms"] = judgements["response_ms"].astype("Int64")
     counts = judgements.drop_duplicates("response_id")["participant"].value_counts()
-    participants = pd.DataFrame([{"participant": p.id, "source": p.source, "started_at": p.consented_at,
-                                  "trials_done_at": p.trials_done_at, "completed_at": p.completed_at,
-                                  "answers": int(counts.get(p.id, 0)), "flags": ";".join(p.flags or []),
-                                  "demographics": json.dumps(p.demographics or {}), "comment": p.comment}
-                                 for p in people], columns=list(DICTIONARY["participants"]))
+    participants = pd.DataFrame(
+        [
+            {
+                "participant": p.id,
+                "source": p.source,
+                "started_at": p.consented_at,
+                "trials_done_at": p.trials_done_at,
+                "completed_at": p.completed_at,
+                "answers": int(counts.get(p.id, 0)),
+                "flags": ";".join(p.flags or []),
+                "demographics": json.dumps(p.demographics or {}),
+                "comment": p.comment,
+            }
+            for p in people
+        ],
+        columns=list(DICTIONARY["participants"]),
+    )
     grid_rows = []
-    for g in grids:
-        for m, seg, scores in made_by.get(g.id, [(None, None, None)]):
-            grid_rows.append({"grid": g.id, "kind": g.kind, "reference": item[g.reference_id],
-                              "items": json.dumps([item[i] for i in g.item_ids]),
-                              "condition": f"{m}/{seg}" if m else None,
-                              "scores": json.dumps(scores) if scores is not None else None})
-    return {"judgements": judgements, "participants": participants,
-            "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"]))}
+    unmade: list[tuple[None, None, None, None]] = [(None, None, None, None)]  # a grid no condition produced
+    for grid in grids:
+        for _, _, made_label, made_scores in made_by.get(grid.id, unmade):
+            grid_rows.append(
+                {
+                    "grid": grid.id,
+                    "kind": grid.kind,
+                    "reference": item[grid.reference_id],
+                    "items": json.dumps([item[i] for i in grid.item_ids]),
+                    "condition": made_label,
+                    "scores": json.dumps(made_scores) if made_scores is not None else None,
+                }
+            )
+    return {
+        "judgements": judgements,
+        "participants": participants,
+        "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"])),
+    }
 
 
 #: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -127,6 +172,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """A copy in which every text cell that a spreadsheet would run as a formula starts with an
     apostrophe (shown as text by Excel, LibreOffice and Google Sheets). For CSVs opened in a
     spreadsheet; R and pandas want the verbatim tables."""
+
     def guard(v):
         return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
 
@@ -137,8 +183,14 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export(make_session: sessionmaker[Session], study_id: int, out_dir: str | Path, *,
-           fmt: Literal["csv", "parquet"] = "csv", for_spreadsheets: bool = False) -> list[Path]:
+def export(
+    make_session: sessionmaker[Session],
+    study_id: int,
+    out_dir: str | Path,
+    *,
+    fmt: Literal["csv", "parquet"] = "csv",
+    for_spreadsheets: bool = False,
+) -> list[Path]:
     """Write the tables and ``data_dictionary.csv`` into ``out_dir``; returns the files written.
     ``for_spreadsheets`` guards formula-like text cells (see :func:`spreadsheet_safe`)."""
     if fmt not in ("csv", "parquet"):
@@ -155,8 +207,9 @@ def export(make_session: sessionmaker[Session], study_id: int, out_dir: str | Pa
         else:
             df.to_parquet(path, index=False)
         written.append(path)
-    dictionary = pd.DataFrame([{"table": t, "column": c, "description": d}
-                               for t, cols in DICTIONARY.items() for c, d in cols.items()])
+    dictionary = pd.DataFrame(
+        [{"table": t, "column": c, "description": d} for t, cols in DICTIONARY.items() for c, d in cols.items()]
+    )
     dictionary.to_csv(out / "data_dictionary.csv", index=False)
     written.append(out / "data_dictionary.csv")
     return written

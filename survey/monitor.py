@@ -1,7 +1,7 @@
 """What the admin page shows: study progress, participants, timing. Pure reads.
 
 Progress counts judgements per (reference, condition) -- how far the study is, not what
-it found. Results by condition come from :mod:`survey.analysis` and are shown only when
+it found. Results by condition come from :mod:`survey.analysis.conditions` and are shown only when
 the researcher unblinds.
 """
 
@@ -28,30 +28,37 @@ class Overview:
 
 def overview(make_session: sessionmaker[Session], study_id: int) -> Overview:
     with make_session() as s:
-        people = s.execute(select(Participant.completed_at, Participant.flags)
-                           .where(Participant.study_id == study_id)).all()
-        times = s.scalars(select(Response.response_ms).join(Participant)
-                          .where(Participant.study_id == study_id, Response.response_ms.is_not(None))).all()
+        people = s.execute(
+            select(Participant.completed_at, Participant.flags).where(Participant.study_id == study_id)
+        ).all()
+        times = s.scalars(
+            select(Response.response_ms)
+            .join(Participant)
+            .where(Participant.study_id == study_id, Response.response_ms.is_not(None))
+        ).all()
     completed = sum(1 for done, _ in people if done is not None)
     median = float(pd.Series(times).median()) / 1000 if times else None
-    return Overview(len(people), len(people) - completed, completed, sum(1 for _, f in people if f),
-                    len(times), median)
+    return Overview(len(people), len(people) - completed, completed, sum(1 for _, f in people if f), len(times), median)
 
 
 def progress(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """Judgements so far per reference x condition x protocol (attention checks excluded)."""
     with make_session() as s:
-        answered = s.execute(select(Trial.protocol, Trial.grid_ids, CatalogItem.item_id)
-                             .join(Response, Response.trial_id == Trial.id)
-                             .join(CatalogItem, CatalogItem.id == Trial.reference_id)
-                             .join(Participant, Participant.id == Trial.participant_id)
-                             .where(Participant.study_id == study_id, Trial.is_catch.is_(False))).all()
-        made_by = s.execute(select(GridCondition.grid_id, Condition.method, Condition.segmenter)
-                            .join(Condition, Condition.id == GridCondition.condition_id)
-                            .where(Condition.study_id == study_id)).all()
+        answered = s.execute(
+            select(Trial.protocol, Trial.grid_ids, CatalogItem.item_id)
+            .join(Response, Response.trial_id == Trial.id)
+            .join(CatalogItem, CatalogItem.id == Trial.reference_id)
+            .join(Participant, Participant.id == Trial.participant_id)
+            .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
+        ).all()
+        made_by = s.execute(
+            select(GridCondition.grid_id, Condition.label)
+            .join(Condition, Condition.id == GridCondition.condition_id)
+            .where(Condition.study_id == study_id)
+        ).all()
     conditions: dict[str, list[str]] = {}
-    for grid, method, seg in made_by:
-        conditions.setdefault(grid, []).append(f"{method}/{seg}")
+    for grid, label in made_by:
+        conditions.setdefault(grid, []).append(label)
     rows = [(ref, cond, protocol) for protocol, grids, ref in answered for g in grids for cond in conditions.get(g, [])]
     df = pd.DataFrame(rows, columns=["reference", "condition", "protocol"])
     if df.empty:
@@ -62,21 +69,42 @@ def progress(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame
 def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """One row per participant: pseudonymous number, source, status, answers, flags."""
     with make_session() as s:
-        people = s.execute(select(Participant.id, Participant.source, Participant.created_at,
-                                  Participant.completed_at, Participant.flags)
-                           .where(Participant.study_id == study_id).order_by(Participant.id)).all()
-        counts = pd.Series([pid for pid, in s.execute(select(Response.participant_id).join(Participant)
-                                                      .where(Participant.study_id == study_id))]).value_counts()
-    return pd.DataFrame([{"participant": pid, "source": src, "started": created,
-                          "status": "completed" if done else "in progress",
-                          "answers": int(counts.get(pid, 0)), "flags": ", ".join(flags or [])}
-                         for pid, src, created, done, flags in people])
+        people = s.execute(
+            select(
+                Participant.id, Participant.source, Participant.created_at, Participant.completed_at, Participant.flags
+            )
+            .where(Participant.study_id == study_id)
+            .order_by(Participant.id)
+        ).all()
+        counts = pd.Series(
+            [
+                pid
+                for (pid,) in s.execute(
+                    select(Response.participant_id).join(Participant).where(Participant.study_id == study_id)
+                )
+            ]
+        ).value_counts()
+    return pd.DataFrame(
+        [
+            {
+                "participant": pid,
+                "source": src,
+                "started": created,
+                "status": "completed" if done else "in progress",
+                "answers": int(counts.get(pid, 0)),
+                "flags": ", ".join(flags or []),
+            }
+            for pid, src, created, done, flags in people
+        ]
+    )
 
 
 def comments(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """Participants' free-text comments, verbatim (show them as data, never as Markdown/HTML)."""
     with make_session() as s:
-        rows = s.execute(select(Participant.id, Participant.comment)
-                         .where(Participant.study_id == study_id, Participant.comment.is_not(None))
-                         .order_by(Participant.id)).all()
+        rows = s.execute(
+            select(Participant.id, Participant.comment)
+            .where(Participant.study_id == study_id, Participant.comment.is_not(None))
+            .order_by(Participant.id)
+        ).all()
     return pd.DataFrame(rows, columns=["participant", "comment"])

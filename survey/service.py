@@ -7,23 +7,23 @@ positions are mapped back to grids on the server.
 
 from __future__ import annotations
 
-import itertools
-import math
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
+from db.models import Base, CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
+from similarity.errors import UserError
 
-from .config import MAX_RANKING_GRIDS, StudyConfig
+from . import assignment
+from .config import PROTOCOLS, StudyConfig
 
 #: URL parameters that identify a recruited participant, by platform.
 EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
@@ -35,8 +35,15 @@ MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and Pos
 CATCH_RATING_MAX = 3
 
 
-class StudyUnavailable(LookupError):
+class StudyUnavailable(UserError, LookupError):
     pass
+
+
+ProtocolName = Literal["rating", "pairwise", "ranking"]
+
+
+def _is_protocol(name: str) -> TypeGuard[ProtocolName]:
+    return name in PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class StudyInfo:
 class TrialView:
     trial_id: int
     number: int  # 1-based position shown to the participant
-    protocol: Literal["rating", "pairwise", "ranking"]
+    protocol: ProtocolName
     reference_path: str
     grids: tuple[tuple[str, ...], ...]  # image paths per grid, in display order
     ticks: bool = False  # rating: ask per-item similar / not similar
@@ -75,8 +82,11 @@ def current_study(make_session: sessionmaker[Session], name: str | None = None) 
             q = select(Study).where(Study.name == name)
         study = s.scalars(q).first()
         if study is None:
-            raise StudyUnavailable(f"no study named '{name}'" if name else
-                                   "no study has been built yet; run `lookalike build` or `lookalike demo`")
+            raise StudyUnavailable(
+                f"no study named '{name}'"
+                if name
+                else "no study has been built yet; run `lookalike build` or `lookalike demo`"
+            )
         return StudyInfo(study.id, study.name, study.status)
 
 
@@ -94,7 +104,7 @@ def participant_config(make_session: sessionmaker[Session], token: str) -> Study
         p = _participant(s, token)
         if p is None:
             raise PermissionError("unknown participant token")
-        return StudyConfig.from_dict(s.get(Study, p.study_id).config)
+        return StudyConfig.from_dict(_study_of(s, p).config)
 
 
 def _plain_text(value: object, limit: int, keep: str = "") -> str:
@@ -121,80 +131,56 @@ def set_study_status(make_session: sessionmaker[Session], study_id: int, status:
         study.status = status
 
 
-# --- assignment ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Unit:
-    key: str
-    protocol: str
-    reference_id: int
-    grid_ids: tuple[str, ...]
+# --- assignment (the algorithm is in survey.assignment; here only what the database holds) ---------
 
 
-def study_units(s: Session, study_id: int, protocol: str) -> list[_Unit]:
-    """Everything that can be judged with ``protocol``: grids (rating), pairs of distinct grids
-    of one reference (pairwise), or all distinct grids of one reference (ranking)."""
-    by_ref: dict[int, list[str]] = {}
-    for gid, ref in s.execute(select(Grid.id, Grid.reference_id).where(Grid.study_id == study_id,
-                                                                        Grid.kind == "condition").order_by(Grid.id)):
-        by_ref.setdefault(ref, []).append(gid)
-    units: list[_Unit] = []
-    for ref, gids in sorted(by_ref.items()):
-        if protocol == "rating":
-            units += [_Unit(f"rating:{g}", protocol, ref, (g,)) for g in gids]
-        elif protocol == "pairwise":
-            units += [_Unit(f"pairwise:{a}|{b}", protocol, ref, (a, b)) for a, b in itertools.combinations(gids, 2)]
-        elif len(gids) >= 2:  # ranking
-            units.append(_Unit(f"ranking:{ref}", protocol, ref, tuple(gids[:MAX_RANKING_GRIDS])))
-    return units
-
-
-def _least_judged(s: Session, study_id: int, units: list[_Unit], n: int, rng: np.random.Generator) -> list[_Unit]:
-    """The ``n`` units with the fewest assigned trials so far, random tie-break."""
-    counts = dict(s.execute(select(Trial.unit, func.count(Trial.id)).join(Participant)
-                            .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
-                            .group_by(Trial.unit)).all())
-    tiebreak = rng.permutation(len(units))
-    order = sorted(range(len(units)), key=lambda i: (counts.get(units[i].key, 0), tiebreak[i]))
-    return [units[i] for i in order[:n]]
-
-
-def _catch_units(s: Session, study_id: int, protocol: str, n: int, rng: np.random.Generator) -> list[_Unit]:
-    """Attention checks: a catch grid (another category's products) alone, against a real grid,
-    or among the real grids; the right answer is known (low rating / the other side / worst)."""
-    catch = {ref: gid for gid, ref in s.execute(select(Grid.id, Grid.reference_id)
-                                                 .where(Grid.study_id == study_id, Grid.kind == "catch"))}
-    real = {u.reference_id: u for u in study_units(s, study_id, "ranking" if protocol == "ranking" else "rating")}
-    refs = sorted(set(catch) & set(real))
-    out = []
-    for ref in [refs[i] for i in rng.permutation(len(refs))[:n]]:
-        if protocol == "rating":
-            grids: tuple[str, ...] = (catch[ref],)
-        elif protocol == "pairwise":
-            grids = (real[ref].grid_ids[0], catch[ref])
+def _grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """The condition grids of each reference, and each reference's catch grid."""
+    grids: dict[int, list[str]] = {}
+    catch: dict[int, str] = {}
+    for gid, ref, kind in s.execute(select(Grid.id, Grid.reference_id, Grid.kind).where(Grid.study_id == study_id)):
+        if kind == "catch":
+            catch[ref] = gid
         else:
-            grids = (*real[ref].grid_ids[: MAX_RANKING_GRIDS - 1], catch[ref])
-        out.append(_Unit(f"catch:{protocol}:{catch[ref]}", protocol, ref, grids))
-    return out
+            grids.setdefault(ref, []).append(gid)
+    return grids, catch
 
 
-def _plan_trials(s: Session, study: Study, config: StudyConfig, rng: np.random.Generator) -> list[_Unit]:
-    """Blocks by protocol (config order); within a block, random order and positions."""
-    plan: list[_Unit] = []
-    for protocol in config.protocols:
-        units = study_units(s, study.id, protocol)
-        chosen = _least_judged(s, study.id, units, config.trials_per_participant, rng)
-        n_catch = math.ceil(config.attention_check_rate * len(chosen)) if config.attention_check_rate else 0
-        block = chosen + _catch_units(s, study.id, protocol, n_catch, rng)
-        for i in rng.permutation(len(block)):
-            u = block[i]
-            plan.append(_Unit(u.key, u.protocol, u.reference_id,
-                              tuple(u.grid_ids[j] for j in rng.permutation(len(u.grid_ids)))))
-    return plan
+def study_units(s: Session, study_id: int, protocol: str) -> list[assignment.Unit]:
+    """Everything in the study that can be judged with ``protocol`` (:func:`survey.assignment.study_units`)."""
+    return assignment.study_units(_grids_by_reference(s, study_id)[0], protocol)
 
 
-def start_participant(make_session: sessionmaker[Session], study_id: int, url_params: dict[str, Any],
-                      rng: np.random.Generator | None = None) -> str:
+def _unit_counts(s: Session, study_id: int) -> dict[str, int]:
+    """Trials assigned so far per unit key, attention checks not counted."""
+    return dict(
+        s.execute(
+            select(Trial.unit, func.count(Trial.id))
+            .join(Participant)
+            .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
+            .group_by(Trial.unit)
+        ).all()
+    )
+
+
+def _plan_trials(s: Session, study_id: int, config: StudyConfig, rng: np.random.Generator) -> list[assignment.Unit]:
+    grids, catch = _grids_by_reference(s, study_id)
+    return assignment.plan_trials(
+        assignment.unit_pool(grids, catch, config.protocols),
+        _unit_counts(s, study_id),
+        protocols=config.protocols,
+        trials_per_participant=config.trials_per_participant,
+        attention_check_rate=config.attention_check_rate,
+        rng=rng,
+    )
+
+
+def start_participant(
+    make_session: sessionmaker[Session],
+    study_id: int,
+    url_params: dict[str, Any],
+    rng: np.random.Generator | None = None,
+) -> str:
     """Create a consented participant with balanced, randomly ordered trials; return its token.
 
     A participant arriving again with the same platform id (e.g. ``PROLIFIC_PID``)
@@ -216,31 +202,62 @@ def start_participant(make_session: sessionmaker[Session], study_id: int, url_pa
         if study is None or study.status != "open":
             raise StudyUnavailable("this study is not accepting participants")
         if external_id is not None:
-            known = s.scalar(select(Participant).where(Participant.study_id == study_id,
-                                                       Participant.external_id == external_id))
+            known = s.scalar(
+                select(Participant).where(Participant.study_id == study_id, Participant.external_id == external_id)
+            )
             if known is not None:
                 return known.token
         config = StudyConfig.from_dict(study.config)
         if config.max_participants:
-            n = s.scalar(select(func.count(Participant.id)).where(Participant.study_id == study_id))
+            n = s.execute(select(func.count(Participant.id)).where(Participant.study_id == study_id)).scalar_one()
             if n >= config.max_participants:
                 raise StudyUnavailable("this study is full")
-        p = Participant(study_id=study_id, token=secrets.token_urlsafe(24), external_id=external_id,
-                        source=source, url_params=params, consented_at=utcnow(), flags=[], demographics={})
+        p = Participant(
+            study_id=study_id,
+            token=secrets.token_urlsafe(24),
+            external_id=external_id,
+            source=source,
+            url_params=params,
+            consented_at=utcnow(),
+            flags=[],
+            demographics={},
+        )
         s.add(p)
         s.flush()
-        for pos, u in enumerate(_plan_trials(s, study, config, rng)):
-            s.add(Trial(participant_id=p.id, position=pos, protocol=u.protocol, reference_id=u.reference_id,
-                        grid_ids=list(u.grid_ids), unit=u.key, is_catch=u.key.startswith("catch:")))
+        # Planned inside the lock: the least-judged counts include every earlier participant.
+        for pos, u in enumerate(_plan_trials(s, study_id, config, rng)):
+            s.add(
+                Trial(
+                    participant_id=p.id,
+                    position=pos,
+                    protocol=u.protocol,
+                    reference_id=u.reference,
+                    grid_ids=list(u.grid_ids),
+                    unit=u.key,
+                    is_catch=u.is_catch,
+                )
+            )
         return p.token
 
 
 # --- reading state ---------------------------------------------------------------------------
 
+
 def _participant(s: Session, token: str) -> Participant | None:
     if not isinstance(token, str) or not token or len(token) > 64:
         return None
     return s.scalar(select(Participant).where(Participant.token == token))
+
+
+def _study_of(s: Session, p: Participant) -> Study:
+    """The participant's study; the foreign key (ON DELETE CASCADE) keeps it from being missing."""
+    study = s.get(Study, p.study_id)
+    if study is None:
+        raise StudyUnavailable(
+            f"participant {p.id} belongs to study {p.study_id}, which does not exist; "
+            "the database is inconsistent, restore it from a backup"
+        )
+    return study
 
 
 def participant_state(make_session: sessionmaker[Session], token: str) -> ParticipantState | None:
@@ -249,31 +266,41 @@ def participant_state(make_session: sessionmaker[Session], token: str) -> Partic
         p = _participant(s, token)
         if p is None:
             return None
-        study = s.get(Study, p.study_id)
+        study = _study_of(s, p)
         config = StudyConfig.from_dict(study.config)
         trials = s.scalars(select(Trial).where(Trial.participant_id == p.id).order_by(Trial.position)).all()
         answered_ids = set(s.scalars(select(Response.trial_id).where(Response.participant_id == p.id)))
         total, answered = len(trials), len(answered_ids)
-        base = dict(answered=answered, total=total, protocols=config.protocols)
+        state = partial(ParticipantState, answered=answered, total=total, protocols=config.protocols)
         if p.instructions_done_at is None:
-            return ParticipantState("instructions", **base)
+            return state("instructions")
         pending = [t for t in trials if t.id not in answered_ids]
         if not pending:
             if p.completed_at is None and (config.demographics or config.ask_comment):
-                return ParticipantState("questions", **base)
-            return ParticipantState("done", **base, completion_code=study.completion_code,
-                                    redirect_url=config.redirect_url)
+                return state("questions")
+            return state("done", completion_code=study.completion_code, redirect_url=config.redirect_url)
         t = pending[0]
+        if not _is_protocol(t.protocol):
+            raise ValueError(
+                f"trial {t.id} has protocol {t.protocol!r}, not one of {', '.join(PROTOCOLS)}; "
+                "the database was not written by this Lookalike"
+            )
         grids = {g.id: g for g in s.scalars(select(Grid).where(Grid.id.in_(t.grid_ids)))}
         ids = {t.reference_id, *(i for g in grids.values() for i in g.item_ids)}
         paths = dict(s.execute(select(CatalogItem.id, CatalogItem.path).where(CatalogItem.id.in_(ids))).all())
-        view = TrialView(t.id, answered + 1, t.protocol, paths[t.reference_id],
-                         tuple(tuple(paths[i] for i in grids[g].item_ids) for g in t.grid_ids),
-                         ticks=config.rating_item_ticks and t.protocol == "rating")
-        return ParticipantState("trial", **base, trial=view)
+        view = TrialView(
+            t.id,
+            answered + 1,
+            t.protocol,
+            paths[t.reference_id],
+            tuple(tuple(paths[i] for i in grids[g].item_ids) for g in t.grid_ids),
+            ticks=config.rating_item_ticks and t.protocol == "rating",
+        )
+        return state("trial", trial=view)
 
 
 # --- writing -----------------------------------------------------------------------------------
+
 
 def finish_instructions(make_session: sessionmaker[Session], token: str) -> None:
     with make_session.begin() as s:
@@ -294,22 +321,39 @@ def mark_shown(make_session: sessionmaker[Session], token: str, trial_id: int) -
 
 def _owned_trial(s: Session, token: str, trial_id: int) -> tuple[Trial, Participant]:
     """The trial and its participant, in one query; PermissionError unless the token owns the trial."""
-    valid = (isinstance(token, str) and 0 < len(token) <= 64 and isinstance(trial_id, int)
-             and not isinstance(trial_id, bool) and 0 < trial_id <= MAX_ROW_ID)
-    row = s.execute(select(Trial, Participant).join(Participant, Trial.participant_id == Participant.id)
-                    .where(Participant.token == token, Trial.id == trial_id)).first() if valid else None
+    valid = (
+        isinstance(token, str)
+        and 0 < len(token) <= 64
+        and isinstance(trial_id, int)
+        and not isinstance(trial_id, bool)
+        and 0 < trial_id <= MAX_ROW_ID
+    )
+    row = (
+        s.execute(
+            select(Trial, Participant)
+            .join(Participant, Trial.participant_id == Participant.id)
+            .where(Participant.token == token, Trial.id == trial_id)
+        ).first()
+        if valid
+        else None
+    )
     if row is None:
         raise PermissionError("this trial does not belong to this participant")
     return row[0], row[1]
 
 
-def _insert_ignore(s: Session, table, values: dict[str, Any]) -> bool:
+def _insert_ignore(s: Session, model: type[Base], values: dict[str, Any]) -> bool:
+    table = Base.metadata.tables[model.__tablename__]  # the Table (``model.__table__`` is typed as any FromClause)
     dialect = s.get_bind().dialect.name
-    ins = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(dialect)
-    if ins is None:
+    ins: sqlite.Insert | postgresql.Insert
+    if dialect == "sqlite":
+        ins = sqlite.insert(table)
+    elif dialect == "postgresql":
+        ins = postgresql.insert(table)
+    else:
         raise NotImplementedError(f"database dialect '{dialect}' is not supported (use SQLite or PostgreSQL)")
     # RETURNING, not rowcount: drivers differ in what rowcount reports for ON CONFLICT DO NOTHING
-    inserted = s.execute(ins(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key))
+    inserted = s.execute(ins.values(**values).on_conflict_do_nothing().returning(*table.primary_key))
     return inserted.first() is not None
 
 
@@ -322,33 +366,40 @@ def _failed_check(s: Session, t: Trial, answer: dict[str, Any]) -> bool:
     return answer["worst"] != catch
 
 
-def _store(make_session: sessionmaker[Session], token: str, trial_id: int, protocol: str,
-           answer: dict[str, Any]) -> bool:
+def _store(
+    make_session: sessionmaker[Session], token: str, trial_id: int, protocol: str, answer: dict[str, Any]
+) -> bool:
     """Insert the answer unless the trial was answered already; evaluate attention checks and
     response time (flags are recorded, never shown to the participant)."""
     with make_session.begin() as s:
         t, p = _owned_trial(s, token, trial_id)
         if t.protocol != protocol:
             raise ValueError(f"trial {trial_id} is a {t.protocol} trial, not {protocol}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         shown = t.shown_at
         if shown is not None and shown.tzinfo is None:  # SQLite returns naive datetimes
-            shown = shown.replace(tzinfo=timezone.utc)
+            shown = shown.replace(tzinfo=UTC)
         ms = int((now - shown).total_seconds() * 1000) if shown else None
-        stored = _insert_ignore(s, Response.__table__, {"trial_id": t.id, "participant_id": t.participant_id,
-                                                        "response_ms": ms, "created_at": now, **answer})
+        stored = _insert_ignore(
+            s,
+            Response,
+            {"trial_id": t.id, "participant_id": t.participant_id, "response_ms": ms, "created_at": now, **answer},
+        )
         if not stored:
             return False
-        config = StudyConfig.from_dict(s.get(Study, p.study_id).config)
+        config = StudyConfig.from_dict(_study_of(s, p).config)
         flags = list(p.flags or [])
         if t.is_catch and _failed_check(s, t, answer):
             flags.append(f"failed_check:{t.position}")
         if config.min_response_ms and ms is not None and ms < config.min_response_ms:
             flags.append(f"too_fast:{t.position}")
         p.flags = flags
-        n_trials, n_done = s.execute(select(func.count(Trial.id), func.count(Response.id)).select_from(Trial)
-                                     .outerjoin(Response, Response.trial_id == Trial.id)
-                                     .where(Trial.participant_id == p.id)).one()
+        n_trials, n_done = s.execute(
+            select(func.count(Trial.id), func.count(Response.id))
+            .select_from(Trial)
+            .outerjoin(Response, Response.trial_id == Trial.id)
+            .where(Trial.participant_id == p.id)
+        ).one()
         if n_done >= n_trials and p.trials_done_at is None:
             p.trials_done_at = now
             if not (config.demographics or config.ask_comment):
@@ -356,8 +407,9 @@ def _store(make_session: sessionmaker[Session], token: str, trial_id: int, proto
         return True
 
 
-def submit_rating(make_session: sessionmaker[Session], token: str, trial_id: int, rating: int,
-                  ticks: list[bool] | None = None) -> bool:
+def submit_rating(
+    make_session: sessionmaker[Session], token: str, trial_id: int, rating: int, ticks: list[bool] | None = None
+) -> bool:
     """Store one rating (1-7, optional per-item ticks); ``False`` if already answered (nothing changes)."""
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7:
         raise ValueError(f"rating must be an integer from 1 to 7, got {rating!r}")
@@ -385,8 +437,9 @@ def submit_ranking(make_session: sessionmaker[Session], token: str, trial_id: in
     return _store(make_session, token, trial_id, "ranking", {"best": grids[best], "worst": grids[worst]})
 
 
-def submit_questions(make_session: sessionmaker[Session], token: str, answers: dict[str, str],
-                     comment: str | None) -> None:
+def submit_questions(
+    make_session: sessionmaker[Session], token: str, answers: dict[str, str | None], comment: str | None
+) -> None:
     """Store the optional closing questions and complete the participation (idempotent)."""
     with make_session.begin() as s:
         p = _participant(s, token)
@@ -394,7 +447,7 @@ def submit_questions(make_session: sessionmaker[Session], token: str, answers: d
             raise PermissionError("unknown participant token")
         if p.completed_at is not None:
             return
-        config = StudyConfig.from_dict(s.get(Study, p.study_id).config)
+        config = StudyConfig.from_dict(_study_of(s, p).config)
         if p.trials_done_at is None:
             raise PermissionError("the closing questions come after the last trial")
         valid = {q.key: set(q.options) for q in config.demographics}

@@ -1,12 +1,21 @@
-"""Settings read once from the environment (app.py, the CLI) and passed down."""
+"""The one place that reads the environment: :class:`Settings`, built at the top of each entry
+point (the command line's ``main``, once per command; the Streamlit app's ``main``) and passed
+down. No other module reads ``os.environ``; ``lookalike serve`` hands its settings to the
+Streamlit process with :meth:`Settings.to_env`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from db.engine import resolve_db_url
+
+#: Environment variable -> what it sets.
+ENV_DB, ENV_STUDY, ENV_HOME = "LOOKALIKE_DB", "LOOKALIKE_STUDY", "LOOKALIKE_HOME"
+ENV_OFFLINE, ENV_ADMIN_PASSWORD = "LOOKALIKE_OFFLINE", "LOOKALIKE_ADMIN_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -14,14 +23,41 @@ class Settings:
     db_url: str
     study: str | None  # which study to serve; None = the most recently built
     home: Path  # generated files: demo catalog, mask and feature caches
+    offline: bool = False  # True: never download weights; missing ones are an error
+    admin_password: str | None = None  # the /admin page's password (else Streamlit secrets; none: disabled)
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
     @classmethod
-    def from_env(cls, db: str | None = None) -> "Settings":
-        """``$LOOKALIKE_DB`` (or ``db``), ``$LOOKALIKE_STUDY``, ``$LOOKALIKE_HOME`` (default ~/.cache/lookalike)."""
-        home = os.environ.get("LOOKALIKE_HOME") or Path.home() / ".cache" / "lookalike"
-        return cls(db_url=resolve_db_url(db or os.environ.get("LOOKALIKE_DB")),
-                   study=os.environ.get("LOOKALIKE_STUDY") or None, home=Path(home).expanduser())
+    def from_env(
+        cls,
+        db: str | None = None,
+        *,
+        offline: bool = False,
+        study: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """``$LOOKALIKE_DB`` (or ``db``), ``$LOOKALIKE_STUDY`` (or ``study``), ``$LOOKALIKE_HOME``
+        (default ~/.cache/lookalike), ``$LOOKALIKE_OFFLINE`` (any value but empty or 0; or
+        ``offline``), ``$LOOKALIKE_ADMIN_PASSWORD``. Arguments are command-line flags: they win
+        over the environment. ``environ`` defaults to ``os.environ``."""
+        env = os.environ if environ is None else environ
+        home = env.get(ENV_HOME) or Path.home() / ".cache" / "lookalike"
+        return cls(
+            db_url=resolve_db_url(db or env.get(ENV_DB)),
+            study=study or env.get(ENV_STUDY) or None,
+            home=Path(home).expanduser(),
+            offline=offline or env.get(ENV_OFFLINE, "") not in ("", "0"),
+            admin_password=env.get(ENV_ADMIN_PASSWORD) or None,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables :meth:`from_env` reads (for a child process)."""
+        env = {ENV_DB: self.db_url, ENV_HOME: str(self.home), ENV_OFFLINE: "1" if self.offline else "0"}
+        if self.study:
+            env[ENV_STUDY] = self.study
+        if self.admin_password:
+            env[ENV_ADMIN_PASSWORD] = self.admin_password
+        return env

@@ -49,8 +49,15 @@ product and the set that is **least** similar.
 """,
 }
 
-SCALE = {1: "1 · not at all similar", 2: "2", 3: "3", 4: "4 · somewhat similar", 5: "5", 6: "6",
-         7: "7 · extremely similar"}
+SCALE = {
+    1: "1 · not at all similar",
+    2: "2",
+    3: "3",
+    4: "4 · somewhat similar",
+    5: "5",
+    6: "6",
+    7: "7 · extremely similar",
+}
 
 PAIRWISE_OPTIONS = {"left": "A is more similar", "tie": "Equally similar", "right": "B is more similar"}
 
@@ -66,7 +73,9 @@ DONE = """
 Your answers have been saved.
 """
 
-DB_UNAVAILABLE = ("The study is briefly unavailable. Every answer you submitted is saved. Please reload this page "
-                  "in a minute to continue where you were.")
+DB_UNAVAILABLE = (
+    "The study is briefly unavailable. Every answer you submitted is saved. Please reload this page "
+    "in a minute to continue where you were."
+)
 INVALID_LINK = "This survey link is not valid. Please open the link you were given again."
 UNAVAILABLE = "This study is not accepting new participants at the moment. Thank you for your interest."

@@ -18,6 +18,32 @@ def shared_data(sub: str) -> Path:
     return path
 
 
+def synthetic_design(
+    conditions: list[str],
+    references: int,
+    trials_per_participant: int,
+    protocols: tuple[str, ...] = ("rating", "pairwise", "ranking"),
+):
+    """A simulation design without a database: every condition its own grid for each of ``references``
+    references (no shared grids), no attention checks."""
+    import pandas as pd
+
+    from survey.analysis.simulate import Design
+
+    rows = [
+        {
+            "grid": f"g{r}-{i}",
+            "reference": f"r{r}",
+            "method": c.split("/")[0],
+            "segmenter": c.split("/", 1)[1] if "/" in c else "",
+            "condition": c,
+        }
+        for r in range(references)
+        for i, c in enumerate(conditions)
+    ]
+    return Design(pd.DataFrame(rows), trials_per_participant, protocols)
+
+
 def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True) -> None:
     """Answer every trial of a consented participant through the service (any protocol), then,
     with ``finish``, the closing questions (left unanswered)."""
@@ -55,12 +81,51 @@ def small_catalog(tmp_path_factory) -> Path:
 def _built_study_config(small_catalog):
     from survey.config import Question, StudyConfig
 
-    return StudyConfig(name="t", catalog=str(small_catalog), references_per_category=2,
-                       reference_filter={"view": "packshot"}, seed=1,
-                       protocols=("rating", "pairwise", "ranking"), trials_per_participant=4,
-                       rating_item_ticks=True, attention_check_rate=0.25, completion_code="DONE42",
-                       redirect_url="https://example.org/complete?cc=DONE42",
-                       demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),))
+    return StudyConfig(
+        name="t",
+        catalog=str(small_catalog),
+        references_per_category=2,
+        reference_filter={"view": "packshot"},
+        seed=1,
+        protocols=("rating", "pairwise", "ranking"),
+        trials_per_participant=4,
+        rating_item_ticks=True,
+        attention_check_rate=0.25,
+        completion_code="DONE42",
+        redirect_url="https://example.org/complete?cc=DONE42",
+        demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),),
+    )
+
+
+@pytest.fixture
+def tiny_study(tmp_path, small_catalog):
+    """A factory for quick studies on the small catalog: SSIM on raw photos (no weights), one reference per
+    category, in a new SQLite file unless ``make_session`` is given; keyword arguments override any
+    StudyConfig field. Returns (database path or None, session factory, StudyInfo)."""
+    from survey import service
+    from survey.build import build_study
+    from survey.config import Component, StudyConfig
+
+    engines = []
+
+    def make(name: str = "tiny", *, make_session=None, **overrides):
+        db_path = None
+        if make_session is None:
+            db_path = tmp_path / f"{name}.db"
+            engines.append(make_engine(f"sqlite:///{db_path}"))
+            make_session = make_sessionmaker(engines[-1])
+        fields = {
+            "methods": (Component("ssim"),),
+            "segmenters": (Component("none"),),
+            "references_per_category": 1,
+            **overrides,
+        }
+        build_study(make_session, StudyConfig(name=name, catalog=str(small_catalog), **fields), progress=False)
+        return db_path, make_session, service.current_study(make_session, name)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +137,9 @@ def built_study(tmp_path_factory, small_catalog):
     db_path = tmp_path_factory.mktemp("db") / "study.db"
     engine = make_engine(f"sqlite:///{db_path}")
     sessions = make_sessionmaker(engine)
-    result = build_study(sessions, _built_study_config(small_catalog), cache_dir=db_path.parent / "cache",
-                         progress=False)
+    result = build_study(
+        sessions, _built_study_config(small_catalog), cache_dir=db_path.parent / "cache", progress=False
+    )
     engine.dispose()
     return db_path, result
 
@@ -111,8 +177,12 @@ def pg_built_study(postgres, built_study, small_catalog):
     db_path, _ = built_study
     url = postgres.create_database("template")
     engine = make_engine(url)
-    result = build_study(make_sessionmaker(engine), _built_study_config(small_catalog),
-                         cache_dir=db_path.parent / "cache", progress=False)
+    result = build_study(
+        make_sessionmaker(engine),
+        _built_study_config(small_catalog),
+        cache_dir=db_path.parent / "cache",
+        progress=False,
+    )
     engine.dispose()
     return url.rsplit("/", 1)[1], result
 

@@ -11,17 +11,24 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                    reason="Debian chromium is not installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"
+)
 
 
 @dataclass
@@ -30,17 +37,30 @@ class Server:
 
     db_url: str
     port: int
+    #: environment for the server on top of this process's own; a value of None removes the variable
+    env: dict[str, str | None] = field(default_factory=dict)
+    #: where the server's output goes (for its log: errors are logged there, never shown); None drops it
+    log: Path | None = None
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}/"
 
-    def start(self, timeout: float = 90) -> "Server":
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "survey.cli", "serve", "--db", self.db_url, "--port", str(self.port)],
-            env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    def start(self, timeout: float = 90) -> Server:
+        env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **self.env}
+        log = self.log.open("ab") if self.log is not None else None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "survey.cli", "serve", "--db", self.db_url, "--port", str(self.port)],
+                env={k: v for k, v in env.items() if v is not None},
+                stdout=log or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()  # the server holds its own copy
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -84,7 +104,10 @@ def settled(page, text: str, timeout_ms: int = 30_000) -> None:
             if (!idle || !body.includes(text)) return false;
             const imgs = [...document.querySelectorAll('img')];
             return !trial || (imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0));
-        }""", arg=[text], timeout=timeout_ms)
+        }""",
+        arg=[text],
+        timeout=timeout_ms,
+    )
 
 
 def screen_number(page) -> int | None:
@@ -100,10 +123,14 @@ def answer_screen(page, n: int) -> None:
     the next screen."""
     questions = ("How similar are the five", "Which set is more similar", "Least similar set")
     # the screen arrives in pieces: wait for its question and the submit button before reading it
-    page.wait_for_function("""(qs) => {
+    page.wait_for_function(
+        """(qs) => {
         const body = document.body.innerText;
         return qs.some(q => body.includes(q)) && !!document.querySelector('[data-testid="stFormSubmitButton"]');
-    }""", arg=list(questions), timeout=30_000)
+    }""",
+        arg=list(questions),
+        timeout=30_000,
+    )
     body = page.inner_text("body")
 
     def option(label: str):  # a radio option by its exact label (several groups: one per group, in order)

@@ -4,38 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import select
-from streamlit.testing.v1 import AppTest
 
 from db.models import Participant
 from survey import service
 
+from .apptest import admin_page
 from .conftest import answer_all
-
-
-def _admin_script(db_url: str) -> None:
-    from db.engine import make_engine, make_sessionmaker
-    from survey.pages import admin
-
-    admin.render(make_sessionmaker(make_engine(db_url)), None)
-
-
-def _run(db_path, monkeypatch, password: str | None) -> AppTest:
-    if password is None:
-        monkeypatch.delenv("LOOKALIKE_ADMIN_PASSWORD", raising=False)
-    else:
-        monkeypatch.setenv("LOOKALIKE_ADMIN_PASSWORD", password)
-    return AppTest.from_function(_admin_script, args=(db_path,), default_timeout=60).run()
 
 
 def test_refuses_without_a_configured_password(study_db, monkeypatch):
     db_path, _, _ = study_db
-    at = _run(db_path, monkeypatch, None)
+    at = admin_page(db_path, monkeypatch, None)
     assert "disabled" in at.error[0].value and not at.text_input
 
 
 def test_wrong_password_is_refused(study_db, monkeypatch):
     db_path, _, _ = study_db
-    at = _run(db_path, monkeypatch, "s3cret")
+    at = admin_page(db_path, monkeypatch, "s3cret")
     at.text_input[0].input("guess")
     at.button[0].click().run()
     assert at.error[0].value == "Wrong password." and not at.metric
@@ -48,7 +33,7 @@ def test_progress_participants_and_blinded_results(study_db, monkeypatch):
     answer_all(make_session, service.start_participant(make_session, study.id, {}, rng), rng, fail_checks=True)
     answer_all(make_session, service.start_participant(make_session, study.id, {}, rng), rng)
     service.start_participant(make_session, study.id, {}, rng)  # started, nothing answered
-    at = _run(db_path, monkeypatch, "s3cret")
+    at = admin_page(db_path, monkeypatch, "s3cret")
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
     metrics = {m.label: m.value for m in at.metric}

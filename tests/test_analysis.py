@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from survey import service
-from survey.analysis import RATING_COLUMNS, cluster_bootstrap_mean_ci, condition_summaries, ratings_table
-from survey.report import render_html
+from survey.analysis.bootstrap import cluster_bootstrap_mean_ci
+from survey.analysis.conditions import RATING_COLUMNS, condition_summaries, ratings_table
+from survey.analysis.report import render_html
 
 from .conftest import answer_all
 
@@ -53,8 +54,9 @@ def test_summaries_and_report_from_real_answers(study_db):
     assert list(df.columns) == list(RATING_COLUMNS)
     assert df["response_id"].nunique() == 16  # 4 participants x 4 rating trials (attention checks left out)
     summaries = condition_summaries(df, n_boot=300, seed=5)
-    assert {r.condition for r in summaries} <= {f"{m}/{g}" for m in ("ssim", "efficientnet")
-                                                for g in ("none", "u2netp")}
+    assert {r.condition for r in summaries} <= {
+        f"{m}/{g}" for m in ("ssim", "efficientnet") for g in ("none", "u2netp")
+    }
     for r in summaries:
         sub = df[df["condition"] == r.condition]
         assert r.n_ratings == len(sub) and r.mean == pytest.approx(sub["rating"].mean())
@@ -65,9 +67,8 @@ def test_summaries_and_report_from_real_answers(study_db):
     assert repr(condition_summaries(df, n_boot=300, seed=5)) == repr(summaries)  # seeded; repr: nan == nan
 
 
-
 def test_report_without_answers_says_so(study_db):
-    from survey.results import compute_results
+    from survey.analysis.results import compute_results
 
     _, make_session, _ = study_db
     html = render_html(compute_results(make_session, service.current_study(make_session).id, n_boot=100))

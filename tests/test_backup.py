@@ -47,7 +47,8 @@ def test_backup_of_a_live_database_is_a_consistent_committed_state(sqlite_study_
         per_participant = con.execute(
             "SELECT p.id, p.trials_done_at IS NOT NULL, COUNT(DISTINCT t.id), COUNT(DISTINCT r.id) "
             "FROM participants p JOIN trials t ON t.participant_id = p.id "
-            "LEFT JOIN responses r ON r.participant_id = p.id GROUP BY p.id").fetchall()
+            "LEFT JOIN responses r ON r.participant_id = p.id GROUP BY p.id"
+        ).fetchall()
         for _, done, n_trials, n_answers in per_participant:
             assert n_trials == 15 and done == (n_answers == n_trials)
         con.close()

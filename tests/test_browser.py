@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import make_engine, make_sessionmaker
 from db.models import Participant, Response, Trial
 from db.pgserver import free_port
 
@@ -25,18 +24,20 @@ pytestmark = needs_chromium
 
 
 @pytest.fixture
-def served_pairwise_study(tmp_path, small_catalog):
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
+def served_pairwise_study(tiny_study):
+    from survey.config import Component
 
-    db = tmp_path / "pairwise.db"
-    sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
-    build_study(sessions, StudyConfig(name="pw", catalog=str(small_catalog),
-                                      methods=(Component("ssim"), Component("efficientnet")),
-                                      segmenters=(Component("none"),), references_per_category=2,
-                                      reference_filter={"view": "packshot"}, protocols=("pairwise",),
-                                      trials_per_participant=4, attention_check_rate=0.25, ask_comment=False,
-                                      completion_code="PW-OK"), progress=False)
+    db, sessions, _ = tiny_study(
+        "pw",
+        methods=(Component("ssim"), Component("efficientnet")),
+        references_per_category=2,
+        reference_filter={"view": "packshot"},
+        protocols=("pairwise",),
+        trials_per_participant=4,
+        attention_check_rate=0.25,
+        ask_comment=False,
+        completion_code="PW-OK",
+    )
     server = Server(f"sqlite:///{db}", free_port()).start()
     yield server.url, sessions
     server.stop()
@@ -77,5 +78,7 @@ def test_participant_completes_a_pairwise_study_in_chromium(served_pairwise_stud
         assert n == n_trials == 5 and len(responses) == n_trials  # 4 pairs + 1 attention check
         assert len({r.trial_id for r in responses}) == n_trials  # each answer exactly once
         assert p.completed_at is not None
-    print(f"\nbrowser: {n} trials, submit-to-next-screen {sum(timings) / len(timings):.2f} s on average; "
-          f"screenshot {ARTIFACTS / 'pairwise-trial.png'}")
+    print(
+        f"\nbrowser: {n} trials, submit-to-next-screen {sum(timings) / len(timings):.2f} s on average; "
+        f"screenshot {ARTIFACTS / 'pairwise-trial.png'}"
+    )

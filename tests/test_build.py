@@ -37,8 +37,9 @@ def test_built_study_has_every_condition_and_a_grid_per_reference(study_db):
             assert {items[i].category for i in g.item_ids}.isdisjoint({items[g.reference_id].category})
             assert s.scalar(select(func.count()).select_from(GridCondition).where(GridCondition.grid_id == g.id)) == 0
         # every condition has exactly one grid per reference
-        per = s.execute(select(GridCondition.condition_id, Grid.reference_id)
-                        .join(Grid, Grid.id == GridCondition.grid_id)).all()
+        per = s.execute(
+            select(GridCondition.condition_id, Grid.reference_id).join(Grid, Grid.id == GridCondition.grid_id)
+        ).all()
         assert len(per) == len(set(per)) == 4 * 8
 
 
@@ -54,9 +55,13 @@ def _one_category_catalog(tmp_path, n=6):
 
 def test_conditions_with_the_same_top5_share_one_grid(tmp_path, make_session):
     # 6 items in the only category: every condition's top-5 is "all the others"
-    config = StudyConfig(name="share", catalog=str(_one_category_catalog(tmp_path)),
-                         methods=(Component("ssim"), Component("efficientnet")),
-                         segmenters=(Component("none"),), references_per_category=2)
+    config = StudyConfig(
+        name="share",
+        catalog=str(_one_category_catalog(tmp_path)),
+        methods=(Component("ssim"), Component("efficientnet")),
+        segmenters=(Component("none"),),
+        references_per_category=2,
+    )
     result = build_study(make_session, config, progress=False)
     assert result.grids == 2 and result.conditions == 2
     with make_session() as s:
@@ -67,8 +72,12 @@ def test_conditions_with_the_same_top5_share_one_grid(tmp_path, make_session):
 
 
 def test_existing_study_needs_replace(tmp_path, make_session):
-    config = StudyConfig(name="x", catalog=str(_one_category_catalog(tmp_path)),
-                         methods=(Component("ssim"),), segmenters=(Component("none"),))
+    config = StudyConfig(
+        name="x",
+        catalog=str(_one_category_catalog(tmp_path)),
+        methods=(Component("ssim"),),
+        segmenters=(Component("none"),),
+    )
     build_study(make_session, config, progress=False)
     with pytest.raises(StudyExists, match="--replace"):
         build_study(make_session, config, progress=False)
@@ -80,17 +89,31 @@ def test_existing_study_needs_replace(tmp_path, make_session):
 def test_missing_weights_fail_before_anything_is_written(tmp_path, make_session):
     if clip_spec().path() is not None:
         pytest.skip("CLIP weights are cached on this machine")
-    config = StudyConfig(name="c", catalog=str(_one_category_catalog(tmp_path)),
-                         methods=(Component("clip"),), segmenters=(Component("none"),))
+    config = StudyConfig(
+        name="c",
+        catalog=str(_one_category_catalog(tmp_path)),
+        methods=(Component("clip"),),
+        segmenters=(Component("none"),),
+    )
     with pytest.raises(WeightsUnavailable):
         build_study(make_session, config, progress=False)
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(Study)) == 0
 
 
-def test_config_errors_name_the_field():
+def test_config_errors_name_the_field(make_session):
+    unknown = StudyConfig(name="x", catalog="c", methods=(Component("sift"),))  # not checked when served
     with pytest.raises(ConfigError, match="methods: unknown name 'sift'; valid: clip, efficientnet, ssim"):
-        StudyConfig(name="x", catalog="c", methods=(Component("sift"),))
+        build_study(make_session, unknown, progress=False)
+    bad_option = StudyConfig(name="x", catalog="c", methods=(Component("ssim", {"sigmaa": 2}),))
+    with pytest.raises(
+        ConfigError,
+        match=r"methods: method 'ssim' has no option\(s\) sigmaa; "
+        r"options: K1, K2, color, sigma, size",
+    ):
+        build_study(make_session, bad_option, progress=False)
+    with make_session() as s:
+        assert s.scalar(select(func.count()).select_from(Study)) == 0
     with pytest.raises(ConfigError, match="k: must be at least 1"):
         StudyConfig(name="x", catalog="c", k=0)
     assert Component.parse("ssim:size=96,color=true") == Component("ssim", {"size": 96, "color": True})
@@ -119,12 +142,18 @@ def test_segmentations_masks_and_objective_metrics_are_stored(study_db):
 def test_masks_are_reused_by_the_next_build(tmp_path, make_session, small_catalog, monkeypatch):
     from similarity.segmenters import U2NetSegmenter
 
-    config = StudyConfig(name="m", catalog=str(small_catalog), methods=(Component("ssim"),),
-                         segmenters=(Component("u2netp"),), references_per_category=1)
+    config = StudyConfig(
+        name="m",
+        catalog=str(small_catalog),
+        methods=(Component("ssim"),),
+        segmenters=(Component("u2netp"),),
+        references_per_category=1,
+    )
     build_study(make_session, config, cache_dir=tmp_path / "cache", progress=False)
 
     def fail(self, images):
         raise AssertionError("segmented again although every mask is stored")
+
     monkeypatch.setattr(U2NetSegmenter, "masks", fail)
     build_study(make_session, config, replace=True, cache_dir=tmp_path / "cache", progress=False)
 
@@ -132,8 +161,13 @@ def test_masks_are_reused_by_the_next_build(tmp_path, make_session, small_catalo
 def test_build_over_a_catalog_with_a_corrupt_file_completes_and_reports_it(tmp_path, make_session):
     manifest = _one_category_catalog(tmp_path, n=7)
     (tmp_path / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    config = StudyConfig(name="c", catalog=str(manifest), methods=(Component("ssim"),),
-                         segmenters=(Component("none"),), references_per_category=2)
+    config = StudyConfig(
+        name="c",
+        catalog=str(manifest),
+        methods=(Component("ssim"),),
+        segmenters=(Component("none"),),
+        references_per_category=2,
+    )
     result = build_study(make_session, config, progress=False)
     assert [s.where for s in result.skipped] == ["manifest.csv line 5"]
     assert "cannot decode" in result.skipped[0].reason

@@ -26,7 +26,7 @@ def _img(path, color=(200, 30, 30)):
 def test_real_manifest_loads_with_groups_and_metadata():
     cat = load_catalog(shared_data("grocery") / "manifest.csv")
     assert len(cat.items) == 377 and not cat.skipped
-    it = cat.by_id()["Golden-Delicious_001"]
+    [it] = [i for i in cat.items if i.item_id == "Golden-Delicious_001"]
     assert it.category == "Apple" and it.group == "Golden-Delicious"
     assert it.meta["view"] == "natural" and it.path.is_file() and len(it.sha256) == 64
 
@@ -75,8 +75,7 @@ def test_corrupt_images_are_skipped_and_reported(tmp_path):
     full = tmp_path / "full.jpg"
     _img(full)
     (tmp_path / "truncated.jpg").write_bytes(full.read_bytes()[:200])
-    m = _write(tmp_path, [["good.jpg", "g", "mugs"], ["text.jpg", "t", "mugs"],
-                          ["truncated.jpg", "tr", "mugs"]])
+    m = _write(tmp_path, [["good.jpg", "g", "mugs"], ["text.jpg", "t", "mugs"], ["truncated.jpg", "tr", "mugs"]])
     cat = load_catalog(m)
     assert [i.item_id for i in cat.items] == ["g"]
     assert [s.where for s in cat.skipped] == ["manifest.csv line 3", "manifest.csv line 4"]

@@ -18,12 +18,23 @@ from survey.cli import parser
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(args, tmp_path, timeout=600):
-    env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "LOOKALIKE_OFFLINE": "1"}
+def _run(args, tmp_path, timeout=600, env=None):
+    env = {
+        **os.environ,
+        "LOOKALIKE_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "LOOKALIKE_OFFLINE": "1",
+        **(env or {}),
+    }
     env.pop("LOOKALIKE_DB", None)
-    return subprocess.run([sys.executable, "-m", "survey.cli", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "survey.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
@@ -51,10 +62,169 @@ def test_demo_no_serve_builds_the_demo_study(tmp_path):
 
 def test_build_reports_catalog_errors_clearly(tmp_path):
     (tmp_path / "manifest.csv").write_text("file,item_id\na.jpg,a\n")
-    proc = _run(["build", "--catalog", str(tmp_path / "manifest.csv"), "--name", "x",
-                 "--db", str(tmp_path / "x.db")], tmp_path)
+    proc = _run(
+        ["build", "--catalog", str(tmp_path / "manifest.csv"), "--name", "x", "--db", str(tmp_path / "x.db")], tmp_path
+    )
     assert proc.returncode == 2
     assert "missing column(s) category" in proc.stderr and "Traceback" not in proc.stderr
+    _refused(proc, "missing column(s) category")
+
+
+def _refused(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user mistake: exit status 2 and exactly one line on stderr naming it, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("lookalike: error: ") and "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def _tiny_catalog(tmp_path: Path) -> Path:
+    """One category of six plain images: enough for a top-5 study."""
+    from PIL import Image
+
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    rows = ["file,item_id,category"]
+    for k in range(6):
+        Image.new("RGB", (32, 32), (40 * k, 255 - 40 * k, 128)).save(folder / f"{k}.png")
+        rows.append(f"{k}.png,item{k},mugs")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        (
+            ["--methods", "ssim:sigmaa=2", "--segmenters", "none"],
+            ["methods: method 'ssim' has no option(s) sigmaa; options: K1, K2, color, sigma, size"],
+        ),
+        (
+            ["--methods", "ssim", "--segmenters", "u2netp:modelpath=u2netp.onnx"],
+            ["segmenters: segmenter 'u2netp' has no option(s) modelpath; options: model_path"],
+        ),
+        (
+            ["--methods", "sift", "--segmenters", "none"],
+            ["methods: unknown name 'sift'; valid: clip, efficientnet, ssim"],
+        ),
+        (
+            ["--methods", "ssim", "--segmenters", "grabcut"],
+            ["segmenters: unknown name 'grabcut'; valid: maskrcnn, none"],
+        ),
+        (["--methods", "ssim:size", "--segmenters", "none"], ["'ssim:size': option 'size' needs the form key=value"]),
+    ],
+)
+def test_build_refuses_unknown_components_and_options_before_any_work(tmp_path, flags, fragments):
+    db = tmp_path / "x.db"
+    proc = _run(["build", "--catalog", str(_tiny_catalog(tmp_path)), "--name", "x", "--db", str(db), *flags], tmp_path)
+    _refused(proc, *fragments)
+    assert not db.exists()  # checked before the database is opened
+
+
+def test_evaluate_refuses_unknown_options(tmp_path):
+    proc = _run(
+        [
+            "evaluate",
+            "--manifest",
+            str(_tiny_catalog(tmp_path)),
+            "--methods",
+            "efficientnet:variantt=b0",
+            "--segmenters",
+            "none",
+        ],
+        tmp_path,
+    )
+    _refused(
+        proc, "methods: method 'efficientnet' has no option(s) variantt; options: pretrained, variant, weights_path"
+    )
+
+
+def test_build_refuses_a_bad_toml_key(tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text(f'[study]\nname = "s"\ncatalog = "{_tiny_catalog(tmp_path)}"\n[protocols]\nuses = ["rating"]\n')
+    _refused(
+        _run(["build", "--config", str(config), "--db", str(tmp_path / "x.db")], tmp_path),
+        "protocols.uses: unknown key; valid in [protocols]: rating_item_ticks, trials_per_participant, use",
+    )
+
+
+def test_build_without_a_study_says_what_to_give(tmp_path):
+    _refused(
+        _run(["build", "--db", str(tmp_path / "x.db")], tmp_path), "give --config STUDY.toml, or --catalog and --name"
+    )
+
+
+def test_build_reports_missing_weights_in_one_line(tmp_path):
+    missing = tmp_path / "missing.onnx"
+    proc = _run(
+        [
+            "build",
+            "--catalog",
+            str(_tiny_catalog(tmp_path)),
+            "--name",
+            "x",
+            "--db",
+            str(tmp_path / "x.db"),
+            "--methods",
+            "ssim",
+            "--segmenters",
+            f"u2net:model_path={missing}",
+        ],
+        tmp_path,
+    )
+    _refused(proc, f"u2net model_path {missing} does not exist", "u2net:model_path=/path/to/u2net.onnx")
+
+
+def test_offline_build_refuses_weights_it_would_download(tmp_path):
+    from similarity.weights import clip_spec
+
+    if clip_spec().path() is not None:
+        pytest.skip("CLIP weights are cached on this machine")
+    env_offline_off = {"LOOKALIKE_OFFLINE": "0"}  # the flag alone must switch downloads off
+    proc = _run(
+        [
+            "--offline",
+            "build",
+            "--catalog",
+            str(_tiny_catalog(tmp_path)),
+            "--name",
+            "x",
+            "--db",
+            str(tmp_path / "x.db"),
+            "--methods",
+            "clip",
+            "--segmenters",
+            "none",
+        ],
+        tmp_path,
+        env=env_offline_off,
+    )
+    _refused(
+        proc,
+        "weights 'clip:ViT-B-32/laion2b_s34b_b79k'",
+        "offline mode is on",
+        "lookalike weights download clip:ViT-B-32/laion2b_s34b_b79k",
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "--out", "r.html"],
+        ["export", "--out", "out"],
+        ["study", "list"],
+        ["power"],
+        ["simulate", "--participants", "2"],
+        ["db", "current"],
+    ],
+)
+@pytest.mark.parametrize("as_url", [False, True])
+def test_commands_that_read_a_study_refuse_a_missing_database_file(tmp_path, command, as_url):
+    db = tmp_path / "does-not-exist.db"
+    proc = _run([*command, "--db", f"sqlite:///{db}" if as_url else str(db)], tmp_path)
+    _refused(proc, f"database {db} does not exist", "--db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created: no database, WAL or output
 
 
 def _free_port() -> int:
@@ -67,9 +237,14 @@ def test_serve_answers_the_health_check(tmp_path, built_study):
     db_path, _ = built_study
     port = _free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "survey.cli", "serve", "--db", str(db_path),
-                             "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "survey.cli", "serve", "--db", str(db_path), "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, body = time.monotonic() + 90, ""
         while time.monotonic() < deadline and body != "ok":
@@ -97,16 +272,36 @@ def test_every_command_and_registered_name_is_documented():
     assert "make demo" in readme and "make test" in readme
 
 
+#: Every user-error class (printed as one line, exit 2): all derive from similarity.errors.UserError.
+USER_ERRORS = [
+    ("db.backup", "BackupError"),
+    ("db.migrate", "SchemaError"),
+    ("db.engine", "DatabaseMissing"),
+    ("similarity.catalog", "CatalogError"),
+    ("similarity.evaluate", "EvaluationError"),
+    ("similarity.registry", "UnknownName"),
+    ("similarity.registry", "UnknownOption"),
+    ("similarity.registry", "InvalidOption"),
+    ("similarity.weights", "WeightsUnavailable"),
+    ("survey.build", "StudyExists"),
+    ("survey.config", "ConfigError"),
+    ("survey.service", "StudyUnavailable"),
+    ("survey.analysis.simulate", "SimulationError"),
+]
+
+
 def test_user_errors_exist_and_reports_do_not_load_torch(study_db, tmp_path):
     import importlib
 
-    from survey.cli import USER_ERRORS
+    from similarity.errors import UserError
 
-    for module, name in USER_ERRORS.items():
-        assert issubclass(getattr(importlib.import_module(module), name), Exception), (module, name)
+    for module, name in USER_ERRORS:
+        assert issubclass(getattr(importlib.import_module(module), name), UserError), (module, name)
     url = study_db[0]
-    code = ("import sys; from survey.cli import main; "
-            f"rc = main(['report', '--db', {url!r}, '--out', {str(tmp_path / 'r.html')!r}]); "
-            "print(rc, 'torch' in sys.modules)")
+    code = (
+        "import sys; from survey.cli import main; "
+        f"rc = main(['report', '--db', {url!r}, '--out', {str(tmp_path / 'r.html')!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stderr[-2000:]

@@ -36,23 +36,45 @@ def test_minimal_config_and_relative_catalog(tmp_path):
     assert config.protocols == ("rating",) and [c.name for c in config.segmenters] == ["none", "u2netp"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[study]\nname = 's'\n", r"study.name and study.catalog are required"),
-    (MINIMAL + "[protocol]\nuse = ['rating']\n", r"\[protocol\]: unknown section; valid: .*protocols"),
-    (MINIMAL + "[protocols]\nuses = ['rating']\n", r"protocols.uses: unknown key; valid in \[protocols\]: .*use"),
-    (MINIMAL + "[protocols]\nuse = ['rank']\n", r"protocols: \['rank'\] is not .* from rating, pairwise, ranking"),
-    (MINIMAL + "[participants]\nmin_response_ms = 'fast'\n", r"participants.min_response_ms: must be an integer"),
-    (MINIMAL + "[participants]\nattention_check_rate = 0.9\n", r"attention_check_rate: must be between 0 and 0.5"),
-    (MINIMAL + "[[methods]]\nvariant = 'b0'\n", r"methods\[0\]: missing 'name'"),
-    (MINIMAL + "[[methods]]\nname = 'sift'\n", r"methods: unknown name 'sift'; valid: clip, efficientnet, ssim"),
-    (MINIMAL + "[completion]\nredirect_url = 'prolific.com/x'\n", r"redirect_url: .* must start with https://"),
-    (MINIMAL + "[demographics]\nquestions = [{ key = 'age', label = 'Age' }]\n",
-     r"demographics.questions\[0\]: missing options"),
-    ("[study\nname=", r"not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[study]\nname = 's'\n", r"study.name and study.catalog are required"),
+        (MINIMAL + "[protocol]\nuse = ['rating']\n", r"\[protocol\]: unknown section; valid: .*protocols"),
+        (MINIMAL + "[protocols]\nuses = ['rating']\n", r"protocols.uses: unknown key; valid in \[protocols\]: .*use"),
+        (MINIMAL + "[protocols]\nuse = ['rank']\n", r"protocols: \['rank'\] is not .* from rating, pairwise, ranking"),
+        (MINIMAL + "[participants]\nmin_response_ms = 'fast'\n", r"participants.min_response_ms: must be an integer"),
+        (MINIMAL + "[participants]\nattention_check_rate = 0.9\n", r"attention_check_rate: must be between 0 and 0.5"),
+        (MINIMAL + "[[methods]]\nvariant = 'b0'\n", r"methods\[0\]: missing 'name'"),
+        (MINIMAL + "[completion]\nredirect_url = 'prolific.com/x'\n", r"redirect_url: .* must start with https://"),
+        (
+            MINIMAL + "[demographics]\nquestions = [{ key = 'age', label = 'Age' }]\n",
+            r"demographics.questions\[0\]: missing options",
+        ),
+        ("[study\nname=", r"not valid TOML"),
+    ],
+)
 def test_errors_name_the_key_and_the_fix(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, text))
+
+
+def test_component_names_and_options_are_checked_at_build_time_not_when_loading(tmp_path, make_session):
+    """Loading (and serving) a config needs no similarity code; the build checks every name and
+    option against the registries before any work (here: before it finds the catalog missing)."""
+    from survey.build import build_study
+
+    config = load_config(_write(tmp_path, MINIMAL + "[[methods]]\nname = 'sift'\n"))
+    assert [c.name for c in config.methods] == ["sift"]
+    with pytest.raises(ConfigError, match=r"methods: unknown name 'sift'; valid: clip, efficientnet, ssim"):
+        build_study(make_session, config, progress=False)
+    config = load_config(_write(tmp_path, MINIMAL + "[[segmenters]]\nname = 'u2netp'\nmodelpath = 'x.onnx'\n"))
+    with pytest.raises(
+        ConfigError,
+        match=r"segmenters: segmenter 'u2netp' has no option\(s\) modelpath; "
+        r"options: model_path",
+    ):
+        build_study(make_session, config, progress=False)
 
 
 def test_missing_file(tmp_path):
@@ -62,12 +84,22 @@ def test_missing_file(tmp_path):
 
 def test_protocol_constraints():
     with pytest.raises(ConfigError, match="need at least two"):
-        StudyConfig(name="x", catalog="c", methods=(Component("ssim"),), segmenters=(Component("none"),),
-                    protocols=("pairwise",))
+        StudyConfig(
+            name="x",
+            catalog="c",
+            methods=(Component("ssim"),),
+            segmenters=(Component("none"),),
+            protocols=("pairwise",),
+        )
     many = tuple(Component(n) for n in ("ssim", "efficientnet", "clip"))
     with pytest.raises(ConfigError, match="ranking shows every distinct grid.*at most 6"):
-        StudyConfig(name="x", catalog="c", methods=many,
-                    segmenters=(Component("none"), Component("u2netp"), Component("maskrcnn")), protocols=("ranking",))
+        StudyConfig(
+            name="x",
+            catalog="c",
+            methods=many,
+            segmenters=(Component("none"), Component("u2netp"), Component("maskrcnn")),
+            protocols=("ranking",),
+        )
 
 
 def test_build_from_config_file(tmp_path, small_catalog, make_session):
@@ -76,9 +108,12 @@ def test_build_from_config_file(tmp_path, small_catalog, make_session):
     from db.models import Study
     from survey.build import build_study
 
-    path = _write(tmp_path, f'[study]\nname = "toml"\ncatalog = "{small_catalog}"\n'
-                            '[[methods]]\nname = "ssim"\n[[segmenters]]\nname = "none"\n'
-                            '[protocols]\ntrials_per_participant = 3\n[completion]\ncode = "XYZ"\n')
+    path = _write(
+        tmp_path,
+        f'[study]\nname = "toml"\ncatalog = "{small_catalog}"\n'
+        '[[methods]]\nname = "ssim"\n[[segmenters]]\nname = "none"\n'
+        '[protocols]\ntrials_per_participant = 3\n[completion]\ncode = "XYZ"\n',
+    )
     build_study(make_session, load_config(path), progress=False)
     with make_session() as s:
         study = s.scalar(select(Study))

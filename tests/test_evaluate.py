@@ -18,8 +18,7 @@ from .conftest import shared_data
 
 def test_metrics_on_a_worked_example():
     # query A: relevant items at ranks 1 and 3 -> AP = (1/1 + 2/3) / 2; query B: relevant at rank 2 -> AP 1/2
-    sims = np.array([[0.9, 0.8, 0.7, 0.1],
-                     [0.9, 0.8, 0.1, 0.0]])
+    sims = np.array([[0.9, 0.8, 0.7, 0.1], [0.9, 0.8, 0.1, 0.0]])
     m = retrieval_metrics(sims, ["a", "b"], ["a", "x", "a", "b"])
     assert m.queries == 2
     assert m.recall_at_1 == 0.5 and m.recall_at_5 == 1.0
@@ -44,20 +43,47 @@ def test_filters():
 
 def test_evaluate_within_category_on_real_photos():
     cat = load_catalog(shared_data("grocery"), verify_images=False)
-    [res] = evaluate(cat, [create_method("efficientnet")], [create_segmenter("none")],
-                     query_filter={"view": "natural", "department": "Packages"},
-                     gallery_filter={"view": "iconic"}, within="category", progress=False)
+    [res] = evaluate(
+        cat,
+        [create_method("efficientnet")],
+        [create_segmenter("none")],
+        query_filter={"view": "natural", "department": "Packages"},
+        gallery_filter={"view": "iconic"},
+        within="category",
+        progress=False,
+    )
     assert res.metrics.queries > 50 and res.metrics.recall_at_5 > 0.5
 
 
 def test_evaluate_cli_json_on_grocery_meets_the_recall_target():
     """The issue's target: Lite0 on raw photos, natural -> iconic over all 81 packshots, recall@5 >= 0.5."""
     env = {**os.environ, "LOOKALIKE_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "survey.cli", "evaluate",
-                           "--manifest", str(shared_data("grocery") / "manifest.csv"),
-                           "--query", "view=natural", "--gallery", "view=iconic", "--within", "all",
-                           "--methods", "ssim", "efficientnet", "--segmenters", "none", "--json"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "survey.cli",
+            "evaluate",
+            "--manifest",
+            str(shared_data("grocery") / "manifest.csv"),
+            "--query",
+            "view=natural",
+            "--gallery",
+            "view=iconic",
+            "--within",
+            "all",
+            "--methods",
+            "ssim",
+            "efficientnet",
+            "--segmenters",
+            "none",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = {(r["method"], r["segmenter"]): r for r in out["results"]}

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from survey import service
+from survey.analysis.simulate import ResponseModel, simulate
 from survey.cli import main
 from survey.export import DICTIONARY, export, tables
-from survey.simulate import ResponseModel, simulate
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_judgements_are_tidy_and_consistent(answered):
     j = t["judgements"]
     assert j["response_id"].nunique() == 6 * 15
     per_grid = j.drop_duplicates(["response_id", "grid"])
-    for rid, g in per_grid.groupby("response_id"):
+    for _, g in per_grid.groupby("response_id"):
         protocol = g["protocol"].iloc[0]
         if protocol == "rating":
             assert len(g) == 1 and g["rating"].between(1, 7).all()
@@ -35,8 +35,9 @@ def test_judgements_are_tidy_and_consistent(answered):
             assert (g["outcome"] == "best").sum() == 1 and (g["outcome"] == "worst").sum() == 1
     catch = j[j["is_catch"] & (j["condition"] == "catch/catch")]
     assert not catch.empty and (j[j["condition"] == "catch/catch"]["is_catch"]).all()
-    assert set(j.loc[~j["is_catch"], "condition"]) <= {f"{m}/{s}" for m in ("ssim", "efficientnet")
-                                                      for s in ("none", "u2netp")}
+    assert set(j.loc[~j["is_catch"], "condition"]) <= {
+        f"{m}/{s}" for m in ("ssim", "efficientnet") for s in ("none", "u2netp")
+    }
 
 
 def test_participants_are_pseudonymous_and_counted(answered):
@@ -51,8 +52,12 @@ def test_files_and_dictionary(answered, tmp_path):
     db_path, make_session, study_id = answered
     for fmt in ("csv", "parquet"):
         files = export(make_session, study_id, tmp_path / fmt, fmt=fmt)
-        assert [f.name for f in files] == [f"judgements.{fmt}", f"participants.{fmt}", f"grids.{fmt}",
-                                           "data_dictionary.csv"]
+        assert [f.name for f in files] == [
+            f"judgements.{fmt}",
+            f"participants.{fmt}",
+            f"grids.{fmt}",
+            "data_dictionary.csv",
+        ]
         read = pd.read_csv if fmt == "csv" else pd.read_parquet
         for name in ("judgements", "participants", "grids"):
             assert list(read(tmp_path / fmt / f"{name}.{fmt}").columns) == list(DICTIONARY[name])

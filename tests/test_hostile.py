@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +17,8 @@ from db.models import Base, GridCondition, Participant, Response
 from survey import service
 from survey.export import tables
 
+from .apptest import APP, admin_page, rendered
 from .conftest import answer_all
-from .test_survey import _rendered
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 HOSTILE = {
     "sql": "x'); DROP TABLE participants; --",
@@ -56,8 +53,9 @@ def test_hostile_url_parameters_are_stored_as_inert_text(study_db, kind):
     token = service.start_participant(make_session, study.id, params, np.random.default_rng(0))
     after = _row_counts(make_session)
     assert after["participants"] == before["participants"] + 1  # one new row and nothing else touched
-    assert {k: v for k, v in after.items() if k not in ("participants", "trials")} == \
-        {k: v for k, v in before.items() if k not in ("participants", "trials")}
+    assert {k: v for k, v in after.items() if k not in ("participants", "trials")} == {
+        k: v for k, v in before.items() if k not in ("participants", "trials")
+    }
     stored = EXPECTED_STORED.get(kind, value)
     with make_session() as s:
         p = s.scalar(select(Participant).where(Participant.token == token))
@@ -69,8 +67,20 @@ def test_hostile_url_parameters_are_stored_as_inert_text(study_db, kind):
     assert service.participant_state(make_session, token).stage == "done"
 
 
-@pytest.mark.parametrize("token", [HOSTILE["sql"], "' OR '1'='1", HOSTILE["traversal"], HOSTILE["html"],
-                                   "A" * 100_000, HOSTILE["unicode"], "%00", "None", "null"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        HOSTILE["sql"],
+        "' OR '1'='1",
+        HOSTILE["traversal"],
+        HOSTILE["html"],
+        "A" * 100_000,
+        HOSTILE["unicode"],
+        "%00",
+        "None",
+        "null",
+    ],
+)
 def test_hostile_tokens_are_refused_without_effect(study_db, token, monkeypatch):
     url, make_session, _ = study_db
     study = service.current_study(make_session)
@@ -78,9 +88,11 @@ def test_hostile_tokens_are_refused_without_effect(study_db, token, monkeypatch)
     before = _row_counts(make_session)
     assert service.participant_state(make_session, token) is None
     assert service.participant_state(make_session, real + token[:5]) is None
-    for call in (lambda: service.finish_instructions(make_session, token),
-                 lambda: service.submit_rating(make_session, token, 1, 4),
-                 lambda: service.submit_questions(make_session, token, {}, "x")):
+    for call in (
+        lambda: service.finish_instructions(make_session, token),
+        lambda: service.submit_rating(make_session, token, 1, 4),
+        lambda: service.submit_questions(make_session, token, {}, "x"),
+    ):
         with pytest.raises(PermissionError):
             call()
     monkeypatch.setenv("LOOKALIKE_DB", url)
@@ -125,20 +137,17 @@ def test_hostile_comments_and_answers_are_stored_verbatim_and_never_rendered(stu
     assert stored == (HOSTILE["html"] + "\n" + HOSTILE["markdown"] + "z" * 20_000)[: service.MAX_COMMENT_LEN]
     assert tables(make_session, study.id)["participants"]["comment"].tolist() == [stored]  # export: verbatim
     # the admin page (signed in, unblinded) never renders participant text as markup
-    monkeypatch.setenv("LOOKALIKE_ADMIN_PASSWORD", "pw")
-    from .test_admin import _admin_script
-
-    at = AppTest.from_function(_admin_script, args=(url,), default_timeout=60).run()
+    at = admin_page(url, monkeypatch, "pw")
     at.text_input[0].input("pw")
     at.button[0].click().run()
     at.checkbox[0].check().run()
     assert at.exception == []
     [grid] = [d for d in at.dataframe if list(d.value.columns) == ["participant", "comment"]]
     assert grid.value["comment"].tolist() == [stored]  # shown as data in a grid
-    rendered = _rendered(at)
+    page = rendered(at)
     for element in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success):
         assert "<script" not in element.value and "javascript:" not in element.value
-    assert "onerror=alert" not in rendered.replace(repr(grid.proto), "")  # nowhere but in the grid's data
+    assert "onerror=alert" not in page.replace(repr(grid.proto), "")  # nowhere but in the grid's data
 
 
 def test_participant_tokens_are_unguessable(study_db):
@@ -149,14 +158,13 @@ def test_participant_tokens_are_unguessable(study_db):
     for t in tokens:
         raw = base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
         assert len(raw) * 8 >= 128
-    bits = np.unpackbits(np.frombuffer(b"".join(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
-                                                 for t in tokens), dtype=np.uint8))
+    bits = np.unpackbits(
+        np.frombuffer(b"".join(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4)) for t in tokens), dtype=np.uint8)
+    )
     assert abs(bits.mean() - 0.5) < 0.02  # 9,600 bits: no stuck bits, no counter
 
 
 def test_admin_password_is_compared_in_constant_time(study_db, monkeypatch):
-    from .test_admin import _run
-
     calls = []
     real = hmac.compare_digest
 
@@ -164,8 +172,8 @@ def test_admin_password_is_compared_in_constant_time(study_db, monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("survey.pages.admin.hmac.compare_digest", spy)
-    at = _run(study_db[0], monkeypatch, "correct horse")
+    monkeypatch.setattr("survey.views.admin.hmac.compare_digest", spy)
+    at = admin_page(study_db[0], monkeypatch, "correct horse")
     at.text_input[0].input("correct hors")
     at.button[0].click().run()
     assert at.error[0].value == "Wrong password." and not at.metric

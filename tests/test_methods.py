@@ -45,10 +45,11 @@ def test_lite0_finds_the_same_product_across_backgrounds():
     queries = [i for i in cat.items if i.meta["view"] == "natural"][::5]
     gallery = [i for i in cat.items if i.meta["view"] == "iconic"]
     m = create_method("efficientnet")
-    sims = m.similarity(m.features([load_rgb(i.path) for i in queries]),
-                        m.features([load_rgb(i.path) for i in gallery]))
+    sims = m.similarity(
+        m.features([load_rgb(i.path) for i in queries]), m.features([load_rgb(i.path) for i in gallery])
+    )
     top5 = np.argsort(-sims, axis=1)[:, :5]
-    recall = np.mean([any(gallery[j].group == q.group for j in row) for q, row in zip(queries, top5)])
+    recall = np.mean([any(gallery[j].group == q.group for j in row) for q, row in zip(queries, top5, strict=True)])
     assert recall > 0.4, recall
 
 

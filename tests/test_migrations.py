@@ -24,8 +24,7 @@ from .conftest import answer_all
 
 def _counts(engine) -> dict[str, int]:
     with engine.connect() as con:
-        return {t: con.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()
-                for t in Base.metadata.tables}
+        return {t: con.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in Base.metadata.tables}
 
 
 def _downgraded_copy(study_db, revision: str):
@@ -34,8 +33,9 @@ def _downgraded_copy(study_db, revision: str):
     study = service.current_study(make_session)
     for seed in range(2):
         rng = np.random.default_rng(seed)
-        answer_all(make_session, service.start_participant(make_session, study.id, {"PROLIFIC_PID": f"p{seed}"},
-                                                           rng), rng)
+        answer_all(
+            make_session, service.start_participant(make_session, study.id, {"PROLIFIC_PID": f"p{seed}"}, rng), rng
+        )
     engine = create_engine(url)
     before = _counts(engine)
     with engine.begin() as con:
@@ -115,18 +115,19 @@ def test_unknown_newer_revision_is_refused(db_url):
 
 
 def test_one_participant_per_platform_id_is_enforced_by_the_database(study_db):
-    url, make_session, _ = study_db
+    _, make_session, _ = study_db
     with make_session.begin() as s:
         study = s.scalars(select(Study)).first()
-        s.add(Participant(study_id=study.id, token="a" * 32, external_id="X", url_params={}, flags=[],
-                          demographics={}))
-    with pytest.raises(IntegrityError):
-        with make_session.begin() as s:
-            s.add(Participant(study_id=study.id, token="b" * 32, external_id="X", url_params={}, flags=[],
-                              demographics={}))
+        s.add(Participant(study_id=study.id, token="a" * 32, external_id="X", url_params={}, flags=[], demographics={}))
+    with pytest.raises(IntegrityError), make_session.begin() as s:
+        s.add(Participant(study_id=study.id, token="b" * 32, external_id="X", url_params={}, flags=[], demographics={}))
     with make_session.begin() as s:  # direct visitors (no platform id) never collide
-        s.add_all([Participant(study_id=study.id, token=c * 32, external_id=None, url_params={}, flags=[],
-                               demographics={}) for c in "cd"])
+        s.add_all(
+            [
+                Participant(study_id=study.id, token=c * 32, external_id=None, url_params={}, flags=[], demographics={})
+                for c in "cd"
+            ]
+        )
 
 
 def test_a_pre_versioning_database_is_refused_and_not_upgraded(tmp_path):

@@ -8,25 +8,27 @@ import numpy as np
 import pytest
 
 from survey import service
-from survey.analysis import condition_summaries, ratings_from_judgements, ratings_table
+from survey.analysis.conditions import condition_summaries, ratings_from_judgements, ratings_table
+from survey.analysis.power import default_pair, power_curve
+from survey.analysis.simulate import ResponseModel, SimulationError, simulate, simulate_judgements, study_design
 from survey.cli import main
-from survey.power import default_pair, power_curve
-from survey.simulate import ResponseModel, SimulationError, simulate, simulate_judgements, study_design, synthetic_design
+
+from .conftest import synthetic_design
 
 CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
 
 
 def test_power_grows_with_participants_and_is_about_alpha_without_an_effect():
     design = synthetic_design(CONDITIONS, 10, 10)
-    res = power_curve(design, [4, 12, 40], model=ResponseModel(effects={"efficientnet/u2netp": 0.6}), reps=40,
-                      seed=1)
+    res = power_curve(design, [4, 12, 40], model=ResponseModel(effects={"efficientnet/u2netp": 0.6}), reps=40, seed=1)
     omnibus = [p.friedman_power for p in res.points]
     pair = [p.pair_power for p in res.points]
     assert omnibus[0] < omnibus[1] < omnibus[2] and omnibus[2] >= 0.8, omnibus
     assert pair[0] < pair[2] and pair[2] >= 0.5, pair
     assert res.pair == ("efficientnet/u2netp", "efficientnet/none")
-    assert res.friedman_needed == 40 and all(p.friedman_ci_low <= p.friedman_power <= p.friedman_ci_high
-                                             for p in res.points)
+    assert res.friedman_needed == 40 and all(
+        p.friedman_ci_low <= p.friedman_power <= p.friedman_ci_high for p in res.points
+    )
     null = power_curve(design, [20], model=ResponseModel(), reps=300, seed=2).points[0]
     assert 0.02 <= null.friedman_power <= 0.09, null  # the test's size: about alpha
     assert null.pair_power <= 0.05  # Holm over six pairs: one pair's false-positive rate is at most alpha

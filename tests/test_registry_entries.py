@@ -11,12 +11,16 @@ import pytest
 from PIL import Image
 
 from similarity.methods import create_method, list_methods
-from similarity.segmenters import create_segmenter, list_segmenters
+from similarity.segmenters import create_segmenter, cut_out, list_segmenters
 from similarity.weights import weight_spec
 
 METHOD_OPTIONS = {"ssim": {}, "efficientnet": {}, "clip": {"pretrained": None}}
-SEGMENTER_OPTIONS = {"none": {}, "u2netp": {}, "maskrcnn": {"pretrained": None},
-                     "u2net": {"model_path": "<u2netp.onnx>"}}
+SEGMENTER_OPTIONS = {
+    "none": {},
+    "u2netp": {},
+    "maskrcnn": {"pretrained": None},
+    "u2net": {"model_path": "<u2netp.onnx>"},
+}
 
 
 def _images():
@@ -50,7 +54,23 @@ def test_segmenter(name):
         opts["model_path"] = str(weight_spec("u2netp").require())
     seg = create_segmenter(name, **opts)
     imgs = _images()
-    for img, out in zip(imgs, seg.segment(imgs)):
+    for img, out in zip(imgs, [cut_out(i, m) for i, m in zip(imgs, seg.masks(imgs), strict=True)], strict=True):
         assert out.mask.shape == (img.height, img.width)
-        assert 0.0 <= out.mask.min() and out.mask.max() <= 1.0
+        assert out.mask.min() >= 0.0 and out.mask.max() <= 1.0
         assert 0.0 <= out.coverage <= 1.0 and out.image.mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    "registry, name", [("methods", n) for n in list_methods()] + [("segmenters", n) for n in list_segmenters()]
+)
+def test_options_are_checked_without_constructing(registry, name):
+    from similarity.methods import METHODS
+    from similarity.registry import UnknownOption
+    from similarity.segmenters import SEGMENTERS
+
+    reg = {"methods": METHODS, "segmenters": SEGMENTERS}[registry]
+    reg.check_options(name, reg.entry(name).defaults)  # every default is an option
+    with pytest.raises(UnknownOption, match=f"{reg.kind} '{name}' has no option\\(s\\) nope; options: "):
+        reg.check_options(name, {"nope": 1})
+    with pytest.raises(UnknownOption):
+        reg.create(name, nope=1)

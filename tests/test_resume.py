@@ -15,8 +15,25 @@ import pytest
 
 
 def _build_cmd(catalog: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "survey.cli", "build", "--catalog", str(catalog), "--name", "s", "--db", str(db),
-            "--references-per-category", "2", "--reference-filter", "view=packshot", "--seed", "4", "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "survey.cli",
+        "build",
+        "--catalog",
+        str(catalog),
+        "--name",
+        "s",
+        "--db",
+        str(db),
+        "--references-per-category",
+        "2",
+        "--reference-filter",
+        "view=packshot",
+        "--seed",
+        "4",
+        "--quiet",
+    ]
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -35,8 +52,12 @@ def _grids(db: Path) -> set[tuple[str, str, str, tuple[str, ...]]]:
 def test_killed_build_resumes_with_the_same_grids(tmp_path, small_catalog):
     home = tmp_path / "home"
     masks = home / "cache" / "masks"
-    proc = subprocess.Popen(_build_cmd(small_catalog, tmp_path / "a.db"), env=_env(home),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _build_cmd(small_catalog, tmp_path / "a.db"),
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(masks.rglob("*.png"))) < 12:
         assert proc.poll() is None, "the build finished before it could be killed"
@@ -51,11 +72,17 @@ def test_killed_build_resumes_with_the_same_grids(tmp_path, small_catalog):
         assert con.execute("SELECT COUNT(*) FROM studies").fetchone()[0] == 0  # no half-built study
     con.close()
 
-    resumed = subprocess.run(_build_cmd(small_catalog, tmp_path / "a.db"), env=_env(home),
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _build_cmd(small_catalog, tmp_path / "a.db"), env=_env(home), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
-    fresh = subprocess.run(_build_cmd(small_catalog, tmp_path / "b.db"), env=_env(tmp_path / "fresh-home"),
-                           capture_output=True, text=True, timeout=600)
+    fresh = subprocess.run(
+        _build_cmd(small_catalog, tmp_path / "b.db"),
+        env=_env(tmp_path / "fresh-home"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert fresh.returncode == 0, fresh.stderr
     assert _grids(tmp_path / "a.db") == _grids(tmp_path / "b.db")
     assert len(_grids(tmp_path / "a.db")) == 4 * 8  # 4 conditions x 8 references

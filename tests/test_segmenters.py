@@ -7,7 +7,7 @@ from PIL import Image
 from similarity.catalog import load_catalog
 from similarity.images import load_rgb
 from similarity.registry import UnknownName
-from similarity.segmenters import cut_out, create_segmenter, list_segmenters
+from similarity.segmenters import create_segmenter, cut_out, list_segmenters
 
 
 def test_registry():
@@ -18,7 +18,7 @@ def test_registry():
 
 def test_none_keeps_the_photo():
     img = Image.new("RGB", (40, 30), (10, 20, 30))
-    seg = create_segmenter("none").segment([img])[0]
+    seg = cut_out(img, create_segmenter("none").masks([img])[0])
     assert seg.image is img and seg.found and seg.coverage == 1.0
 
 
@@ -28,7 +28,7 @@ def test_u2netp_cuts_the_product_out_of_a_busy_background(small_catalog):
     seg = create_segmenter("u2netp")
     for item in lifestyle:
         src = load_rgb(item.path)
-        out = seg.segment([src])[0]
+        out = cut_out(src, seg.masks([src])[0])
         assert out.found and 0.03 < out.coverage < 0.8, (item.item_id, out.coverage)
         assert out.mask.shape == (src.height, src.width)
         # cropped to the product: smaller than the photo, and its border is mostly white

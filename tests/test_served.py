@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -30,8 +31,10 @@ def _token(page) -> str:
 def _answers(make_session, token: str) -> dict[int, tuple]:
     with make_session() as s:
         p = s.scalar(select(Participant).where(Participant.token == token))
-        return {r.trial_id: (r.rating, r.choice, r.best, r.worst, r.created_at)
-                for r in s.scalars(select(Response).where(Response.participant_id == p.id))}
+        return {
+            r.trial_id: (r.rating, r.choice, r.best, r.worst, r.created_at)
+            for r in s.scalars(select(Response).where(Response.participant_id == p.id))
+        }
 
 
 def test_two_app_processes_share_one_database(study_db):
@@ -71,8 +74,7 @@ def test_two_app_processes_share_one_database(study_db):
             assert len(trials) == TRIALS and sorted(r.trial_id for r in answers) == sorted(t.id for t in trials)
         for protocol in ("rating", "pairwise", "ranking"):  # assignments stay balanced across processes
             units = [u.key for u in service.study_units(s, study.id, protocol)]
-            counts = Counter(s.scalars(select(Trial.unit).where(Trial.protocol == protocol,
-                                                                Trial.is_catch.is_(False))))
+            counts = Counter(s.scalars(select(Trial.unit).where(Trial.protocol == protocol, Trial.is_catch.is_(False))))
             per_unit = [counts.get(u, 0) for u in units]
             assert sum(per_unit) == 4 * 4 and max(per_unit) - min(per_unit) <= 1, (protocol, per_unit)
 
@@ -108,12 +110,33 @@ def test_app_killed_mid_study_resumes_with_every_answer(study_db):
     assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
 
 
-def _static_file(path: str) -> Path | None:
-    import streamlit
+def _static_file(path: str, root: Path | None = None) -> Path | None:
+    """The file a URL path names inside ``root`` (default: Streamlit's installed static folder), or
+    None when the path leads outside it or names no file. Both sides are resolved, so an install
+    behind a symlink (a linked virtualenv) still matches."""
+    if root is None:
+        import streamlit
 
-    static = Path(streamlit.__file__).parent / "static"
+        root = Path(streamlit.__file__).parent / "static"
+    static = root.resolve()
     candidate = (static / path.lstrip("/")).resolve()
     return candidate if candidate.is_relative_to(static) and candidate.is_file() else None
+
+
+def test_static_file_is_found_through_a_symlinked_install(tmp_path):
+    import streamlit
+
+    real = tmp_path / "real" / "static"
+    (real / "static" / "js").mkdir(parents=True)
+    (real / "static" / "js" / "main.js").write_text("bundle")
+    (tmp_path / "outside.txt").write_text("not streamlit's")
+    (tmp_path / "venv").symlink_to(tmp_path / "real", target_is_directory=True)
+    linked = tmp_path / "venv" / "static"
+    assert _static_file("/static/js/main.js", linked) == (real / "static" / "js" / "main.js").resolve()
+    assert _static_file("/static/../../../outside.txt", linked) is None
+    assert _static_file("/static/js/missing.js", linked) is None
+    installed = (Path(streamlit.__file__).parent / "static" / "index.html").resolve()
+    assert _static_file("/index.html") == installed
 
 
 def test_nothing_the_browser_receives_unblinds_a_grid(sqlite_study_db):
@@ -138,8 +161,15 @@ def test_nothing_the_browser_receives_unblinds_a_grid(sqlite_study_db):
         with sync_playwright() as pw:
             browser = launch(pw)
             page = browser.new_page()
-            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: bodies.append(
-                ("websocket frame", payload if isinstance(payload, bytes) else payload.encode()))))
+            page.on(
+                "websocket",
+                lambda ws: ws.on(
+                    "framereceived",
+                    lambda payload: bodies.append(
+                        ("websocket frame", payload if isinstance(payload, bytes) else payload.encode())
+                    ),
+                ),
+            )
             responses = []
             page.on("response", lambda r: responses.append(r))
             start(page, server.url + "?PROLIFIC_PID=blind-1")
@@ -147,6 +177,9 @@ def test_nothing_the_browser_receives_unblinds_a_grid(sqlite_study_db):
             while advance(page) != "done":
                 n += 1
             assert n == TRIALS + 1  # trials, then the closing questions
+            # the participant app never loads the similarity stack (tests/test_app_imports.py)
+            maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+            assert re.findall(r"/(torch|torchvision|onnxruntime|numba|open_clip)/", maps) == []
             page.wait_for_load_state("networkidle")
             for r in responses:
                 if r.status >= 300:
@@ -170,10 +203,19 @@ def test_nothing_the_browser_receives_unblinds_a_grid(sqlite_study_db):
     assert leaks == []
 
 
-@pytest.mark.parametrize("path", [
-    "/media/../../../../etc/passwd", "/media/..%2f..%2f..%2f..%2fetc%2fpasswd", "/static/../../../../etc/passwd",
-    "/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/app/static/../../../../etc/passwd", "/_stcore/../../../etc/passwd",
-    "/media//etc/passwd", "/component/../../../../etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/media/../../../../etc/passwd",
+        "/media/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/static/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/app/static/../../../../etc/passwd",
+        "/_stcore/../../../etc/passwd",
+        "/media//etc/passwd",
+        "/component/../../../../etc/passwd",
+    ],
+)
 def test_served_files_cannot_be_made_to_read_outside_the_app(sqlite_study_db, path, _one_server):
     server = _one_server(sqlite_study_db[0])
     con = http.client.HTTPConnection("localhost", server.port, timeout=10)
@@ -235,8 +277,10 @@ def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalo
             page.goto(page.url)
             page.wait_for_function("document.body.innerText.includes('briefly unavailable')", timeout=60_000)
             body = page.inner_text("body")
-            assert all(word not in body.lower() for word in ("traceback", "psycopg", "sqlalchemy", "select ",
-                                                                 "operationalerror", "grid"))
+            assert all(
+                word not in body.lower()
+                for word in ("traceback", "psycopg", "sqlalchemy", "select ", "operationalerror", "grid")
+            )
             pg.resume()
             page.goto(page.url)
             settled(page, "Screen 3 of")

@@ -5,9 +5,9 @@ from sqlalchemy import func, select
 
 from db.models import Participant, Response, Trial
 from survey import service
-from survey.analysis import condition_summaries, ratings_table
+from survey.analysis.conditions import condition_summaries, ratings_table
+from survey.analysis.simulate import ResponseModel, SimulationError, parse_effects, simulate
 from survey.cli import main
-from survey.simulate import ResponseModel, SimulationError, parse_effects, simulate
 
 TRUE = {"efficientnet/u2netp": 1.5, "efficientnet/none": 0.5, "ssim/none": -0.5, "ssim/u2netp": -1.5}
 
@@ -32,8 +32,11 @@ def test_simulated_answers_go_through_the_service_and_recover_the_true_order(stu
     study = service.current_study(make_session)
     stored = simulate(make_session, study.id, 30, seed=3, model=ResponseModel(effects=TRUE, noise_sd=0.5))
     with make_session() as s:
-        assert stored == s.scalar(select(func.count()).select_from(Response)) == \
-            s.scalar(select(func.count()).select_from(Trial))  # every trial answered exactly once
+        assert (
+            stored
+            == s.scalar(select(func.count()).select_from(Response))
+            == s.scalar(select(func.count()).select_from(Trial))
+        )  # every trial answered exactly once
         assert s.scalar(select(func.count()).where(Participant.completed_at.is_not(None))) == 30
     means = {r.condition: r.mean for r in condition_summaries(ratings_table(make_session, study.id), n_boot=200)}
     assert sorted(means, key=means.get, reverse=True) == sorted(TRUE, key=TRUE.get, reverse=True)

@@ -1,6 +1,6 @@
 """The analysis validated by repeated simulation: coverage of the confidence intervals,
 calibration of the omnibus test, recovery of the true order. Studies are simulated straight into
-data frames (survey.simulate.simulate_judgements, the service path's response model) so that
+data frames (survey.analysis.simulate.simulate_judgements, the service path's response model) so that
 hundreds of repetitions stay fast."""
 
 from __future__ import annotations
@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from survey.analysis import condition_summaries, ratings_from_judgements
-from survey.simulate import (ResponseModel, best_worst_from_latent, pairwise_from_latent, rating_from_latent,
-                             simulate_judgements, synthetic_design)
-from survey.stats import (best_worst_scores, bradley_terry_bootstrap, friedman, plackett_luce_bootstrap,
-                          zscore_ratings)
+from survey.analysis.bradley_terry import bradley_terry_bootstrap
+from survey.analysis.conditions import condition_summaries, ratings_from_judgements
+from survey.analysis.plackett_luce import best_worst_scores, plackett_luce_bootstrap
+from survey.analysis.ratings import friedman, zscore_ratings
+from survey.analysis.simulate import (
+    ResponseModel,
+    best_worst_from_latent,
+    pairwise_from_latent,
+    rating_from_latent,
+    simulate_judgements,
+)
+
+from .conftest import synthetic_design
 
 CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
 
@@ -41,8 +49,10 @@ def test_frames_follow_the_response_model_and_the_assignment_rule():
     for _, g in p.groupby("response_id"):
         left, right = g.sort_values("grid_position")["condition"]
         choice = pairwise_from_latent(effects.get(left, 0.0) - effects.get(right, 0.0), exact.tie_margin)
-        assert g.sort_values("grid_position")["outcome"].iloc[0] == {"left": "win", "right": "loss", "tie": "tie"}[
-            str(choice)]
+        assert (
+            g.sort_values("grid_position")["outcome"].iloc[0]
+            == {"left": "win", "right": "loss", "tie": "tie"}[str(choice)]
+        )
     k = simulate_judgements(design, 9, protocol="ranking", model=exact, rng=np.random.default_rng(0))
     best = k[k["outcome"] == "best"]["condition"]
     worst = k[k["outcome"] == "worst"]["condition"]

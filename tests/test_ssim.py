@@ -45,8 +45,17 @@ def test_identity_is_one_and_symmetric():
 def test_sample_covariance_option_matches():
     imgs = _real(5, False)
     p = SSIMParams(use_sample_covariance=True)
-    ref = np.array([[structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=True,
-                                           data_range=1.0) for y in imgs] for x in imgs[:2]])
+    ref = np.array(
+        [
+            [
+                structural_similarity(
+                    x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=True, data_range=1.0
+                )
+                for y in imgs
+            ]
+            for x in imgs[:2]
+        ]
+    )
     np.testing.assert_allclose(ssim_matrix(imgs[:2], imgs, params=p), ref, atol=1e-5)
 
 
@@ -55,8 +64,9 @@ def test_pinned_value():
     a = rng.random((1, 32, 32))
     b = np.clip(a + 0.1 * rng.standard_normal((1, 32, 32)), 0, 1)
     # value from scikit-image 0.26 structural_similarity with the same settings
-    expected = structural_similarity(a[0], b[0], gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, data_range=1.0)
+    expected = structural_similarity(
+        a[0], b[0], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
     assert ssim_matrix(a, b, dtype=torch.float64)[0, 0] == pytest.approx(expected, abs=1e-12)
     assert ssim_matrix(a, b)[0, 0] == pytest.approx(expected, abs=1e-6)  # float32 default
     assert 0.5 < expected < 0.95

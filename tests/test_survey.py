@@ -7,7 +7,6 @@ The shared study (conftest.built_study) serves all three protocols: 4 rating, 4 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,46 +16,18 @@ from streamlit.testing.v1 import AppTest
 from db.models import Grid, Participant, Response, Trial
 from survey import service
 
+from .apptest import app, click, rendered
 from .conftest import answer_all
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-FORBIDDEN = ("ssim", "efficientnet", "lite0", "clip", "u2net", "maskrcnn", "segment", "method", "condition",
-             "catch")
+FORBIDDEN = ("ssim", "efficientnet", "lite0", "clip", "u2net", "maskrcnn", "segment", "method", "condition", "catch")
 TRIALS = 3 * (4 + 1)
-
-
-def _app(monkeypatch, db_path, **params) -> AppTest:
-    monkeypatch.setenv("LOOKALIKE_DB", str(db_path))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    return at.run()
-
-
-def _rendered(at: AppTest) -> str:
-    """Everything the page sends to the browser, as text (all element protos)."""
-    out = []
-
-    def walk(node):
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            out.append(str(proto))
-        children = getattr(node, "children", {})
-        for child in (children.values() if isinstance(children, dict) else children):
-            walk(child)
-    walk(at._tree)
-    return "\n".join(out)
-
-
-def _click(at: AppTest, label: str) -> AppTest:
-    return next(b for b in at.button if b.label == label).click().run()
 
 
 def _start(monkeypatch, db_path, **params) -> tuple[AppTest, str]:
     """A new participant who consented and read the instructions: (app at trial 1, token)."""
-    at = _click(_app(monkeypatch, db_path, **params), "I agree, start")
+    at = click(app(monkeypatch, db_path, **params), "I agree, start")
     token = at.query_params["p"]
-    return _click(at, "Start"), token
+    return click(at, "Start"), token
 
 
 def _protocol(at: AppTest) -> str:
@@ -73,7 +44,7 @@ def _answer(at: AppTest, k: int) -> tuple[str, object]:
     protocol = _protocol(at)
     if protocol == "rating":
         ticks = [bool((k + i) % 2) for i in range(len(at.checkbox))]
-        for box, value in zip(at.checkbox, ticks):
+        for box, value in zip(at.checkbox, ticks, strict=True):
             box.set_value(value)
         at.radio[0].set_value(k % 7 + 1)
         given: object = (k % 7 + 1, ticks)
@@ -85,35 +56,37 @@ def _answer(at: AppTest, k: int) -> tuple[str, object]:
         given = (k % n, (k + 1) % n)
         at.radio[0].set_value(given[0])
         at.radio[1].set_value(given[1])
-    _click(at, "Submit")
+    click(at, "Submit")
     assert at.exception == [] and not at.error, [e.value for e in at.error]
     return protocol, given
 
 
 def test_full_walkthrough_all_protocols_stores_every_answer(monkeypatch, study_db):
     db_path, make_session, _ = study_db
-    at = _app(monkeypatch, db_path)
+    at = app(monkeypatch, db_path)
     assert at.exception == [] and {b.label for b in at.button} == {"I agree, start", "I do not agree"}
-    pages = [_rendered(at)]
-    at = _click(at, "I agree, start")
+    pages = [rendered(at)]
+    at = click(at, "I agree, start")
     token = at.query_params["p"]
     assert len(token) >= 32
-    pages.append(_rendered(at))
+    pages.append(rendered(at))
     instructions = " ".join(m.value for m in at.markdown)
-    assert "Rating screens" in instructions and "Comparison screens" in instructions and "Best-and-worst" in instructions
-    at = _click(at, "Start")
+    assert (
+        "Rating screens" in instructions and "Comparison screens" in instructions and "Best-and-worst" in instructions
+    )
+    at = click(at, "Start")
     given = []
     while at.radio:
-        pages.append(_rendered(at))
+        pages.append(rendered(at))
         given.append(_answer(at, len(given)))
     assert len(given) == TRIALS
     assert [p for p, _ in given] == ["rating"] * 5 + ["pairwise"] * 5 + ["ranking"] * 5  # blocks in config order
-    pages.append(_rendered(at))
+    pages.append(rendered(at))
     assert "Almost done" in at.markdown[0].value
     at.selectbox[0].set_value("30-49")
     at.text_area[0].input("Nice <b>study</b>")
-    at = _click(at, "Finish")
-    pages.append(_rendered(at))
+    at = click(at, "Finish")
+    pages.append(rendered(at))
     assert "DONE42" in at.success[0].value
     with make_session() as s:
         p = s.scalar(select(Participant).where(Participant.token == token))
@@ -121,7 +94,7 @@ def test_full_walkthrough_all_protocols_stores_every_answer(monkeypatch, study_d
         trials = s.scalars(select(Trial).where(Trial.participant_id == p.id).order_by(Trial.position)).all()
         responses = {r.trial_id: r for r in s.scalars(select(Response))}
         assert len(responses) == len(trials) == TRIALS
-        for t, (protocol, answer) in zip(trials, given):
+        for t, (protocol, answer) in zip(trials, given, strict=True):
             r = responses[t.id]
             assert t.protocol == protocol and r.response_ms is not None and r.response_ms >= 0
             if protocol == "rating":
@@ -145,7 +118,7 @@ def test_reload_continues_at_the_same_trial(monkeypatch, study_db):
     _answer(at, 0)
     _answer(at, 1)
     shown_before = at.get("progress")[0].proto.text
-    reloaded = _app(monkeypatch, db_path, p=token)  # a new browser session with the same URL
+    reloaded = app(monkeypatch, db_path, p=token)  # a new browser session with the same URL
     assert reloaded.get("progress")[0].proto.text == shown_before == f"Screen 3 of {TRIALS}"
 
 
@@ -164,11 +137,11 @@ def test_back_button_dropping_the_token_does_not_start_over(monkeypatch, study_d
 def test_double_submit_from_two_tabs_stores_one_response(monkeypatch, study_db):
     db_path, make_session, _ = study_db
     at, token = _start(monkeypatch, db_path)
-    other_tab = _app(monkeypatch, db_path, p=token)
+    other_tab = app(monkeypatch, db_path, p=token)
     at.radio[0].set_value(2)
-    _click(at, "Submit")
+    click(at, "Submit")
     other_tab.radio[0].set_value(6)  # same trial, submitted again from a stale tab
-    _click(other_tab, "Submit")
+    click(other_tab, "Submit")
     with make_session() as s:
         rows = s.scalars(select(Response)).all()
         assert len(rows) == 1 and rows[0].rating == 2
@@ -183,12 +156,12 @@ def test_answers_are_required_in_every_protocol(monkeypatch, study_db, skip_to):
         _answer(at, k)
         k += 1
     before = k
-    _click(at, "Submit")  # nothing chosen
+    click(at, "Submit")  # nothing chosen
     assert at.error and "Please choose" in at.error[0].value
     if skip_to == "ranking":  # the same set as best and worst is refused too
         at.radio[0].set_value(0)
         at.radio[1].set_value(0)
-        _click(at, "Submit")
+        click(at, "Submit")
         assert "must be different" in at.error[0].value
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(Response)) == before
@@ -196,7 +169,7 @@ def test_answers_are_required_in_every_protocol(monkeypatch, study_db, skip_to):
 
 def test_declining_consent_stores_nothing(monkeypatch, study_db):
     db_path, make_session, _ = study_db
-    at = _click(_app(monkeypatch, db_path, PROLIFIC_PID="p1"), "I do not agree")
+    at = click(app(monkeypatch, db_path, PROLIFIC_PID="p1"), "I do not agree")
     assert "nothing has been stored" in at.markdown[0].value
     with make_session() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 0
@@ -204,16 +177,16 @@ def test_declining_consent_stores_nothing(monkeypatch, study_db):
 
 def test_invalid_token_is_refused(monkeypatch, study_db):
     db_path, _, _ = study_db
-    at = _app(monkeypatch, db_path, p="forged-token")
+    at = app(monkeypatch, db_path, p="forged-token")
     assert "not valid" in at.error[0].value
 
 
 def test_prolific_ids_are_recorded_and_resume(monkeypatch, study_db):
     db_path, make_session, _ = study_db
     ids = {"PROLIFIC_PID": "5f1", "STUDY_ID": "st9", "SESSION_ID": "se3"}
-    at = _click(_app(monkeypatch, db_path, **ids), "I agree, start")
+    at = click(app(monkeypatch, db_path, **ids), "I agree, start")
     token = at.query_params["p"]
-    again = _click(_app(monkeypatch, db_path, **ids), "I agree, start")  # fresh link, no token
+    again = click(app(monkeypatch, db_path, **ids), "I agree, start")  # fresh link, no token
     assert again.query_params["p"] == token
     with make_session() as s:
         [p] = s.scalars(select(Participant)).all()
@@ -236,17 +209,8 @@ def test_attention_checks_flag_failures_silently(study_db):
     assert "flag" not in repr(service.participant_state(make_session, token)).lower()
 
 
-def test_too_fast_answers_are_flagged(tmp_path, small_catalog):
-    from db.engine import make_engine, make_sessionmaker
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
-
-    sessions = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'f.db'}"))
-    build_study(sessions, StudyConfig(name="f", catalog=str(small_catalog), methods=(Component("ssim"),),
-                                      segmenters=(Component("none"),), references_per_category=1,
-                                      trials_per_participant=2, min_response_ms=60_000, ask_comment=False),
-                progress=False)
-    study = service.current_study(sessions)
+def test_too_fast_answers_are_flagged(tiny_study):
+    _, sessions, study = tiny_study("f", trials_per_participant=2, min_response_ms=60_000, ask_comment=False)
     token = service.start_participant(sessions, study.id, {}, np.random.default_rng(0))
     service.finish_instructions(sessions, token)
     trial = service.participant_state(sessions, token).trial
@@ -293,8 +257,9 @@ def test_assignment_balances_judgements_per_reference_and_condition(study_db):
             made_by.setdefault(gid, []).append(cid)
         ref_of = dict(s.execute(select(Grid.id, Grid.reference_id)).all())
         n_conditions = s.scalar(select(func.count()).select_from(Condition))
-        rows = s.execute(select(Trial.unit, Trial.grid_ids, Trial.protocol, Trial.participant_id)
-                         .where(Trial.is_catch.is_(False))).all()
+        rows = s.execute(
+            select(Trial.unit, Trial.grid_ids, Trial.protocol, Trial.participant_id).where(Trial.is_catch.is_(False))
+        ).all()
         for protocol in ("rating", "pairwise", "ranking"):
             units = service.study_units(s, study.id, protocol)
             per_unit = Counter(u for u, _, p, _ in rows if p == protocol)
@@ -310,32 +275,21 @@ def test_assignment_balances_judgements_per_reference_and_condition(study_db):
         assert max(per_participant.values()) == 1
 
 
-def test_full_study_refuses_politely(tmp_path, small_catalog, monkeypatch):
-    from db.engine import make_engine, make_sessionmaker
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
-
-    db = tmp_path / "full.db"
-    sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
-    build_study(sessions, StudyConfig(name="full", catalog=str(small_catalog), methods=(Component("ssim"),),
-                                      segmenters=(Component("none"),), references_per_category=1,
-                                      max_participants=1), progress=False)
-    _click(_app(monkeypatch, db), "I agree, start")
-    at = _click(_app(monkeypatch, db), "I agree, start")
+def test_full_study_refuses_politely(tiny_study, monkeypatch):
+    db, sessions, _ = tiny_study("full", max_participants=1)
+    click(app(monkeypatch, db), "I agree, start")
+    at = click(app(monkeypatch, db), "I agree, start")
     assert "not accepting new participants" in at.warning[0].value
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 1
 
 
-def test_a_participant_of_an_older_study_keeps_its_own_texts(monkeypatch, study_db, small_catalog):
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig, Texts
+def test_a_participant_of_an_older_study_keeps_its_own_texts(monkeypatch, study_db, tiny_study):
+    from survey.config import Texts
 
     db_path, make_session, _ = study_db
-    at = _click(_app(monkeypatch, db_path), "I agree, start")  # joins study "t"
-    build_study(make_session, StudyConfig(name="newer", catalog=str(small_catalog), methods=(Component("ssim"),),
-                                          segmenters=(Component("none"),), references_per_category=1,
-                                          texts=Texts(instructions="NEWER STUDY INSTRUCTIONS")), progress=False)
+    at = click(app(monkeypatch, db_path), "I agree, start")  # joins study "t"
+    tiny_study("newer", make_session=make_session, texts=Texts(instructions="NEWER STUDY INSTRUCTIONS"))
     at.run()
     text = " ".join(m.value for m in at.markdown)
     assert "Rating screens" in text and "NEWER STUDY" not in text

@@ -9,36 +9,43 @@ from similarity.weights import WeightSpec, WeightsUnavailable, list_weights, wei
 
 def _spec(tmp_path, fetch):
     target = tmp_path / "w.bin"
-    return target, WeightSpec(name="toy", description="toy weights", source="test", how_to_get="get them",
-                              locate=lambda: target if target.is_file() else None, fetch=fetch)
+    return target, WeightSpec(
+        name="toy",
+        description="toy weights",
+        source="test",
+        how_to_get="get them",
+        locate=lambda: target if target.is_file() else None,
+        fetch=fetch,
+    )
 
 
-def test_missing_weights_download_announced_when_online(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("LOOKALIKE_OFFLINE")
+def test_missing_weights_download_announced_when_online(tmp_path, capsys):
     target, spec = _spec(tmp_path, lambda: (target.write_bytes(b"x"), target)[1])
-    assert spec.status() == "downloads on first use"
-    assert spec.require() == target
+    assert spec.status(offline=False) == "downloads on first use"
+    assert spec.require(offline=False) == target
     assert "downloading them now" in capsys.readouterr().err
-    assert spec.status() == "present"
+    assert spec.status(offline=False) == "present"
 
 
-def test_offline_forbids_download(tmp_path):
+def test_offline_forbids_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "0")  # the switch is the argument, never the environment
     called = []
     _, spec = _spec(tmp_path, lambda: called.append(1))
-    assert spec.status() == "missing"
-    with pytest.raises(WeightsUnavailable, match="offline mode is on.*get them"):
+    assert spec.status(offline=True) == "missing" and spec.status() == "missing"  # no download unless asked
+    with pytest.raises(WeightsUnavailable, match=r"offline mode is on.*get them"):
+        spec.require(offline=True)
+    with pytest.raises(WeightsUnavailable, match=r"offline mode is on.*pass offline=False.*get them"):
         spec.require()
     assert not called
 
 
-def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.delenv("LOOKALIKE_OFFLINE")
-
+def test_failed_download_is_a_clear_error(tmp_path):
     def fetch() -> Path:
         raise OSError("network unreachable")
+
     _, spec = _spec(tmp_path, fetch)
-    with pytest.raises(WeightsUnavailable, match="downloading weights 'toy' failed.*network unreachable"):
-        spec.require()
+    with pytest.raises(WeightsUnavailable, match=r"downloading weights 'toy' failed.*network unreachable"):
+        spec.require(offline=False)
 
 
 def test_table_and_lookup():

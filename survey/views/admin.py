@@ -1,6 +1,6 @@
 """The researcher's page (/admin): progress, participants, timing, report and export.
 
-Needs the password from ``LOOKALIKE_ADMIN_PASSWORD`` or Streamlit secrets
+Needs the password from the settings (``LOOKALIKE_ADMIN_PASSWORD``) or Streamlit secrets
 (``admin_password``); without one configured the page refuses. Results by condition stay
 hidden until the researcher ticks "Unblind".
 """
@@ -8,33 +8,34 @@ hidden until the researcher ticks "Unblind".
 from __future__ import annotations
 
 import hmac
-import os
 
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import monitor, service, state
+from ..analysis.report import CI_NEEDS_TWO_PARTICIPANTS, format_ci, render_html
+from ..analysis.results import compute_results
 from ..export import tables
-from ..report import format_ci, render_html
-from ..results import compute_results
 
 
-def _configured_password() -> str | None:
-    env = os.environ.get("LOOKALIKE_ADMIN_PASSWORD")
-    if env:
-        return env
+def _configured_password(from_settings: str | None) -> str | None:
+    if from_settings:
+        return from_settings
     try:
         return st.secrets.get("admin_password") or None
     except FileNotFoundError:  # no secrets.toml at all
         return None
 
 
-def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
+def render(make_session: sessionmaker[Session], study_name: str | None, admin_password: str | None) -> None:
+    """``admin_password``: :attr:`survey.settings.Settings.admin_password` (else Streamlit secrets)."""
     st.title("Study administration")
-    expected = _configured_password()
+    expected = _configured_password(admin_password)
     if not expected:
-        st.error("The admin page is disabled: set LOOKALIKE_ADMIN_PASSWORD (or admin_password in "
-                 ".streamlit/secrets.toml) and restart the app.")
+        st.error(
+            "The admin page is disabled: set LOOKALIKE_ADMIN_PASSWORD (or admin_password in "
+            ".streamlit/secrets.toml) and restart the app."
+        )
         return
     if not st.session_state.get(state.ADMIN_OK):
         with st.form("login"):
@@ -72,8 +73,10 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     if table.empty:
         st.info("No answers yet.")
     else:
-        st.dataframe(table.pivot_table(index=["protocol", "reference"], columns="condition", values="judgements",
-                                       fill_value=0), width="stretch")
+        st.dataframe(
+            table.pivot_table(index=["protocol", "reference"], columns="condition", values="judgements", fill_value=0),
+            width="stretch",
+        )
     st.subheader("Participants")
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
     notes = monitor.comments(make_session, study.id)
@@ -83,11 +86,27 @@ def render(make_session: sessionmaker[Session], study_name: str | None) -> None:
     st.subheader("Results")
     if st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
         results = compute_results(make_session, study.id, n_boot=1000)
-        st.dataframe([{"condition": r.condition, "ratings": r.n_ratings, "participants": r.n_participants,
-                       "mean": round(r.mean, 2), "95% CI": format_ci(r)} for r in results.conditions], hide_index=True)
-        st.download_button("Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html",
-                           mime="text/html")
-        st.download_button("Download judgements (CSV)", tables(make_session, study.id)["judgements"].to_csv(index=False),
-                           file_name=f"{study.name}-judgements.csv", mime="text/csv")
+        st.dataframe(
+            [
+                {
+                    "condition": r.condition,
+                    "ratings": r.n_ratings,
+                    "participants": r.n_participants,
+                    "mean": round(r.mean, 2),
+                    "95% CI": format_ci(r, missing=CI_NEEDS_TWO_PARTICIPANTS),
+                }
+                for r in results.conditions
+            ],
+            hide_index=True,
+        )
+        st.download_button(
+            "Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html", mime="text/html"
+        )
+        st.download_button(
+            "Download judgements (CSV)",
+            tables(make_session, study.id)["judgements"].to_csv(index=False),
+            file_name=f"{study.name}-judgements.csv",
+            mime="text/csv",
+        )
     else:
         st.caption("Results are hidden while the study runs, so that watching them cannot steer it.")

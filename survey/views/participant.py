@@ -55,8 +55,7 @@ def _render(make_session: sessionmaker[Session], study_name: str | None) -> None
     if current is None:
         st.error(texts.INVALID_LINK)
         return
-    config = service.participant_config(make_session, token) if current.stage in ("instructions", "questions") \
-        else None
+    config = service.participant_config(make_session, token) if current.stage in ("instructions", "questions") else None
     if current.stage == "instructions":
         _instructions(make_session, token, current, config)
     elif current.stage == "trial":
@@ -112,7 +111,7 @@ def _instructions(make_session, token, current, config) -> None:
 
 def _grid_row(paths: tuple[str, ...], px: int, *, numbered: bool = False) -> None:
     """One grid's products in a row, each shown ``px`` wide (stacked on a phone)."""
-    for i, (col, path) in enumerate(zip(st.columns(len(paths), gap="small"), paths)):
+    for i, (col, path) in enumerate(zip(st.columns(len(paths), gap="small"), paths, strict=True)):
         col.image(_thumb(path, ITEM_PX), width=px, caption=str(i + 1) if numbered else None)
 
 
@@ -145,10 +144,17 @@ def _rating(make_session, token: str, trial: service.TrialView) -> None:
         ticks = None
         if trial.ticks:
             st.markdown("Tick each recommendation you find similar to the product:")
-            ticks = [col.checkbox(f"{i + 1}", key=f"tick-{trial.trial_id}-{i}")
-                     for i, col in enumerate(st.columns(len(trial.grids[0])))]
-        rating = st.radio("How similar are the five recommendations to the product?", options=list(texts.SCALE),
-                          format_func=texts.SCALE.get, index=None, horizontal=True)
+            ticks = [
+                col.checkbox(f"{i + 1}", key=f"tick-{trial.trial_id}-{i}")
+                for i, col in enumerate(st.columns(len(trial.grids[0])))
+            ]
+        rating = st.radio(
+            "How similar are the five recommendations to the product?",
+            options=list(texts.SCALE),
+            format_func=texts.SCALE.get,
+            index=None,
+            horizontal=True,
+        )
         if st.form_submit_button("Submit", type="primary"):
             if rating is None:
                 st.error("Please choose a rating from 1 to 7 before submitting.")
@@ -159,13 +165,18 @@ def _rating(make_session, token: str, trial: service.TrialView) -> None:
 
 def _pairwise(make_session, token: str, trial: service.TrialView) -> None:
     _reference(trial, 170)
-    for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids):
+    for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids, strict=True):
         with col, st.container(border=True):
             st.markdown(f"**Set {label}**")
             _grid_row(paths, 100)
     with st.form(key=f"trial-{trial.trial_id}"):
-        choice = st.radio("Which set is more similar to the product?", options=list(texts.PAIRWISE_OPTIONS),
-                          format_func=texts.PAIRWISE_OPTIONS.get, index=None, horizontal=True)
+        choice = st.radio(
+            "Which set is more similar to the product?",
+            options=list(texts.PAIRWISE_OPTIONS),
+            format_func=texts.PAIRWISE_OPTIONS.get,
+            index=None,
+            horizontal=True,
+        )
         if st.form_submit_button("Submit", type="primary"):
             if choice is None:
                 st.error("Please choose A, B or equally similar before submitting.")
@@ -180,16 +191,18 @@ def _ranking(make_session, token: str, trial: service.TrialView) -> None:
         _reference(trial, 170)
     with right:  # sets two per row, so up to six fit one laptop screen
         for row in range(0, len(trial.grids), 2):
-            for col, i in zip(st.columns(2, gap="small"), range(row, min(row + 2, len(trial.grids)))):
+            for col, i in zip(st.columns(2, gap="small"), range(row, min(row + 2, len(trial.grids))), strict=False):
                 with col, st.container(border=True):
                     st.caption(f"**Set {i + 1}**")
                     _grid_row(trial.grids[i], 72)
     labels = [f"Set {i + 1}" for i in range(len(trial.grids))]
     with st.form(key=f"trial-{trial.trial_id}"):
-        best = st.radio("Most similar set", options=range(len(labels)), format_func=labels.__getitem__,
-                        index=None, horizontal=True)
-        worst = st.radio("Least similar set", options=range(len(labels)), format_func=labels.__getitem__,
-                         index=None, horizontal=True)
+        best = st.radio(
+            "Most similar set", options=range(len(labels)), format_func=labels.__getitem__, index=None, horizontal=True
+        )
+        worst = st.radio(
+            "Least similar set", options=range(len(labels)), format_func=labels.__getitem__, index=None, horizontal=True
+        )
         if st.form_submit_button("Submit", type="primary"):
             if best is None or worst is None:
                 st.error("Please choose both the most and the least similar set.")
@@ -204,10 +217,15 @@ def _ranking(make_session, token: str, trial: service.TrialView) -> None:
 def _questions(make_session, token: str, config) -> None:
     st.markdown(texts.QUESTIONS)
     with st.form(key="questions"):
-        answers = {q.key: st.selectbox(q.label, options=list(q.options), index=None, placeholder="Prefer not to say")
-                   for q in config.demographics}
-        comment = st.text_area("Any comments on the study? (optional)", max_chars=service.MAX_COMMENT_LEN) \
-            if config.ask_comment else None
+        answers = {
+            q.key: st.selectbox(q.label, options=list(q.options), index=None, placeholder="Prefer not to say")
+            for q in config.demographics
+        }
+        comment = (
+            st.text_area("Any comments on the study? (optional)", max_chars=service.MAX_COMMENT_LEN)
+            if config.ask_comment
+            else None
+        )
         if st.form_submit_button("Finish", type="primary"):
             service.submit_questions(make_session, token, answers, comment)
             st.rerun()

@@ -1,4 +1,4 @@
-"""Preference statistics as pure functions over a tidy ratings table.
+"""The tidy ratings table and per-condition summaries of it (mean, median, participant-clustered CI).
 
 Tidy ratings table (one row per rating x condition that produced the rated grid):
 
@@ -26,8 +26,20 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-RATING_COLUMNS = ("response_id", "participant", "grid", "reference", "category", "rating", "response_ms",
-                  "method", "segmenter", "condition")
+from .bootstrap import cluster_bootstrap_mean_ci
+
+RATING_COLUMNS = (
+    "response_id",
+    "participant",
+    "grid",
+    "reference",
+    "category",
+    "rating",
+    "response_ms",
+    "method",
+    "segmenter",
+    "condition",
+)
 
 
 def ratings_from_judgements(judgements: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +51,7 @@ def ratings_from_judgements(judgements: pd.DataFrame) -> pd.DataFrame:
 
 def ratings_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """Rating-protocol answers, attention checks left out, one row per rating x condition."""
-    from .export import tables
+    from ..export import tables
 
     return ratings_from_judgements(tables(make_session, study_id)["judgements"])
 
@@ -60,34 +72,9 @@ class ConditionSummary:
     seed: int
 
 
-def cluster_bootstrap_mean_ci(values: np.ndarray, clusters: np.ndarray, *, n_boot: int = 2000,
-                              confidence: float = 0.95, rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile CI of the mean, resampling whole clusters (participants) with replacement.
-
-    Ratings from one participant are correlated; resampling participants rather than
-    single ratings keeps the interval honest. With fewer than two clusters the interval
-    is undefined: (nan, nan).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("no values to bootstrap")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    _, idx = np.unique(np.asarray(clusters), return_inverse=True)
-    sums = np.bincount(idx, weights=values)
-    counts = np.bincount(idx).astype(np.float64)
-    k = sums.size
-    if k < 2:  # resampling one participant says nothing about other participants
-        return float("nan"), float("nan")
-    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)
-    means = (weights @ sums) / (weights @ counts)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
-def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95,
-                        seed: int = 0) -> list[ConditionSummary]:
+def condition_summaries(
+    ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> list[ConditionSummary]:
     """Per condition: number of ratings and participants, mean, median and a participant-clustered
     bootstrap CI of the mean."""
     missing = set(RATING_COLUMNS) - set(ratings.columns)
@@ -96,9 +83,23 @@ def condition_summaries(ratings: pd.DataFrame, *, n_boot: int = 2000, confidence
     out = []
     rng = np.random.default_rng(seed)
     for (cond, method, seg), g in ratings.groupby(["condition", "method", "segmenter"], sort=True):
-        lo, hi = cluster_bootstrap_mean_ci(g["rating"].to_numpy(), g["participant"].to_numpy(),
-                                           n_boot=n_boot, confidence=confidence, rng=rng)  # nan if 1 participant
-        out.append(ConditionSummary(cond, method, seg, len(g), g["participant"].nunique(),
-                                    float(g["rating"].mean()), float(g["rating"].median()), lo, hi, confidence,
-                                    n_boot, seed))
+        lo, hi = cluster_bootstrap_mean_ci(
+            g["rating"].to_numpy(), g["participant"].to_numpy(), n_boot=n_boot, confidence=confidence, rng=rng
+        )  # nan if 1 participant
+        out.append(
+            ConditionSummary(
+                cond,
+                method,
+                seg,
+                len(g),
+                g["participant"].nunique(),
+                float(g["rating"].mean()),
+                float(g["rating"].median()),
+                lo,
+                hi,
+                confidence,
+                n_boot,
+                seed,
+            )
+        )
     return out

@@ -24,20 +24,23 @@ calibration tests) need to be fast.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-import pandas as pd
-
 from db.models import Condition, Grid, GridCondition, Participant, Trial
+from similarity.errors import UserError
 
-from . import service
+from .. import assignment, service
+from ..config import PROTOCOLS
 
 
-class SimulationError(ValueError):
+class SimulationError(UserError, ValueError):
     pass
 
 
@@ -82,7 +85,9 @@ def parse_effects(spec: str | None) -> dict[str, float]:
     for part in filter(None, (spec or "").split(",")):
         key, eq, value = part.partition("=")
         if not eq or "/" not in key:
-            raise SimulationError(f"effect '{part}' needs the form method/segmenter=value, e.g. efficientnet/u2netp=0.5")
+            raise SimulationError(
+                f"effect '{part}' needs the form method/segmenter=value, e.g. efficientnet/u2netp=0.5"
+            )
         try:
             out[key.strip()] = float(value)
         except ValueError:
@@ -92,9 +97,11 @@ def parse_effects(spec: str | None) -> dict[str, float]:
 
 def _grid_effects(make_session: sessionmaker[Session], study_id: int, model: ResponseModel) -> dict[str, float]:
     with make_session() as s:
-        rows = s.execute(select(GridCondition.grid_id, Condition.method, Condition.segmenter)
-                         .join(Condition, Condition.id == GridCondition.condition_id)
-                         .where(Condition.study_id == study_id)).all()
+        rows = s.execute(
+            select(GridCondition.grid_id, Condition.method, Condition.segmenter)
+            .join(Condition, Condition.id == GridCondition.condition_id)
+            .where(Condition.study_id == study_id)
+        ).all()
         catch = set(s.scalars(select(Grid.id).where(Grid.study_id == study_id, Grid.kind == "catch")))
     known = {f"{m}/{g}" for _, m, g in rows}
     unknown = set(model.effects) - known
@@ -108,8 +115,21 @@ def _grid_effects(make_session: sessionmaker[Session], study_id: int, model: Res
     return effects
 
 
-def simulate(make_session: sessionmaker[Session], study_id: int, participants: int, *, seed: int = 0,
-             model: ResponseModel = ResponseModel()) -> int:
+def _state(make_session: sessionmaker[Session], token: str) -> service.ParticipantState:
+    state = service.participant_state(make_session, token)
+    if state is None:
+        raise SimulationError(f"simulated participant {token} disappeared from the database during the simulation")
+    return state
+
+
+def simulate(
+    make_session: sessionmaker[Session],
+    study_id: int,
+    participants: int,
+    *,
+    seed: int = 0,
+    model: ResponseModel = ResponseModel(),
+) -> int:
     """Run ``participants`` simulated participants through the study; returns answers stored."""
     if participants < 1:
         raise SimulationError("participants must be at least 1")
@@ -124,17 +144,25 @@ def simulate(make_session: sessionmaker[Session], study_id: int, participants: i
         with make_session() as s:
             pid = s.scalar(select(Participant.id).where(Participant.token == token))
             trials = {t.id: t for t in s.scalars(select(Trial).where(Trial.participant_id == pid))}
-        while (state := service.participant_state(make_session, token)).stage == "trial":
-            t = trials[state.trial.trial_id]
+        state = _state(make_session, token)
+        while state.trial is not None:  # a trial is shown exactly in the "trial" stage
+            view = state.trial
+            t = trials[view.trial_id]
             service.mark_shown(make_session, token, t.id)
             latent = [effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids]
             if t.protocol == "rating":
                 rating = int(rng.integers(1, 8)) if careless else int(rating_from_latent(latent[0], bias))
                 ticks = None
-                if state.trial.ticks:  # each item judged on its own: the grid's latent plus item noise
-                    n_items = len(state.trial.grids[0])
-                    ticks = [bool(x) for x in (rng.random(n_items) < 0.5 if careless else
-                                               ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items)))]
+                if view.ticks:  # each item judged on its own: the grid's latent plus item noise
+                    n_items = len(view.grids[0])
+                    ticks = [
+                        bool(x)
+                        for x in (
+                            rng.random(n_items) < 0.5
+                            if careless
+                            else ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items))
+                        )
+                    ]
                 stored += service.submit_rating(make_session, token, t.id, rating, ticks)
             elif t.protocol == "pairwise":
                 if careless:
@@ -148,6 +176,7 @@ def simulate(make_session: sessionmaker[Session], study_id: int, participants: i
                 else:
                     best, worst = (int(x) for x in best_worst_from_latent(latent))
                 stored += service.submit_ranking(make_session, token, t.id, best, worst)
+            state = _state(make_session, token)
         if state.stage == "questions":
             service.submit_questions(make_session, token, {}, None)
     return stored
@@ -162,66 +191,87 @@ class Design:
 
     ``grids``: one row per grid x producing condition, columns ``grid``, ``reference``,
     ``method``, ``segmenter``, ``condition`` (as :func:`survey.export.tables` ``grids``).
-    Each participant gets ``trials_per_participant`` units per protocol, the least judged
-    first (random tie-break), like :mod:`survey.service`.
+    ``catch_grids``: the attention-check grid of each reference that has one. Participants are
+    planned as the service plans them (:func:`survey.assignment.plan_trials`): a block per
+    protocol of ``protocols`` (in order) with the ``trials_per_participant`` least judged units
+    (random tie-break) and ``attention_check_rate`` catch units.
     """
 
     grids: pd.DataFrame
     trials_per_participant: int
+    protocols: tuple[str, ...] = PROTOCOLS
+    attention_check_rate: float = 0.0
+    catch_grids: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def conditions(self) -> list[str]:
         return sorted(self.grids["condition"].unique())
 
-
-def synthetic_design(conditions: list[str], references: int, trials_per_participant: int) -> Design:
-    """Every condition its own grid for each of ``references`` references (no shared grids)."""
-    if references < 1 or trials_per_participant < 1 or not conditions:
-        raise SimulationError("a design needs conditions, references >= 1 and trials_per_participant >= 1")
-    rows = [{"grid": f"g{r}-{i}", "reference": f"r{r}", "method": c.split("/")[0],
-             "segmenter": c.split("/", 1)[1] if "/" in c else "", "condition": c}
-            for r in range(references) for i, c in enumerate(conditions)]
-    return Design(pd.DataFrame(rows), trials_per_participant)
+    @cached_property
+    def pool(self) -> assignment.UnitPool:
+        """The units of each protocol (computed once per design)."""
+        by_ref = self.grids.drop_duplicates("grid").groupby("reference")["grid"].agg(list)
+        return assignment.unit_pool(by_ref.to_dict(), self.catch_grids, self.protocols)
 
 
 def study_design(make_session: sessionmaker[Session], study_id: int) -> Design:
-    """The design of a built study: its grids and trials per participant."""
-    from .export import tables
+    """The design of a built study: its grids, catch grids and assignment settings."""
+    from ..export import tables
 
-    g = tables(make_session, study_id)["grids"]
-    g = g[g["kind"] == "condition"]
+    every = tables(make_session, study_id)["grids"]
+    catch = every[every["kind"] == "catch"]
+    g = every[every["kind"] == "condition"]
     g = g.assign(method=g["condition"].str.split("/").str[0], segmenter=g["condition"].str.split("/", n=1).str[1])
-    return Design(g[["grid", "reference", "method", "segmenter", "condition"]].reset_index(drop=True),
-                  service.study_config(make_session, study_id).trials_per_participant)
+    config = service.study_config(make_session, study_id)
+    return Design(
+        g[["grid", "reference", "method", "segmenter", "condition"]].reset_index(drop=True),
+        config.trials_per_participant,
+        config.protocols,
+        config.attention_check_rate,
+        dict(zip(catch["reference"], catch["grid"], strict=True)),
+    )
 
 
-def _units(design: Design, protocol: str) -> list[tuple[int, ...]]:
-    """Grid indices (into the sorted grid ids) of every unit, as survey.service.study_units."""
-    import itertools
+def plan_participants(design: Design, participants: int, rng: np.random.Generator) -> list[list[assignment.Unit]]:
+    """The trials of ``participants`` participants, planned one after the other with
+    :func:`survey.assignment.plan_trials`, the counts kept in memory as the service's database
+    keeps them. For the design of a built study (:func:`study_design`) and a generator in the same
+    state, these are the trials :func:`survey.service.start_participant` plans (catch units
+    included), participant by participant."""
+    counts: dict[str, int] = {}
+    plans = []
+    for _ in range(participants):
+        plan = assignment.plan_trials(
+            design.pool,
+            counts,
+            protocols=design.protocols,
+            trials_per_participant=design.trials_per_participant,
+            attention_check_rate=design.attention_check_rate,
+            rng=rng,
+        )
+        assignment.count_plan(counts, plan)
+        plans.append(plan)
+    return plans
 
-    grid_ids = sorted(design.grids["grid"].unique())
-    index = {g: i for i, g in enumerate(grid_ids)}
-    by_ref = design.grids.drop_duplicates("grid").groupby("reference", sort=True)["grid"]
-    units: list[tuple[int, ...]] = []
-    for _, gids in by_ref:
-        ids = sorted(index[g] for g in gids)
-        if protocol == "rating":
-            units += [(i,) for i in ids]
-        elif protocol == "pairwise":
-            units += list(itertools.combinations(ids, 2))
-        elif len(ids) >= 2:
-            units.append(tuple(ids[: service.MAX_RANKING_GRIDS]))
-    return units
 
-
-def simulate_judgements(design: Design, participants: int, *, protocol: str = "rating",
-                        model: ResponseModel = ResponseModel(), rng: np.random.Generator) -> pd.DataFrame:
+def simulate_judgements(
+    design: Design,
+    participants: int,
+    *,
+    protocol: str = "rating",
+    model: ResponseModel = ResponseModel(),
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Simulated answers of one protocol as the tidy judgements table of :func:`survey.export.tables`
     (columns filled: response_id, participant, protocol, trial_position, is_catch, reference, grid,
     grid_position, method, segmenter, condition, rating, outcome).
 
-    Same response model as :func:`simulate` (the same latent-to-answer functions), but no
-    database and no attention checks: careless raters (``model.inattentive``) stay in the data.
+    Same response model as :func:`simulate` (the same latent-to-answer functions) and the same
+    assignment (:func:`plan_participants`, all of the design's protocols planned, then the
+    answers of ``protocol`` generated), but no database and no attention checks: catch trials are
+    planned (they take their draws and positions) but not answered, and careless raters
+    (``model.inattentive``) stay in the data. ``trial_position`` is the position in the
+    participant's whole plan, as in the service.
     """
     if protocol not in ("rating", "pairwise", "ranking"):
         raise SimulationError(f"protocol must be rating, pairwise or ranking, got {protocol!r}")
@@ -229,34 +279,39 @@ def simulate_judgements(design: Design, participants: int, *, protocol: str = "r
         raise SimulationError("participants must be at least 1")
     unknown = set(model.effects) - set(design.conditions)
     if unknown:
-        raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; "
-                              f"valid: {design.conditions}")
-    grid_ids = np.array(sorted(design.grids["grid"].unique()))
-    eff = (design.grids.assign(e=design.grids["condition"].map(lambda c: model.effects.get(c, 0.0)))
-           .groupby("grid")["e"].mean().reindex(grid_ids).to_numpy())
-    units = _units(design, protocol)
-    if not units:
+        raise SimulationError(
+            f"effects name condition(s) {sorted(unknown)} not in the study; valid: {design.conditions}"
+        )
+    if protocol not in design.protocols:
+        raise SimulationError(
+            f"the study has no {protocol} trials (its protocols: {', '.join(design.protocols)}); simulate one of those"
+        )
+    if not design.pool.units[protocol]:
         raise SimulationError(f"the design has no {protocol} units")
-    width = max(len(u) for u in units)
-    unit_grids = np.full((len(units), width), -1)
-    for i, u in enumerate(units):
-        unit_grids[i, : len(u)] = u
-    per = min(design.trials_per_participant, len(units))
-    # assignment: least judged first, random tie-break (sequential over participants)
-    counts = np.zeros(len(units), dtype=int)
-    chosen = np.empty((participants, per), dtype=int)
-    for p in range(participants):
-        order = np.lexsort((rng.random(len(units)), counts))[:per]
-        chosen[p] = rng.permutation(order)
-        counts[order] += 1
-    n_trials = participants * per
-    trial_participant = np.repeat(np.arange(participants), per)
+    grid_ids = np.array(sorted(design.grids["grid"].unique()))
+    eff = (
+        design.grids.assign(e=design.grids["condition"].map(lambda c: model.effects.get(c, 0.0)))
+        .groupby("grid")["e"]
+        .mean()
+        .reindex(grid_ids)
+        .to_numpy()
+    )
+    index = {g: i for i, g in enumerate(grid_ids)}
+    trials = [
+        (p, pos, u.grid_ids)
+        for p, plan in enumerate(plan_participants(design, participants, rng))
+        for pos, u in enumerate(plan)
+        if u.protocol == protocol and not u.is_catch
+    ]
+    n_trials = len(trials)
+    width = max(len(gids) for _, _, gids in trials)
+    shown = np.full((n_trials, width), -1)  # trials x width, grids in display order, -1 = empty slot
+    for t, (_, _, gids) in enumerate(trials):
+        shown[t, : len(gids)] = [index[g] for g in gids]
+    trial_participant = np.array([p for p, _, _ in trials])
+    trial_position = np.array([pos for _, pos, _ in trials])
     careless = rng.random(participants) < model.inattentive
     bias = rng.normal(0, model.bias_sd, participants)
-    shown = unit_grids[chosen.ravel()]  # trials x width, -1 = empty slot
-    # random display positions within a trial (empty slots stay last)
-    keys = np.where(shown >= 0, rng.random(shown.shape), 2.0)
-    shown = np.take_along_axis(shown, np.argsort(keys, axis=1), axis=1)
     valid = shown >= 0
     latent = np.where(valid, eff[np.where(valid, shown, 0)] + rng.normal(0, model.noise_sd, shown.shape), np.nan)
     lazy = careless[trial_participant]
@@ -264,10 +319,17 @@ def simulate_judgements(design: Design, participants: int, *, protocol: str = "r
     if protocol == "rating":
         rating = np.where(lazy, rng.integers(1, 8, n_trials), rating_from_latent(latent[:, 0], bias[trial_participant]))
     elif protocol == "pairwise":
-        choice = np.where(lazy, rng.choice(["left", "right", "tie"], n_trials),
-                          pairwise_from_latent(latent[:, 0] - latent[:, 1], model.tie_margin))
-        outcome = np.column_stack([np.select([choice == "left", choice == "right"], ["win", "loss"], "tie"),
-                                   np.select([choice == "left", choice == "right"], ["loss", "win"], "tie")])
+        choice = np.where(
+            lazy,
+            rng.choice(["left", "right", "tie"], n_trials),
+            pairwise_from_latent(latent[:, 0] - latent[:, 1], model.tie_margin),
+        )
+        outcome = np.column_stack(
+            [
+                np.select([choice == "left", choice == "right"], ["win", "loss"], "tie"),
+                np.select([choice == "left", choice == "right"], ["loss", "win"], "tie"),
+            ]
+        )
     else:
         best, worst = best_worst_from_latent(latent)
         n_valid = valid.sum(axis=1)
@@ -277,19 +339,28 @@ def simulate_judgements(design: Design, participants: int, *, protocol: str = "r
         pos = np.arange(width)[None, :]
         outcome = np.where(pos == best[:, None], "best", np.where(pos == worst[:, None], "worst", "middle"))
     t_idx, pos_idx = np.nonzero(valid)
-    shown_df = pd.DataFrame({
-        "response_id": t_idx + 1, "participant": trial_participant[t_idx] + 1, "protocol": protocol,
-        "trial_position": t_idx % per, "is_catch": False, "grid": grid_ids[shown[t_idx, pos_idx]],
-        "grid_position": pos_idx,
-        "rating": pd.array(rating[t_idx], dtype="Int64") if rating is not None else pd.array([pd.NA] * len(t_idx),
-                                                                                           dtype="Int64"),
-        "outcome": outcome[t_idx, pos_idx] if outcome is not None else None})
+    shown_df = pd.DataFrame(
+        {
+            "response_id": t_idx + 1,
+            "participant": trial_participant[t_idx] + 1,
+            "protocol": protocol,
+            "trial_position": trial_position[t_idx],
+            "is_catch": False,
+            "grid": grid_ids[shown[t_idx, pos_idx]],
+            "grid_position": pos_idx,
+            "rating": pd.array(rating[t_idx], dtype="Int64")
+            if rating is not None
+            else pd.array([pd.NA] * len(t_idx), dtype="Int64"),
+            "outcome": outcome[t_idx, pos_idx] if outcome is not None else None,
+        }
+    )
     out = shown_df.merge(design.grids, on="grid", how="left")
     out["category"] = None
     out["ticks"] = None
     out["response_ms"] = pd.array([pd.NA] * len(out), dtype="Int64")
     out["answered_at"] = None
-    from .export import DICTIONARY
+    from ..export import DICTIONARY
 
-    return out[list(DICTIONARY["judgements"])].sort_values(["response_id", "grid_position", "condition"],
-                                                            ignore_index=True)
+    return out[list(DICTIONARY["judgements"])].sort_values(
+        ["response_id", "grid_position", "condition"], ignore_index=True
+    )

@@ -2,14 +2,14 @@
 condition differences.
 
 For each number of participants, ``reps`` studies are simulated with the response model of
-:mod:`survey.simulate` (:func:`survey.simulate.simulate_judgements`: the same latent-to-answer
+:mod:`survey.analysis.simulate` (:func:`survey.analysis.simulate.simulate_judgements`: the same latent-to-answer
 functions as the service-path simulation, written straight into the tidy judgements table)
 on the study's design (its grids, references and trials per participant, least-judged-first
 assignment), and analysed with the same functions as the report:
 
-* omnibus: the Friedman test over conditions (:func:`survey.stats.friedman`, reference blocks);
+* omnibus: the Friedman test over conditions (:func:`survey.analysis.ratings.friedman`, reference blocks);
 * the chosen pair: the Holm-corrected Wilcoxon signed-rank test of that pair among all pairs
-  (:func:`survey.stats.pairwise_wilcoxon`), counted only when the difference points the true
+  (:func:`survey.analysis.ratings.pairwise_wilcoxon`), counted only when the difference points the true
   way (any rejection counts when the true difference is 0).
 
 Power is the share of simulated studies that reject at ``alpha``, with a Wilson 95% interval
@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
+from .ratings import friedman, pairwise_wilcoxon
+from .results import nan_to_none
 from .simulate import Design, ResponseModel, SimulationError, simulate_judgements
-from .stats import friedman, nan_to_none, pairwise_wilcoxon
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,16 @@ def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def simulate_rejections(design: Design, participants: int, *, model: ResponseModel, pair: tuple[str, str],
-                        reps: int, alpha: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_rejections(
+    design: Design,
+    participants: int,
+    *,
+    model: ResponseModel,
+    pair: tuple[str, str],
+    reps: int,
+    alpha: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per simulated study: (Friedman rejects, pair detected, complete blocks). Study r with n
     participants uses the generator seeded by (seed, n, r), so results per n do not depend on
     which other sizes are tried."""
@@ -97,8 +106,9 @@ def simulate_rejections(design: Design, participants: int, *, model: ResponseMod
     blocks = np.zeros(reps)
     lo, hi = sorted(pair)
     for r in range(reps):
-        j = simulate_judgements(design, participants, protocol="rating", model=model,
-                                rng=np.random.default_rng([seed, participants, r]))
+        j = simulate_judgements(
+            design, participants, protocol="rating", model=model, rng=np.random.default_rng([seed, participants, r])
+        )
         fr = friedman(j)
         omnibus[r] = fr.pvalue < alpha  # nan (too few complete blocks): not rejected
         blocks[r] = fr.n_blocks
@@ -109,9 +119,17 @@ def simulate_rejections(design: Design, participants: int, *, model: ResponseMod
     return omnibus, paired, blocks
 
 
-def power_curve(design: Design, participants: Sequence[int], *, model: ResponseModel = ResponseModel(),
-                pair: tuple[str, str] | None = None, reps: int = 50, alpha: float = 0.05, target: float = 0.8,
-                seed: int = 0) -> PowerResult:
+def power_curve(
+    design: Design,
+    participants: Sequence[int],
+    *,
+    model: ResponseModel = ResponseModel(),
+    pair: tuple[str, str] | None = None,
+    reps: int = 50,
+    alpha: float = 0.05,
+    target: float = 0.8,
+    seed: int = 0,
+) -> PowerResult:
     """Estimated power of the rating analysis for each number of participants."""
     conds = design.conditions
     if not participants or any(n < 1 for n in participants):
@@ -128,11 +146,32 @@ def power_curve(design: Design, participants: Sequence[int], *, model: ResponseM
         raise SimulationError(f"pair must name two different conditions of the study; valid: {conds}")
     points = []
     for n in sorted(set(participants)):
-        omni, paired, blocks = simulate_rejections(design, n, model=model, pair=pair, reps=reps, alpha=alpha,
-                                                   seed=seed)
-        points.append(PowerPoint(n, reps, float(omni.mean()), *_wilson(int(omni.sum()), reps),
-                                 float(paired.mean()), *_wilson(int(paired.sum()), reps), float(blocks.mean())))
-    needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)  # noqa: E731
-    return PowerResult(dict(model.effects), (pair[0], pair[1]), alpha, target, reps, seed, model.noise_sd,
-                       model.bias_sd, len(conds), int(design.grids["reference"].nunique()),
-                       design.trials_per_participant, points, needed("friedman_power"), needed("pair_power"))
+        omni, paired, blocks = simulate_rejections(design, n, model=model, pair=pair, reps=reps, alpha=alpha, seed=seed)
+        points.append(
+            PowerPoint(
+                n,
+                reps,
+                float(omni.mean()),
+                *_wilson(int(omni.sum()), reps),
+                float(paired.mean()),
+                *_wilson(int(paired.sum()), reps),
+                float(blocks.mean()),
+            )
+        )
+    needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)
+    return PowerResult(
+        dict(model.effects),
+        (pair[0], pair[1]),
+        alpha,
+        target,
+        reps,
+        seed,
+        model.noise_sd,
+        model.bias_sd,
+        len(conds),
+        int(design.grids["reference"].nunique()),
+        design.trials_per_participant,
+        points,
+        needed("friedman_power"),
+        needed("pair_power"),
+    )

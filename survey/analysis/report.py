@@ -1,0 +1,457 @@
+"""Self-contained HTML report: one function per section formats its part of :class:`StudyResults`; nothing is
+computed here."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import UTC, datetime
+from typing import Protocol
+
+from .agreement import Agreement, SplitHalf
+from .bootstrap import StrengthEstimate
+from .bradley_terry import WinTieLoss
+from .conditions import ConditionSummary
+from .exclusions import ExclusionFlow
+from .mixed_model import MixedModelResult
+from .plackett_luce import BestWorst
+from .plots import (
+    agreement_png,
+    condition_means_png,
+    exclusion_flow_png,
+    interaction_png,
+    rating_distributions_png,
+    strengths_png,
+    win_rate_heatmap_png,
+)
+from .ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
+from .results import ObjectiveVsHuman, StudyResults
+
+CI_NEEDS_TWO_PARTICIPANTS = "n/a (needs 2+ participants)"  # a condition's CI with a single rater
+
+
+class Interval(Protocol):
+    """Any result with a confidence interval (NaN bounds: no interval)."""
+
+    @property
+    def ci_low(self) -> float: ...
+
+    @property
+    def ci_high(self) -> float: ...
+
+
+def format_ci(x: Interval, *, missing: str = "n/a") -> str:
+    """``[low, high]`` to two decimals, or ``missing`` when the interval is undefined (NaN)."""
+    return missing if math.isnan(x.ci_low) else f"[{x.ci_low:.2f}, {x.ci_high:.2f}]"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _join(*parts: str) -> str:
+    """The non-empty fragments, one per line."""
+    return "\n".join(p for p in parts if p)
+
+
+def _p(x: float) -> str:
+    return "n/a" if math.isnan(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
+
+
+def _p_clause(x: float) -> str:
+    """``p &lt; 0.001`` or ``p = 0.123``, for running text."""
+    return "p &lt; 0.001" if x < 0.001 else f"p = {_p(x)}"
+
+
+def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:
+    """Plain words for ranks with ties: who is first, and whether the intervals separate them."""
+    esc = html.escape
+    if len(estimates) < 2:
+        return ""
+    if any(math.isnan(e.ci_low) for e in estimates):
+        return f"<p>With a single participant, {what} gives no intervals; the ranking is not tested.</p>"
+    top = [e.condition for e in sorted(estimates, key=lambda e: -e.strength) if e.rank == 1]
+    if len(top) == len(estimates):
+        return (
+            f"<p>By {what}, the intervals of all conditions overlap: the data do not show any condition "
+            "to be preferred.</p>"
+        )
+    if len(top) == 1:
+        first = f"{esc(top[0])} ranks first and its interval does not overlap the runner-up's"
+    else:
+        first = (
+            f"{', '.join(esc(c) for c in top)} share the first rank (their intervals overlap, so the data "
+            "do not separate them)"
+        )
+    return f"<p>By {what}, {first}; {len({e.rank for e in estimates})} distinct ranks in all.</p>"
+
+
+def _strengths_table(estimates: list[StrengthEstimate]) -> str:
+    return _table(
+        ["condition", "log-strength", "95% CI", "rank"],
+        [
+            [e.condition, f"{e.strength:.2f}", format_ci(e), e.rank]
+            for e in sorted(estimates, key=lambda e: (e.rank, -e.strength))
+        ],
+    )
+
+
+def participants_section(ex: ExclusionFlow) -> str:
+    return _join(
+        f"<h2>Participants</h2><p>{ex.started} started, {ex.completed} completed the trials, "
+        f"{ex.kept} kept for analysis.</p>",
+        _table(
+            ["started", "completed", "excluded: failed checks", "excluded: too fast", "excluded: incomplete", "kept"],
+            [
+                [
+                    ex.started,
+                    ex.completed,
+                    ex.excluded_failed_checks,
+                    ex.excluded_too_fast,
+                    ex.excluded_incomplete,
+                    ex.kept,
+                ]
+            ],
+        ),
+        _img(exclusion_flow_png(ex), "Participants left after each exclusion rule") if ex.started else "",
+    )
+
+
+def _friedman_sentence(fr: FriedmanResult | None) -> str:
+    if fr is None:
+        return ""
+    if math.isnan(fr.pvalue):
+        return f"<p>Too few complete references ({fr.n_blocks}) for the Friedman test.</p>"
+    verdict = "differ significantly" if fr.pvalue < 0.05 else "do not differ significantly"
+    return (
+        f"<p>The conditions {verdict} (Friedman &chi;&sup2; = {fr.statistic:.2f}, {_p_clause(fr.pvalue)}, "
+        f"Kendall's W = {fr.kendalls_w:.2f}; {fr.n_blocks} references with every condition rated, averaged "
+        "over participants).</p>"
+    )
+
+
+def _wilcoxon_part(wilcoxon: list[PairedComparison]) -> str:
+    if not wilcoxon:
+        return ""
+    esc = html.escape
+    sig = [w for w in wilcoxon if w.pvalue_holm < 0.05]
+    table = _table(
+        ["A", "B", "references", "median A-B", "p", "p (Holm)", "effect (rank-biserial)"],
+        [
+            [w.a, w.b, w.n, f"{w.median_difference:.2f}", _p(w.pvalue), _p(w.pvalue_holm), f"{w.rank_biserial:.2f}"]
+            for w in wilcoxon
+        ],
+    )
+    verdict = (
+        "Significant after Holm correction: "
+        + "; ".join(f"{esc(w.a)} rated {'higher' if w.rank_biserial > 0 else 'lower'} than {esc(w.b)}" for w in sig)
+        if sig
+        else "No pair of conditions differs significantly after Holm correction."
+    )
+    return _join(table, f"<p>{verdict}</p>")
+
+
+def ratings_section(
+    conditions: list[ConditionSummary], fr: FriedmanResult | None, wilcoxon: list[PairedComparison]
+) -> str:
+    """Condition means with CIs, the Friedman test and the pairwise Wilcoxon tests."""
+    if not conditions:
+        return (
+            "<h2>Ratings (1-7)</h2>\n"
+            "<p>No ratings yet: this part fills in once participants have answered rating trials.</p>"
+        )
+    rows = [
+        [
+            r.condition,
+            r.n_ratings,
+            r.n_participants,
+            f"{r.mean:.2f}",
+            f"{r.median:g}",
+            format_ci(r, missing=CI_NEEDS_TWO_PARTICIPANTS),
+        ]
+        for r in sorted(conditions, key=lambda r: -r.mean)
+    ]
+    return _join(
+        "<h2>Ratings (1-7)</h2>",
+        _table(["condition (method/segmenter)", "ratings", "participants", "mean", "median", "95% CI"], rows),
+        _img(condition_means_png(conditions), "Mean rating per condition with confidence intervals"),
+        _friedman_sentence(fr),
+        _wilcoxon_part(wilcoxon),
+    )
+
+
+def interaction_section(conditions: list[ConditionSummary]) -> str:
+    if len({r.method for r in conditions}) < 2 and len({r.segmenter for r in conditions}) < 2:
+        return ""
+    return _join(
+        "<h3>Method &times; segmenter</h3>",
+        _img(interaction_png(conditions), "Interaction plot: mean rating per segmenter, one line per method"),
+        "<p>Parallel lines: the segmenter changes every method's ratings alike; crossing or "
+        "diverging lines: it helps some methods more than others (see the mixed model).</p>",
+    )
+
+
+def distributions_section(dists: list[RatingDistribution]) -> str:
+    if not dists:
+        return ""
+    return _join(
+        "<h3>Rating distributions</h3>",
+        _img(rating_distributions_png(dists), "Share of each rating 1-7 per condition"),
+        _table(["condition", *[str(k) for k in range(1, 8)]], [[d.condition, *d.counts] for d in dists]),
+    )
+
+
+def zscore_section(zs: ZScoreResult | None, conditions: list[ConditionSummary], fr: FriedmanResult | None) -> str:
+    """The per-rater z-score robustness check, compared with the raw means (``conditions``) and Friedman test."""
+    if zs is None or not zs.conditions:
+        return ""
+    esc = html.escape
+    intro = (
+        "<p>Each participant's ratings standardised (minus their own mean, divided by their own "
+        "standard deviation), so that raters who use the scale differently weigh alike"
+        + (
+            f"; {zs.constant_raters} participant(s) gave one rating to everything and count as 0"
+            if zs.constant_raters
+            else ""
+        )
+        + ".</p>"
+    )
+    table = _table(
+        ["condition", "ratings", "mean z", f"{int(zs.confidence * 100)}% CI"],
+        [[z.condition, z.n, f"{z.mean:.2f}", format_ci(z)] for z in sorted(zs.conditions, key=lambda z: -z.mean)],
+    )
+    raw_order = [r.condition for r in sorted(conditions, key=lambda r: -r.mean)]
+    z_order = [z.condition for z in sorted(zs.conditions, key=lambda z: -z.mean)]
+    same = (
+        "orders the conditions as the raw means do"
+        if raw_order == z_order
+        else "orders the conditions differently from the raw means: " + " &gt; ".join(esc(c) for c in z_order)
+    )
+    zf = zs.friedman
+    if not math.isnan(zf.pvalue):
+        z_sig = zf.pvalue < 0.05
+        agree = (
+            ""
+            if fr is None or math.isnan(fr.pvalue)
+            else " (as on the raw ratings)"
+            if z_sig == (fr.pvalue < 0.05)
+            else " (unlike the raw ratings: read the raw result with care)"
+        )
+        same += (
+            f"; the conditions {'differ' if z_sig else 'do not differ'} significantly on z-scores{agree} "
+            f"(Friedman &chi;&sup2; = {zf.statistic:.2f}, {_p_clause(zf.pvalue)})"
+        )
+    return _join("<h3>Robustness: per-rater z-scores</h3>", intro, table, f"<p>The z-scored analysis {same}.</p>")
+
+
+def mixed_model_section(mm: MixedModelResult | None) -> str:
+    if mm is None:
+        return ""
+    esc = html.escape
+    sig_terms = [t for t in mm.terms if t.term != "Intercept" and t.pvalue < 0.05]
+    verdict = (
+        "Terms different from zero (p &lt; 0.05): "
+        + "; ".join(f"{esc(t.term)} {t.estimate:+.2f} rating points" for t in sig_terms)
+        + ". Other terms are not."
+        if sig_terms
+        else "No method, segmenter or interaction term differs significantly from zero."
+    )
+    return _join(
+        "<h3>Method &times; segmenter (mixed model)</h3>",
+        f"<p>{esc(mm.formula)}; {mm.n} ratings, {mm.participants} participants, {mm.references} "
+        f"references{'' if mm.converged else '; the fit did NOT converge, read with care'}.</p>",
+        _table(
+            ["term", "estimate", "std. error", "p", "95% CI"],
+            [[t.term, f"{t.estimate:.2f}", f"{t.std_error:.2f}", _p(t.pvalue), format_ci(t)] for t in mm.terms],
+        ),
+        f"<p>{verdict}</p>",
+    )
+
+
+def precision_section(precision: list[PrecisionAtK]) -> str:
+    if not precision:
+        return ""
+    return _join(
+        "<h3>Precision@5 as judged by people</h3>",
+        _table(
+            ["condition", "grids with ticks", "share of items ticked similar", "95% CI"],
+            [
+                [p.condition, p.n, f"{p.precision:.2f}", format_ci(p)]
+                for p in sorted(precision, key=lambda p: -p.precision)
+            ],
+        ),
+    )
+
+
+def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
+    """Wins, ties and losses per pair, and the Bradley-Terry strengths with their ranks."""
+    if not bt:
+        return ""
+    counts = (
+        ""
+        if not wtl
+        else _join(
+            "<h3>Wins, ties and losses</h3>",
+            _table(
+                ["A", "B", "answers", "A chosen", "ties", "B chosen", "win rate of A (ties half)"],
+                [
+                    [w.a, w.b, w.n, w.wins, w.ties, w.losses, "n/a" if math.isnan(w.win_rate) else f"{w.win_rate:.2f}"]
+                    for w in wtl
+                    if w.a < w.b
+                ],
+            ),
+            _img(win_rate_heatmap_png(wtl), "Win rate of each condition against each other"),
+        )
+    )
+    return _join(
+        "<h2>Pairwise comparisons (Bradley-Terry)</h2>",
+        counts,
+        _strengths_table(bt),
+        _img(
+            strengths_png(bt, "Bradley-Terry log-strength (pairwise), 95% bootstrap CI"),
+            "Bradley-Terry strengths with confidence intervals",
+        ),
+        "<p>Conditions share a rank when their interval overlaps the next better one's.</p>",
+        _rank_sentence(bt, "Bradley-Terry strength"),
+    )
+
+
+def best_worst_section(bw: list[BestWorst]) -> str:
+    if not bw:
+        return ""
+    return _join(
+        "<h2>Best-worst choices</h2>",
+        _table(
+            ["condition", "shown", "best", "worst", "score (best-worst)/shown", "95% CI"],
+            [
+                [b.condition, b.shown, b.best, b.worst, f"{b.score:.2f}", format_ci(b)]
+                for b in sorted(bw, key=lambda b: -b.score)
+            ],
+        ),
+    )
+
+
+def plackett_luce_section(pl: list[StrengthEstimate]) -> str:
+    if not pl:
+        return ""
+    return _join(
+        "<h3>Plackett-Luce strengths (best-worst)</h3>",
+        "<p>Each answer read as: the best set chosen among all shown, then the worst among the rest "
+        "(sequential best-worst Plackett-Luce model, maximum likelihood).</p>",
+        _strengths_table(pl),
+        _img(
+            strengths_png(pl, "Plackett-Luce log-strength (best-worst), 95% bootstrap CI", color="#B279A2"),
+            "Plackett-Luce strengths with confidence intervals",
+        ),
+        _rank_sentence(pl, "Plackett-Luce strength"),
+    )
+
+
+def _split_half_sentence(sh: SplitHalf | None) -> str:
+    if sh is None or not sh.splits:
+        return ""
+    full = (
+        f"{sh.spearman_brown:.2f} for the full sample (Spearman-Brown)"
+        if sh.spearman_brown is not None
+        else f"full-sample value (Spearman-Brown) n/a because {html.escape(sh.spearman_brown_reason or '')}"
+    )
+    return (
+        f"<p>Split-half reliability of the condition means: r = {sh.r:.2f} between random halves "
+        f"of the participants ({sh.splits} splits), {full}.</p>"
+    )
+
+
+def agreement_section(agreements: list[Agreement], sh: SplitHalf | None) -> str:
+    """Krippendorff's alpha per protocol and the split-half reliability of the condition means."""
+    if not agreements and not sh:
+        return ""
+    return _join(
+        "<h2>Agreement between participants</h2>",
+        _table(
+            ["answers", "Krippendorff's alpha", "95% CI", "level", "units judged 2+ times", "raters"],
+            [
+                [
+                    a.protocol,
+                    "n/a" if math.isnan(a.alpha) else f"{a.alpha:.2f}",
+                    format_ci(a),
+                    a.level,
+                    a.units,
+                    a.raters,
+                ]
+                for a in agreements
+            ],
+        ),
+        _img(agreement_png(agreements), "Krippendorff's alpha with confidence intervals")
+        if any(not math.isnan(a.alpha) for a in agreements)
+        else "",
+        _split_half_sentence(sh),
+    )
+
+
+def objective_section(objective: list[ObjectiveVsHuman], spearman: float | None) -> str:
+    if not objective:
+        return ""
+    return _join(
+        "<h2>People vs. objective retrieval</h2>",
+        _table(
+            ["condition", "recall@5 (same product)", "mAP", "human mean rating"],
+            [
+                [
+                    o.condition,
+                    f"{o.recall_at_5:.3f}",
+                    f"{o.mean_average_precision:.3f}",
+                    "n/a" if o.human_mean is None else f"{o.human_mean:.2f}",
+                ]
+                for o in objective
+            ],
+        ),
+        ""
+        if spearman is None
+        else f"<p>Spearman rank correlation of recall@5 with the human mean rating: {spearman:.2f}.</p>",
+    )
+
+
+def render_html(results: StudyResults) -> str:
+    """The whole report: every section in order, in one page with its charts embedded."""
+    esc = html.escape
+    r = results
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = _join(
+        participants_section(r.exclusions),
+        ratings_section(r.conditions, r.friedman, r.wilcoxon),
+        interaction_section(r.conditions),
+        distributions_section(r.rating_distribution),
+        zscore_section(r.zscored, r.conditions, r.friedman),
+        mixed_model_section(r.mixed_model),
+        precision_section(r.precision),
+        pairwise_section(r.win_tie_loss, r.bradley_terry),
+        best_worst_section(r.best_worst),
+        plackett_luce_section(r.plackett_luce),
+        agreement_section(r.agreement, r.split_half),
+        objective_section(r.objective, r.objective_spearman),
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Lookalike report: {esc(r.study)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .8rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} .note {{ color: #555; font-size: .9rem; }}
+</style></head><body>
+<h1>Lookalike report: {esc(r.study)}</h1>
+<p>Generated {now}.</p>
+{body}
+<p class="note">Confidence intervals: percentile bootstrap over participants ({r.n_boot} resamples, seed
+{r.seed}). A judgement of a grid that several conditions produced counts for each of them. Attention-check
+trials are never part of a condition's results.</p>
+</body></html>
+"""

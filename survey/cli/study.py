@@ -1,0 +1,267 @@
+"""Running a study: ``build``, ``demo``, ``serve`` and ``study list / close / open``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from similarity.errors import UserError
+from survey.settings import Settings
+
+from .common import Subparsers, add_db_flag, open_db
+
+if TYPE_CHECKING:
+    from survey.build import BuildResult
+    from survey.config import StudyConfig
+
+DEMO_STUDY = "demo"
+
+
+def register(sub: Subparsers) -> None:
+    add_build(sub)
+    add_demo(sub)
+    add_serve(sub)
+    add_study(sub)
+
+
+def _print_build(result: BuildResult) -> None:
+    print(
+        f"study '{result.name}' (id {result.study_id}): {result.conditions} conditions, "
+        f"{result.references} references, {result.grids} distinct grids, built in {result.seconds:.1f}s"
+    )
+    for sk in result.skipped:
+        print(f"  skipped {sk.where}: {sk.reason}")
+    for seg, items in result.not_segmented.items():
+        print(
+            f"  {seg}: nothing found in {len(items)} image(s), kept whole: {', '.join(items[:10])}"
+            + (" ..." if len(items) > 10 else "")
+        )
+
+
+# --- build --------------------------------------------------------------------------------
+
+
+def add_build(sub: Subparsers) -> None:
+    b = sub.add_parser("build", help="compute every condition's top-k and store blinded grids")
+    add_db_flag(b)
+    b.add_argument("--config", help="study TOML file (see survey/example_study.toml); replaces the flags below")
+    b.add_argument("--catalog", help="manifest.csv or a folder of category sub-folders")
+    b.add_argument("--name", help="study name")
+    b.add_argument("--protocols", nargs="+", default=["rating"], choices=["rating", "pairwise", "ranking"])
+    b.add_argument(
+        "--methods",
+        nargs="+",
+        default=["ssim", "efficientnet"],
+        help="method names, optionally name:key=value,... (see `lookalike methods`)",
+    )
+    b.add_argument("--segmenters", nargs="+", default=["none", "u2netp"])
+    b.add_argument("--references-per-category", type=int, default=3)
+    b.add_argument(
+        "--reference-filter",
+        nargs="*",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="only items whose manifest column has this value become references",
+    )
+    b.add_argument("-k", type=int, default=5)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--trials-per-participant", type=int, default=12)
+    b.add_argument("--replace", action="store_true", help="rebuild a study of the same name (deletes its answers)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_build)
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from similarity.runtime import tune_for_throughput
+    from survey.build import build_study
+    from survey.config import check_components, load_config
+
+    if args.config:
+        config = load_config(args.config)
+    elif not (args.catalog and args.name):
+        raise UserError("build needs a study: give --config STUDY.toml, or --catalog and --name")
+    else:
+        config = _config_from_flags(args)
+    check_components(config.methods, config.segmenters)  # before the database is opened (or created)
+    make_session = open_db(settings)
+    print(f"database: {settings.db_url}")
+    tune_for_throughput()
+    _print_build(
+        build_study(
+            make_session,
+            config,
+            replace=args.replace,
+            cache_dir=settings.cache_dir,
+            progress=not args.quiet,
+            offline=settings.offline,
+        )
+    )
+    return 0
+
+
+def _config_from_flags(args: argparse.Namespace) -> StudyConfig:
+    from survey.config import Component, ConfigError, StudyConfig
+
+    bad = [f for f in args.reference_filter if "=" not in f]
+    if bad:
+        raise ConfigError(f"--reference-filter: '{bad[0]}' needs the form COLUMN=VALUE, e.g. view=packshot")
+    return StudyConfig(
+        name=args.name,
+        catalog=args.catalog,
+        methods=tuple(Component.parse(m) for m in args.methods),
+        segmenters=tuple(Component.parse(s) for s in args.segmenters),
+        references_per_category=args.references_per_category,
+        reference_filter=dict(f.split("=", 1) for f in args.reference_filter),
+        k=args.k,
+        seed=args.seed,
+        trials_per_participant=args.trials_per_participant,
+        protocols=tuple(args.protocols),
+    )
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+def add_demo(sub: Subparsers) -> None:
+    d = sub.add_parser("demo", help="generate the demo catalog, build the demo study, serve the survey")
+    add_db_flag(d)
+    d.add_argument("--no-serve", action="store_true", help="stop after the build")
+    d.add_argument("--rebuild", action="store_true")
+    d.add_argument("--port", type=int, default=8501)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from db.models import Study
+    from similarity.demo_catalog import generate_demo_catalog
+    from similarity.runtime import tune_for_throughput
+    from survey.build import build_study
+    from survey.config import StudyConfig
+
+    tune_for_throughput()
+    manifest = generate_demo_catalog(settings.home / "demo-catalog", seed=args.seed)
+    print(f"demo catalog: {manifest}")
+    make_session = open_db(settings)
+    print(f"database: {settings.db_url}")
+    with make_session() as s:
+        exists = s.scalar(select(Study.id).where(Study.name == DEMO_STUDY)) is not None
+    if exists and not args.rebuild:
+        print(f"study '{DEMO_STUDY}' already built in this database (--rebuild to build it again)")
+    else:
+        config = StudyConfig(
+            name=DEMO_STUDY, catalog=str(manifest), reference_filter={"view": "packshot"}, seed=args.seed
+        )
+        _print_build(
+            build_study(
+                make_session,
+                config,
+                replace=True,
+                cache_dir=settings.cache_dir,
+                progress=not args.quiet,
+                offline=settings.offline,
+            )
+        )
+    if args.no_serve:
+        return 0
+    serve(dataclasses.replace(settings, study=DEMO_STUDY), port=args.port)
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+def add_serve(sub: Subparsers) -> None:
+    s = sub.add_parser("serve", help="serve the survey")
+    add_db_flag(s)
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    serve(dataclasses.replace(settings, study=args.study or settings.study), port=args.port)
+
+
+def serve(settings: Settings, *, port: int) -> NoReturn:
+    """Replace this process with the Streamlit server; the app (survey/app.py) builds its
+    :class:`Settings` from the environment made here."""
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    if (app.parent / "pages").exists():
+        # Streamlit runs the files of any `pages` folder beside the main script as old-style pages
+        # (/admin would then crash); a stale one survives a `git pull` that moved the page modules
+        raise UserError(
+            f"remove the folder {app.parent / 'pages'}: Streamlit would serve its files instead of "
+            "the app's pages (they live in survey/views/)"
+        )
+    env = {**os.environ, **settings.to_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "localhost",
+        "--server.headless",
+        "true",
+        "--client.toolbarMode",
+        "minimal",
+        # errors go to the server's log, never to a participant's screen (tracebacks name tables and code)
+        "--client.showErrorDetails",
+        "none",
+    ]
+    # Replace this process with Streamlit: signals (Ctrl+C, a supervisor's SIGTERM) reach it
+    # directly and no orphaned server outlives the command.
+    os.execve(sys.executable, cmd, env)
+
+
+# --- study list / close / open ------------------------------------------------------------
+
+
+def add_study(sub: Subparsers) -> None:
+    p = sub.add_parser("study", help="list studies, or close / reopen one to new participants")
+    p.add_argument("action", choices=["list", "close", "open"])
+    p.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    add_db_flag(p)
+    p.set_defaults(func=cmd_study)
+
+
+def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import func, select
+
+    from db.models import Participant, Study
+    from survey import service
+
+    make_session = open_db(settings, must_exist=True)
+    if args.action == "list":
+        with make_session() as s:
+            rows = s.execute(
+                select(
+                    Study.name,
+                    Study.status,
+                    Study.created_at,
+                    func.count(Participant.id),
+                    func.count(Participant.completed_at),
+                )
+                .outerjoin(Participant)
+                .group_by(Study.id)
+                .order_by(Study.id)
+            ).all()
+        for name, status, created, started, completed in rows:
+            print(f"{name}\t{status}\tbuilt {created:%Y-%m-%d %H:%M}\t{started} started, {completed} completed")
+        return 0
+    study = service.current_study(make_session, args.study or settings.study)
+    service.set_study_status(make_session, study.id, "closed" if args.action == "close" else "open")
+    closed = "closed: new participants are refused politely, those who started can finish"
+    print(f"study '{study.name}' is now {closed if args.action == 'close' else 'open'}")
+    return 0

@@ -1,0 +1,29 @@
+"""The participant app needs none of the similarity stack: importing the app and its pages, and
+reading a built study's config as the service does, loads no torch, torchvision, open_clip,
+onnxruntime or numba (checked in a fresh interpreter). tests/test_served.py checks the same on a
+served app after a whole participation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("torch", "torchvision", "open_clip", "onnxruntime", "numba")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_app_and_its_pages_import_no_similarity_stack():
+    code = f"""
+import runpy, sys
+runpy.run_path({str(ROOT / "survey" / "app.py")!r}, run_name="app_under_test")  # the main module, not run
+from survey.views import admin, participant
+from survey.config import Component, StudyConfig
+config = StudyConfig(name="s", catalog="c", methods=(Component("ssim"), Component("clip")),
+                     segmenters=(Component("none"), Component("u2netp")))
+assert StudyConfig.from_dict(config.to_dict()) == config  # what the service does with a stored study
+print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
