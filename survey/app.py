@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
 from survey.settings import Settings
-from survey.views import admin, participant
+from survey.views import participant
+
+
+def _admin(make_session: sessionmaker[Session], settings: Settings) -> None:
+    # Imported when /admin is opened, not before: the analysis behind it (pandas, scipy,
+    # statsmodels, matplotlib; about 170 MB) never loads in a process that only serves participants.
+    from survey.views import admin
+
+    admin.render(make_session, settings.study, settings.admin_password)
 
 
 @st.cache_resource
@@ -29,9 +37,7 @@ def main() -> None:
         st.Page(
             lambda: participant.render(make_session, settings.study), title="Study", url_path="study", default=True
         ),
-        st.Page(
-            lambda: admin.render(make_session, settings.study, settings.admin_password), title="Admin", url_path="admin"
-        ),
+        st.Page(lambda: _admin(make_session, settings), title="Admin", url_path="admin"),
     ]
     st.navigation(pages, position="hidden").run()
 

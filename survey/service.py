@@ -8,7 +8,6 @@ positions are mapped back to grids on the server.
 from __future__ import annotations
 
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -24,12 +23,10 @@ from similarity.errors import UserError
 
 from . import assignment
 from .config import PROTOCOLS, StudyConfig
+from .sanitize import MAX_COMMENT_LEN, plain_text, recruitment_params
 
 #: URL parameters that identify a recruited participant, by platform.
 EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
-RECORDED_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId", "hitId")
-MAX_PARAM_LEN = 200
-MAX_COMMENT_LEN = 5000
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and PostgreSQL rejects them)
 #: A catch grid (products of another category) rated above this fails a rating check.
 CATCH_RATING_MAX = 3
@@ -107,19 +104,6 @@ def participant_config(make_session: sessionmaker[Session], token: str) -> Study
         return StudyConfig.from_dict(_study_of(s, p).config)
 
 
-def _plain_text(value: object, limit: int, keep: str = "") -> str:
-    """``value`` as text without control characters (NUL cannot even be stored in PostgreSQL),
-    cut to ``limit`` characters. Everything else is kept verbatim; it is data, never markup."""
-    text = str(value)
-    return "".join(c for c in text[: limit * 2] if c in keep or unicodedata.category(c) != "Cc")[:limit]
-
-
-def _clean_params(params: dict[str, Any]) -> dict[str, str]:
-    """Only the recruitment parameters, each cut to MAX_PARAM_LEN; anything else in the URL is dropped."""
-    clean = {k: _plain_text(params[k], MAX_PARAM_LEN).strip() for k in RECORDED_PARAMS if params.get(k)}
-    return {k: v for k, v in clean.items() if v}
-
-
 def set_study_status(make_session: sessionmaker[Session], study_id: int, status: Literal["open", "closed"]) -> None:
     """Open or close a study. A closed study refuses new participants; those who started finish."""
     if status not in ("open", "closed"):
@@ -187,7 +171,7 @@ def start_participant(
     resumes: the existing token is returned and nothing new is created.
     """
     rng = rng or np.random.default_rng()
-    params = _clean_params(url_params)
+    params = recruitment_params(url_params)
     source, external_id = "direct", None
     for platform, key in EXTERNAL_ID_PARAMS.items():
         if params.get(key):
@@ -460,5 +444,5 @@ def submit_questions(
                     raise ValueError(f"'{value}' is not an option of question '{key}'")
                 clean[key] = value
         p.demographics = clean
-        p.comment = _plain_text(comment or "", MAX_COMMENT_LEN, keep="\n\t").strip() or None
+        p.comment = plain_text(comment or "", MAX_COMMENT_LEN, keep="\n\t").strip() or None
         p.completed_at = utcnow()

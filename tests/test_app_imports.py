@@ -27,3 +27,22 @@ print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_analysis_stack_loads_only_when_the_admin_page_is_opened():
+    """A process that serves only participants never loads pandas, scipy, statsmodels or matplotlib
+    (about 170 MB): the admin page imports them when it is opened."""
+    analysis = ("pandas", "scipy", "statsmodels", "matplotlib")
+    code = f"""
+import runpy, sys
+runpy.run_path({str(ROOT / "survey" / "app.py")!r}, run_name="app_under_test")
+from survey.views import participant
+print(sorted(m for m in {analysis!r} if m in sys.modules))
+from survey.views import admin
+print(sorted(m for m in {analysis!r} if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, after = done.stdout.strip().splitlines()[-2:]
+    assert before == "[]", before
+    assert after != "[]"  # the check can see these modules when they are loaded

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Base, GridCondition, Participant, Response
-from survey import service
+from survey import sanitize, service
 from survey.export import tables
 
 from .apptest import APP, admin_page, rendered
@@ -33,7 +33,7 @@ HOSTILE = {
     "format_string": "%s%s%n {0} {__class__}",
 }
 EXPECTED_STORED = {
-    "huge": "A" * service.MAX_PARAM_LEN,
+    "huge": "A" * sanitize.MAX_PARAM_LEN,
     "nul_and_controls": "abcdef[31mred",
 }
 
@@ -134,7 +134,7 @@ def test_hostile_comments_and_answers_are_stored_verbatim_and_never_rendered(stu
     service.submit_questions(make_session, token, {"age": "30-49"}, comment)
     with make_session() as s:
         stored = s.scalar(select(Participant.comment).where(Participant.token == token))
-    assert stored == (HOSTILE["html"] + "\n" + HOSTILE["markdown"] + "z" * 20_000)[: service.MAX_COMMENT_LEN]
+    assert stored == (HOSTILE["html"] + "\n" + HOSTILE["markdown"] + "z" * 20_000)[: sanitize.MAX_COMMENT_LEN]
     assert tables(make_session, study.id)["participants"]["comment"].tolist() == [stored]  # export: verbatim
     # the admin page (signed in, unblinded) never renders participant text as markup
     at = admin_page(url, monkeypatch, "pw")

@@ -3,17 +3,24 @@ computed here."""
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from datetime import UTC, datetime
-from typing import Protocol
 
 from .agreement import Agreement, SplitHalf
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss
 from .conditions import ConditionSummary
 from .exclusions import ExclusionFlow
+from .formatting import (
+    CI_NEEDS_TWO_PARTICIPANTS,
+    format_ci,
+    format_p,
+    html_table,
+    img_tag,
+    join_html,
+    p_clause,
+)
 from .mixed_model import MixedModelResult
 from .plackett_luce import BestWorst
 from .plots import (
@@ -27,48 +34,6 @@ from .plots import (
 )
 from .ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
 from .results import ObjectiveVsHuman, StudyResults
-
-CI_NEEDS_TWO_PARTICIPANTS = "n/a (needs 2+ participants)"  # a condition's CI with a single rater
-
-
-class Interval(Protocol):
-    """Any result with a confidence interval (NaN bounds: no interval)."""
-
-    @property
-    def ci_low(self) -> float: ...
-
-    @property
-    def ci_high(self) -> float: ...
-
-
-def format_ci(x: Interval, *, missing: str = "n/a") -> str:
-    """``[low, high]`` to two decimals, or ``missing`` when the interval is undefined (NaN)."""
-    return missing if math.isnan(x.ci_low) else f"[{x.ci_low:.2f}, {x.ci_high:.2f}]"
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def _table(header: list[str], rows: list[list[object]]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _join(*parts: str) -> str:
-    """The non-empty fragments, one per line."""
-    return "\n".join(p for p in parts if p)
-
-
-def _p(x: float) -> str:
-    return "n/a" if math.isnan(x) else ("< 0.001" if x < 0.001 else f"{x:.3f}")
-
-
-def _p_clause(x: float) -> str:
-    """``p &lt; 0.001`` or ``p = 0.123``, for running text."""
-    return "p &lt; 0.001" if x < 0.001 else f"p = {_p(x)}"
 
 
 def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:
@@ -95,7 +60,7 @@ def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:
 
 
 def _strengths_table(estimates: list[StrengthEstimate]) -> str:
-    return _table(
+    return html_table(
         ["condition", "log-strength", "95% CI", "rank"],
         [
             [e.condition, f"{e.strength:.2f}", format_ci(e), e.rank]
@@ -105,10 +70,10 @@ def _strengths_table(estimates: list[StrengthEstimate]) -> str:
 
 
 def participants_section(ex: ExclusionFlow) -> str:
-    return _join(
+    return join_html(
         f"<h2>Participants</h2><p>{ex.started} started, {ex.completed} completed the trials, "
         f"{ex.kept} kept for analysis.</p>",
-        _table(
+        html_table(
             ["started", "completed", "excluded: failed checks", "excluded: too fast", "excluded: incomplete", "kept"],
             [
                 [
@@ -121,7 +86,7 @@ def participants_section(ex: ExclusionFlow) -> str:
                 ]
             ],
         ),
-        _img(exclusion_flow_png(ex), "Participants left after each exclusion rule") if ex.started else "",
+        img_tag(exclusion_flow_png(ex), "Participants left after each exclusion rule") if ex.started else "",
     )
 
 
@@ -132,7 +97,7 @@ def _friedman_sentence(fr: FriedmanResult | None) -> str:
         return f"<p>Too few complete references ({fr.n_blocks}) for the Friedman test.</p>"
     verdict = "differ significantly" if fr.pvalue < 0.05 else "do not differ significantly"
     return (
-        f"<p>The conditions {verdict} (Friedman &chi;&sup2; = {fr.statistic:.2f}, {_p_clause(fr.pvalue)}, "
+        f"<p>The conditions {verdict} (Friedman &chi;&sup2; = {fr.statistic:.2f}, {p_clause(fr.pvalue)}, "
         f"Kendall's W = {fr.kendalls_w:.2f}; {fr.n_blocks} references with every condition rated, averaged "
         "over participants).</p>"
     )
@@ -143,10 +108,18 @@ def _wilcoxon_part(wilcoxon: list[PairedComparison]) -> str:
         return ""
     esc = html.escape
     sig = [w for w in wilcoxon if w.pvalue_holm < 0.05]
-    table = _table(
+    table = html_table(
         ["A", "B", "references", "median A-B", "p", "p (Holm)", "effect (rank-biserial)"],
         [
-            [w.a, w.b, w.n, f"{w.median_difference:.2f}", _p(w.pvalue), _p(w.pvalue_holm), f"{w.rank_biserial:.2f}"]
+            [
+                w.a,
+                w.b,
+                w.n,
+                f"{w.median_difference:.2f}",
+                format_p(w.pvalue),
+                format_p(w.pvalue_holm),
+                f"{w.rank_biserial:.2f}",
+            ]
             for w in wilcoxon
         ],
     )
@@ -156,7 +129,7 @@ def _wilcoxon_part(wilcoxon: list[PairedComparison]) -> str:
         if sig
         else "No pair of conditions differs significantly after Holm correction."
     )
-    return _join(table, f"<p>{verdict}</p>")
+    return join_html(table, f"<p>{verdict}</p>")
 
 
 def ratings_section(
@@ -179,10 +152,10 @@ def ratings_section(
         ]
         for r in sorted(conditions, key=lambda r: -r.mean)
     ]
-    return _join(
+    return join_html(
         "<h2>Ratings (1-7)</h2>",
-        _table(["condition (method/segmenter)", "ratings", "participants", "mean", "median", "95% CI"], rows),
-        _img(condition_means_png(conditions), "Mean rating per condition with confidence intervals"),
+        html_table(["condition (method/segmenter)", "ratings", "participants", "mean", "median", "95% CI"], rows),
+        img_tag(condition_means_png(conditions), "Mean rating per condition with confidence intervals"),
         _friedman_sentence(fr),
         _wilcoxon_part(wilcoxon),
     )
@@ -191,9 +164,9 @@ def ratings_section(
 def interaction_section(conditions: list[ConditionSummary]) -> str:
     if len({r.method for r in conditions}) < 2 and len({r.segmenter for r in conditions}) < 2:
         return ""
-    return _join(
+    return join_html(
         "<h3>Method &times; segmenter</h3>",
-        _img(interaction_png(conditions), "Interaction plot: mean rating per segmenter, one line per method"),
+        img_tag(interaction_png(conditions), "Interaction plot: mean rating per segmenter, one line per method"),
         "<p>Parallel lines: the segmenter changes every method's ratings alike; crossing or "
         "diverging lines: it helps some methods more than others (see the mixed model).</p>",
     )
@@ -202,10 +175,10 @@ def interaction_section(conditions: list[ConditionSummary]) -> str:
 def distributions_section(dists: list[RatingDistribution]) -> str:
     if not dists:
         return ""
-    return _join(
+    return join_html(
         "<h3>Rating distributions</h3>",
-        _img(rating_distributions_png(dists), "Share of each rating 1-7 per condition"),
-        _table(["condition", *[str(k) for k in range(1, 8)]], [[d.condition, *d.counts] for d in dists]),
+        img_tag(rating_distributions_png(dists), "Share of each rating 1-7 per condition"),
+        html_table(["condition", *[str(k) for k in range(1, 8)]], [[d.condition, *d.counts] for d in dists]),
     )
 
 
@@ -224,7 +197,7 @@ def zscore_section(zs: ZScoreResult | None, conditions: list[ConditionSummary], 
         )
         + ".</p>"
     )
-    table = _table(
+    table = html_table(
         ["condition", "ratings", "mean z", f"{int(zs.confidence * 100)}% CI"],
         [[z.condition, z.n, f"{z.mean:.2f}", format_ci(z)] for z in sorted(zs.conditions, key=lambda z: -z.mean)],
     )
@@ -247,9 +220,9 @@ def zscore_section(zs: ZScoreResult | None, conditions: list[ConditionSummary], 
         )
         same += (
             f"; the conditions {'differ' if z_sig else 'do not differ'} significantly on z-scores{agree} "
-            f"(Friedman &chi;&sup2; = {zf.statistic:.2f}, {_p_clause(zf.pvalue)})"
+            f"(Friedman &chi;&sup2; = {zf.statistic:.2f}, {p_clause(zf.pvalue)})"
         )
-    return _join("<h3>Robustness: per-rater z-scores</h3>", intro, table, f"<p>The z-scored analysis {same}.</p>")
+    return join_html("<h3>Robustness: per-rater z-scores</h3>", intro, table, f"<p>The z-scored analysis {same}.</p>")
 
 
 def mixed_model_section(mm: MixedModelResult | None) -> str:
@@ -264,13 +237,13 @@ def mixed_model_section(mm: MixedModelResult | None) -> str:
         if sig_terms
         else "No method, segmenter or interaction term differs significantly from zero."
     )
-    return _join(
+    return join_html(
         "<h3>Method &times; segmenter (mixed model)</h3>",
         f"<p>{esc(mm.formula)}; {mm.n} ratings, {mm.participants} participants, {mm.references} "
         f"references{'' if mm.converged else '; the fit did NOT converge, read with care'}.</p>",
-        _table(
+        html_table(
             ["term", "estimate", "std. error", "p", "95% CI"],
-            [[t.term, f"{t.estimate:.2f}", f"{t.std_error:.2f}", _p(t.pvalue), format_ci(t)] for t in mm.terms],
+            [[t.term, f"{t.estimate:.2f}", f"{t.std_error:.2f}", format_p(t.pvalue), format_ci(t)] for t in mm.terms],
         ),
         f"<p>{verdict}</p>",
     )
@@ -279,9 +252,9 @@ def mixed_model_section(mm: MixedModelResult | None) -> str:
 def precision_section(precision: list[PrecisionAtK]) -> str:
     if not precision:
         return ""
-    return _join(
+    return join_html(
         "<h3>Precision@5 as judged by people</h3>",
-        _table(
+        html_table(
             ["condition", "grids with ticks", "share of items ticked similar", "95% CI"],
             [
                 [p.condition, p.n, f"{p.precision:.2f}", format_ci(p)]
@@ -298,9 +271,9 @@ def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
     counts = (
         ""
         if not wtl
-        else _join(
+        else join_html(
             "<h3>Wins, ties and losses</h3>",
-            _table(
+            html_table(
                 ["A", "B", "answers", "A chosen", "ties", "B chosen", "win rate of A (ties half)"],
                 [
                     [w.a, w.b, w.n, w.wins, w.ties, w.losses, "n/a" if math.isnan(w.win_rate) else f"{w.win_rate:.2f}"]
@@ -308,14 +281,14 @@ def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
                     if w.a < w.b
                 ],
             ),
-            _img(win_rate_heatmap_png(wtl), "Win rate of each condition against each other"),
+            img_tag(win_rate_heatmap_png(wtl), "Win rate of each condition against each other"),
         )
     )
-    return _join(
+    return join_html(
         "<h2>Pairwise comparisons (Bradley-Terry)</h2>",
         counts,
         _strengths_table(bt),
-        _img(
+        img_tag(
             strengths_png(bt, "Bradley-Terry log-strength (pairwise), 95% bootstrap CI"),
             "Bradley-Terry strengths with confidence intervals",
         ),
@@ -327,9 +300,9 @@ def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
 def best_worst_section(bw: list[BestWorst]) -> str:
     if not bw:
         return ""
-    return _join(
+    return join_html(
         "<h2>Best-worst choices</h2>",
-        _table(
+        html_table(
             ["condition", "shown", "best", "worst", "score (best-worst)/shown", "95% CI"],
             [
                 [b.condition, b.shown, b.best, b.worst, f"{b.score:.2f}", format_ci(b)]
@@ -342,12 +315,12 @@ def best_worst_section(bw: list[BestWorst]) -> str:
 def plackett_luce_section(pl: list[StrengthEstimate]) -> str:
     if not pl:
         return ""
-    return _join(
+    return join_html(
         "<h3>Plackett-Luce strengths (best-worst)</h3>",
         "<p>Each answer read as: the best set chosen among all shown, then the worst among the rest "
         "(sequential best-worst Plackett-Luce model, maximum likelihood).</p>",
         _strengths_table(pl),
-        _img(
+        img_tag(
             strengths_png(pl, "Plackett-Luce log-strength (best-worst), 95% bootstrap CI", color="#B279A2"),
             "Plackett-Luce strengths with confidence intervals",
         ),
@@ -373,9 +346,9 @@ def agreement_section(agreements: list[Agreement], sh: SplitHalf | None) -> str:
     """Krippendorff's alpha per protocol and the split-half reliability of the condition means."""
     if not agreements and not sh:
         return ""
-    return _join(
+    return join_html(
         "<h2>Agreement between participants</h2>",
-        _table(
+        html_table(
             ["answers", "Krippendorff's alpha", "95% CI", "level", "units judged 2+ times", "raters"],
             [
                 [
@@ -389,7 +362,7 @@ def agreement_section(agreements: list[Agreement], sh: SplitHalf | None) -> str:
                 for a in agreements
             ],
         ),
-        _img(agreement_png(agreements), "Krippendorff's alpha with confidence intervals")
+        img_tag(agreement_png(agreements), "Krippendorff's alpha with confidence intervals")
         if any(not math.isnan(a.alpha) for a in agreements)
         else "",
         _split_half_sentence(sh),
@@ -399,9 +372,9 @@ def agreement_section(agreements: list[Agreement], sh: SplitHalf | None) -> str:
 def objective_section(objective: list[ObjectiveVsHuman], spearman: float | None) -> str:
     if not objective:
         return ""
-    return _join(
+    return join_html(
         "<h2>People vs. objective retrieval</h2>",
-        _table(
+        html_table(
             ["condition", "recall@5 (same product)", "mAP", "human mean rating"],
             [
                 [
@@ -424,7 +397,7 @@ def render_html(results: StudyResults) -> str:
     esc = html.escape
     r = results
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = _join(
+    body = join_html(
         participants_section(r.exclusions),
         ratings_section(r.conditions, r.friedman, r.wilcoxon),
         interaction_section(r.conditions),

@@ -41,7 +41,8 @@ def add_report(sub: Subparsers) -> None:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from survey.analysis.exclusions import ExclusionRules
-    from survey.analysis.report import CI_NEEDS_TWO_PARTICIPANTS, format_ci, render_html
+    from survey.analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
+    from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
     from survey.service import current_study
 

@@ -13,7 +13,8 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import monitor, service, state
-from ..analysis.report import CI_NEEDS_TWO_PARTICIPANTS, format_ci, render_html
+from ..analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
+from ..analysis.report import render_html
 from ..analysis.results import compute_results
 from ..export import tables
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from similarity.images import load_rgb
 
-from .. import service, state, texts
+from .. import sanitize, service, state, texts
 
 log = logging.getLogger("lookalike.survey")
 REFERENCE_PX = 300  # thumbnail resolution; display widths below keep a trial on one laptop screen
@@ -222,7 +222,7 @@ def _questions(make_session, token: str, config) -> None:
             for q in config.demographics
         }
         comment = (
-            st.text_area("Any comments on the study? (optional)", max_chars=service.MAX_COMMENT_LEN)
+            st.text_area("Any comments on the study? (optional)", max_chars=sanitize.MAX_COMMENT_LEN)
             if config.ask_comment
             else None
         )
