@@ -151,6 +151,18 @@ class Trial(Base):
     shown_at: Mapped[datetime | None]
 
 
+class UnitCount(Base):
+    """How many trials of a study show each unit (``Trial.unit``), attention checks not counted:
+    what the assignment reads to find the least-judged units, in one short query whatever the
+    study's size. Kept by :func:`survey.service.start_participant`, in the transaction (and under
+    the study-row lock) that inserts the trials, so it always equals counting the trials."""
+
+    __tablename__ = "unit_counts"
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(120), primary_key=True)
+    trials: Mapped[int] = mapped_column(Integer)
+
+
 class Response(Base):
     """The answer to one trial (at most one: unique trial_id). Columns by protocol:
     rating -> ``rating`` (+ ``ticks``, one bool per grid item, when collected);

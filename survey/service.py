@@ -21,15 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Base, CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
 from similarity.errors import UserError
 
-from . import assignment
+from . import checks, planning
 from .config import PROTOCOLS, StudyConfig
 from .sanitize import MAX_COMMENT_LEN, plain_text, recruitment_params
 
 #: URL parameters that identify a recruited participant, by platform.
 EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and PostgreSQL rejects them)
-#: A catch grid (products of another category) rated above this fails a rating check.
-CATCH_RATING_MAX = 3
 
 
 class StudyUnavailable(UserError, LookupError):
@@ -115,50 +113,6 @@ def set_study_status(make_session: sessionmaker[Session], study_id: int, status:
         study.status = status
 
 
-# --- assignment (the algorithm is in survey.assignment; here only what the database holds) ---------
-
-
-def _grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]], dict[int, str]]:
-    """The condition grids of each reference, and each reference's catch grid."""
-    grids: dict[int, list[str]] = {}
-    catch: dict[int, str] = {}
-    for gid, ref, kind in s.execute(select(Grid.id, Grid.reference_id, Grid.kind).where(Grid.study_id == study_id)):
-        if kind == "catch":
-            catch[ref] = gid
-        else:
-            grids.setdefault(ref, []).append(gid)
-    return grids, catch
-
-
-def study_units(s: Session, study_id: int, protocol: str) -> list[assignment.Unit]:
-    """Everything in the study that can be judged with ``protocol`` (:func:`survey.assignment.study_units`)."""
-    return assignment.study_units(_grids_by_reference(s, study_id)[0], protocol)
-
-
-def _unit_counts(s: Session, study_id: int) -> dict[str, int]:
-    """Trials assigned so far per unit key, attention checks not counted."""
-    return dict(
-        s.execute(
-            select(Trial.unit, func.count(Trial.id))
-            .join(Participant)
-            .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
-            .group_by(Trial.unit)
-        ).all()
-    )
-
-
-def _plan_trials(s: Session, study_id: int, config: StudyConfig, rng: np.random.Generator) -> list[assignment.Unit]:
-    grids, catch = _grids_by_reference(s, study_id)
-    return assignment.plan_trials(
-        assignment.unit_pool(grids, catch, config.protocols),
-        _unit_counts(s, study_id),
-        protocols=config.protocols,
-        trials_per_participant=config.trials_per_participant,
-        attention_check_rate=config.attention_check_rate,
-        rng=rng,
-    )
-
-
 def start_participant(
     make_session: sessionmaker[Session],
     study_id: int,
@@ -208,19 +162,9 @@ def start_participant(
         )
         s.add(p)
         s.flush()
-        # Planned inside the lock: the least-judged counts include every earlier participant.
-        for pos, u in enumerate(_plan_trials(s, study_id, config, rng)):
-            s.add(
-                Trial(
-                    participant_id=p.id,
-                    position=pos,
-                    protocol=u.protocol,
-                    reference_id=u.reference,
-                    grid_ids=list(u.grid_ids),
-                    unit=u.key,
-                    is_catch=u.is_catch,
-                )
-            )
+        # Planned inside the lock, from counts that include every earlier participant, and
+        # counted in this transaction (survey.planning.store_trials says which race this prevents).
+        planning.store_trials(s, study_id, p.id, config, rng)
         return p.token
 
 
@@ -342,12 +286,11 @@ def _insert_ignore(s: Session, model: type[Base], values: dict[str, Any]) -> boo
 
 
 def _failed_check(s: Session, t: Trial, answer: dict[str, Any]) -> bool:
+    """The rule and its reasons: :mod:`survey.checks`."""
     catch = s.scalar(select(Grid.id).where(Grid.id.in_(t.grid_ids), Grid.kind == "catch"))
-    if t.protocol == "rating":
-        return answer["rating"] > CATCH_RATING_MAX
-    if t.protocol == "pairwise":
-        return answer["choice"] != ("right" if t.grid_ids[0] == catch else "left")
-    return answer["worst"] != catch
+    if catch is None:
+        raise RuntimeError(f"attention-check trial {t.id} shows no catch grid; the study's trials are corrupt")
+    return checks.failed_check(t.protocol, t.grid_ids, catch, answer)
 
 
 def _store(

@@ -18,6 +18,21 @@ def shared_data(sub: str) -> Path:
     return path
 
 
+#: The demo study's four conditions (method/segmenter), for simulated designs.
+CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
+
+
+def expected_rating(effect: float, model) -> float:
+    """E[rating] under the simulate response model: latent + bias ~ N(effect, noise^2 + bias^2), rating =
+    round(4 + 1.5 x) clipped to 1..7, so P(rating <= k) = Phi(((k + 0.5 - 4) / 1.5 - effect) / s)."""
+    import numpy as np
+    from scipy import stats
+
+    s = np.hypot(model.noise_sd, model.bias_sd)
+    cdf = stats.norm.cdf(((np.arange(1, 7) + 0.5 - 4) / 1.5 - effect) / s)
+    return float(7 - cdf.sum())
+
+
 def synthetic_design(
     conditions: list[str],
     references: int,

@@ -305,3 +305,23 @@ def test_user_errors_exist_and_reports_do_not_load_torch(study_db, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stderr[-2000:]
+
+
+def test_report_json_prints_json_and_writes_html_only_when_asked(tiny_study, tmp_path):
+    import json
+
+    from survey.analysis.simulate import simulate
+
+    db, make_session, study = tiny_study("answered")
+    simulate(make_session, study.id, 3, seed=1)
+    alone = _run(["report", "--db", str(db), "--json", "--n-boot", "50"], tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads(alone.stdout)["study"] == "answered"
+    assert not (tmp_path / "report.html").exists() and not list(tmp_path.glob("*.html"))  # stdout only
+    both = _run(["report", "--db", str(db), "--json", "--n-boot", "50", "--out", "r.html"], tmp_path)
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["study"] == "answered"
+    assert "<html" in (tmp_path / "r.html").read_text() and not (tmp_path / "report.html").exists()
+    plain = _run(["report", "--db", str(db), "--n-boot", "50"], tmp_path)  # without --json: report.html, as before
+    assert plain.returncode == 0 and "report written to report.html" in plain.stdout, plain.stderr
+    assert "<html" in (tmp_path / "report.html").read_text()

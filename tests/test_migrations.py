@@ -5,6 +5,7 @@ check refuses outdated and newer schemas."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
-from db.models import Base, Participant, Response, Study
-from survey import service
+from db.models import Base, Participant, Response, Study, Trial
+from survey import planning, service
 
 from .conftest import answer_all
 
@@ -104,6 +105,27 @@ def test_pre_alembic_sqlite_database_is_stamped_and_upgraded(sqlite_study_db):
     engine.dispose()
 
 
+def test_upgrade_fills_the_unit_counts_from_the_trials_and_new_starts_keep_them(study_db):
+    _, make_session, _ = study_db
+    engine, before = _downgraded_copy(study_db, "0002")
+    assert "unit_counts" not in inspect(engine).get_table_names()
+    with engine.connect() as con:  # what the assignment counted before 0003: every real trial, per unit
+        trials = Counter(con.execute(text("SELECT unit FROM trials WHERE NOT is_catch")).scalars())
+        catch = con.execute(text("SELECT COUNT(*) FROM trials WHERE is_catch")).scalar_one()
+    assert catch > 0 and sum(trials.values()) > 0  # attention checks exist and must not be counted
+    assert migrate.upgrade(engine) == ("0002", migrate.head_revision())
+    study = service.current_study(make_session)
+    with make_session() as s:
+        assert planning.unit_counts(s, study.id) == trials
+    assert _counts(engine) == before  # the counts the service kept before the downgrade, exactly
+    rng = np.random.default_rng(5)
+    answer_all(make_session, service.start_participant(make_session, study.id, {}, rng), rng)
+    with make_session() as s:
+        real = Counter(s.scalars(select(Trial.unit).where(Trial.is_catch.is_(False))))
+        assert planning.unit_counts(s, study.id) == real != trials
+    engine.dispose()
+
+
 def test_unknown_newer_revision_is_refused(db_url):
     make_engine(db_url).dispose()
     engine = create_engine(db_url)
@@ -151,10 +173,10 @@ def test_cli_db_current_and_upgrade(study_db, capsys):
     url = study_db[0]
     _downgraded_copy(study_db, "0001")[0].dispose()
     assert main(["db", "current", "--db", url]) == 0
-    assert "schema 0001; this Lookalike needs 0002 (run `lookalike db upgrade`)" in capsys.readouterr().out
+    assert "schema 0001; this Lookalike needs 0003 (run `lookalike db upgrade`)" in capsys.readouterr().out
     assert main(["report", "--db", url, "--out", "/dev/null"]) == 2
     assert "lookalike db upgrade" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert "schema 0001 -> 0002" in capsys.readouterr().out
+    assert "schema 0001 -> 0003" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", url]) == 0
     assert "already at the newest schema" in capsys.readouterr().out

@@ -13,9 +13,7 @@ from survey.analysis.power import default_pair, power_curve
 from survey.analysis.simulate import ResponseModel, SimulationError, simulate, simulate_judgements, study_design
 from survey.cli import main
 
-from .conftest import synthetic_design
-
-CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
+from .conftest import CONDITIONS, synthetic_design
 
 
 def test_power_grows_with_participants_and_is_about_alpha_without_an_effect():

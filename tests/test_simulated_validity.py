@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from survey.analysis.bradley_terry import bradley_terry_bootstrap
 from survey.analysis.conditions import condition_summaries, ratings_from_judgements
@@ -21,17 +20,7 @@ from survey.analysis.simulate import (
     simulate_judgements,
 )
 
-from .conftest import synthetic_design
-
-CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
-
-
-def expected_rating(effect: float, model: ResponseModel) -> float:
-    """E[rating] under the response model: latent + bias ~ N(effect, noise^2 + bias^2), rating =
-    round(4 + 1.5 x) clipped to 1..7, so P(rating <= k) = Phi(((k + 0.5 - 4) / 1.5 - effect) / s)."""
-    s = np.hypot(model.noise_sd, model.bias_sd)
-    cdf = stats.norm.cdf(((np.arange(1, 7) + 0.5 - 4) / 1.5 - effect) / s)
-    return float(7 - cdf.sum())
+from .conftest import CONDITIONS, expected_rating, synthetic_design
 
 
 def test_frames_follow_the_response_model_and_the_assignment_rule():

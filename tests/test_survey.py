@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Grid, Participant, Response, Trial
-from survey import service
+from survey import planning, service
 
 from .apptest import app, click, rendered
 from .conftest import answer_all
@@ -260,8 +260,10 @@ def test_assignment_balances_judgements_per_reference_and_condition(study_db):
         rows = s.execute(
             select(Trial.unit, Trial.grid_ids, Trial.protocol, Trial.participant_id).where(Trial.is_catch.is_(False))
         ).all()
+        # the maintained counts the assignment reads are the trials counted
+        assert planning.unit_counts(s, study.id) == Counter(u for u, _, _, _ in rows)
         for protocol in ("rating", "pairwise", "ranking"):
-            units = service.study_units(s, study.id, protocol)
+            units = planning.study_units(s, study.id, protocol)
             per_unit = Counter(u for u, _, p, _ in rows if p == protocol)
             counts = [per_unit.get(u.key, 0) for u in units]
             assert max(counts) - min(counts) <= 1, (protocol, counts)  # every unit evenly judged

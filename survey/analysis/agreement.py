@@ -23,11 +23,27 @@ class Agreement:
     raters: int
 
 
+def _value_counts(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(units x values counts, the sorted values) of a raters x units matrix, NaN = not judged:
+    what ``krippendorff.alpha`` computes from ``reliability_data`` before anything else."""
+    values = np.unique(data[~np.isnan(data)])
+    column = np.searchsorted(values, np.where(np.isnan(data), values[0], data))
+    counts = np.zeros((data.shape[1], len(values)), dtype=np.int64)
+    judged = ~np.isnan(data)
+    np.add.at(counts, (np.broadcast_to(np.arange(data.shape[1]), data.shape)[judged], column[judged]), 1)
+    return counts, values
+
+
 def krippendorff_alpha(
     units_by_rater: pd.DataFrame, level: Level, *, n_boot: int = 1000, rng: np.random.Generator
 ) -> tuple[float, float, float]:
     """Krippendorff's alpha of a raters x units matrix (NaN = not judged) with a percentile
-    bootstrap CI over units. ``level`` is required: 'nominal', 'ordinal', 'interval' or 'ratio'."""
+    bootstrap CI over units. ``level`` is required: 'nominal', 'ordinal', 'interval' or 'ratio'.
+
+    Alpha depends on the data only through each unit's counts of each value, so the counts are
+    made once and a bootstrap sample is a resample of their rows, with the values the sample
+    contains as its domain: the numbers ``krippendorff.alpha`` gives on the resampled matrix,
+    without rebuilding a raters x units matrix per sample (9.8 s -> 0.3 s for 7,500 raters)."""
     import krippendorff
 
     if level not in get_args(Level):
@@ -36,12 +52,17 @@ def krippendorff_alpha(
     data = data[:, (~np.isnan(data)).sum(axis=0) >= 2]  # only units judged at least twice carry information
     if data.shape[1] < 2 or len(np.unique(data[~np.isnan(data)])) < 2:
         return float("nan"), float("nan"), float("nan")
-    alpha = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+    counts, values = _value_counts(data)
+    alpha = float(krippendorff.alpha(value_counts=counts, value_domain=values, level_of_measurement=level))
     boots = []
     for _ in range(n_boot):
-        sample = data[:, rng.integers(0, data.shape[1], data.shape[1])]
-        if len(np.unique(sample[~np.isnan(sample)])) >= 2:
-            boots.append(krippendorff.alpha(reliability_data=sample, level_of_measurement=level))
+        sample = counts[rng.integers(0, counts.shape[0], counts.shape[0])]
+        present = sample.sum(axis=0) > 0  # the sample's own domain, as alpha() takes it from a matrix
+        if present.sum() >= 2:  # C order, as alpha() builds them: the sums inside then add in the same order
+            counted = np.ascontiguousarray(sample[:, present])
+            boots.append(
+                krippendorff.alpha(value_counts=counted, value_domain=values[present], level_of_measurement=level)
+            )
     lo, hi = np.quantile(boots, [0.025, 0.975]) if boots else (float("nan"), float("nan"))
     return alpha, float(lo), float(hi)
 
@@ -56,15 +77,19 @@ def agreement(judgements: pd.DataFrame, protocol: str, *, n_boot: int = 1000, rn
         table = d.pivot_table(index="participant", columns="grid", values="rating", aggfunc="first")
     elif protocol == "pairwise":
         level = "nominal"
-        rows = []
-        for _, g in d.groupby("response_id"):
-            grids = sorted(g["grid"])
-            winner = g.loc[g["outcome"] == "win", "grid"]
-            code = 0.0 if winner.empty else 1.0 + grids.index(winner.iloc[0])
-            rows.append((g["participant"].iloc[0], "|".join(grids), code))
-        table = pd.DataFrame(rows, columns=["participant", "unit", "code"]).pivot_table(
-            index="participant", columns="unit", values="code", aggfunc="first"
-        )
+        # per answer: its grids sorted (the unit, whatever side each was shown on) and the code,
+        # 0 for a tie, else 1 + the winner's place among the sorted grids
+        d = d.sort_values(["response_id", "grid"])
+        answers = d.groupby("response_id", sort=True)
+        place = answers.cumcount() + 1.0
+        won = place.where(d["outcome"] == "win").groupby(d["response_id"]).max()
+        table = pd.DataFrame(
+            {
+                "participant": answers["participant"].first(),
+                "unit": answers["grid"].agg("|".join),
+                "code": won.fillna(0.0),
+            }
+        ).pivot_table(index="participant", columns="unit", values="code", aggfunc="first")
     else:
         raise ValueError(f"agreement is defined here for rating and pairwise, not {protocol!r}")
     if table.empty:
@@ -104,14 +129,25 @@ def split_half(ratings: pd.DataFrame, *, splits: int = 200, rng: np.random.Gener
     people = ratings["participant"].unique()
     if len(people) < 4 or ratings["condition"].nunique() < 3:
         return SplitHalf(float("nan"), None, 0, "needs at least 4 participants and 3 conditions")
+    # per participant x condition: sum and number of ratings; a half's condition means are then
+    # sums over its participants (whole-number ratings: the sums are exact in any order)
+    person = pd.Index(people).get_indexer(ratings["participant"])
+    conds, cond = np.unique(ratings["condition"].to_numpy(), return_inverse=True)
+    shape = (len(people), len(conds))
+    sums = np.zeros(shape)
+    np.add.at(sums, (person, cond), ratings["rating"].to_numpy(dtype=float))
+    counts = np.zeros(shape)
+    np.add.at(counts, (person, cond), 1.0)
     rs = []
     for _ in range(splits):
-        half = set(rng.permutation(people)[: len(people) // 2])
-        a = ratings[ratings["participant"].isin(half)].groupby("condition")["rating"].mean()
-        b = ratings[~ratings["participant"].isin(half)].groupby("condition")["rating"].mean()
-        both = pd.concat([a, b], axis=1).dropna()
-        if len(both) >= 3 and both.iloc[:, 0].std() > 0 and both.iloc[:, 1].std() > 0:
-            rs.append(float(np.corrcoef(both.iloc[:, 0], both.iloc[:, 1])[0, 1]))
+        first = np.zeros(len(people), dtype=bool)
+        first[pd.Index(people).get_indexer(rng.permutation(people)[: len(people) // 2])] = True
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = sums[first].sum(axis=0) / counts[first].sum(axis=0)
+            b = sums[~first].sum(axis=0) / counts[~first].sum(axis=0)
+        both = pd.DataFrame({"a": a, "b": b}).dropna()  # conditions rated in both halves
+        if len(both) >= 3 and both["a"].std() > 0 and both["b"].std() > 0:
+            rs.append(float(np.corrcoef(both["a"], both["b"])[0, 1]))
     if not rs:
         return SplitHalf(float("nan"), None, 0, "no split gave two halves whose condition means vary")
     r = float(np.mean(rs))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .bootstrap import cluster_bootstrap_mean_ci
+from .bootstrap import ClusterResamples, cluster_bootstrap_mean_ci, resampled_mean_ci
+from .conditions import condition_resamples, resamples_of
 
 
 def _rating_iv(judgements: pd.DataFrame, value: str = "rating") -> pd.DataFrame:
@@ -207,15 +209,24 @@ class ZScoreResult:
 
 
 def zscored_analysis(
-    ratings: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95, rng: np.random.Generator
+    ratings: pd.DataFrame,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng: np.random.Generator,
+    resamples: Mapping[str, ClusterResamples | None] | None = None,
 ) -> ZScoreResult:
     """Condition means of per-rater z-scores with participant-clustered bootstrap CIs, and the
-    Friedman test (reference blocks) on the z-scores."""
+    Friedman test (reference blocks) on the z-scores. The replicates are
+    :func:`survey.analysis.conditions.condition_resamples` drawn from ``rng``, or ``resamples``
+    when given (e.g. those of the condition means: drawing them once halves the bootstrap time)."""
     z = zscore_ratings(ratings)
+    if resamples is None:
+        resamples = condition_resamples(z, n_boot=n_boot, rng=rng)
     out = []
     for (cond, method, seg), g in z.groupby(["condition", "method", "segmenter"], sort=True):
-        lo, hi = cluster_bootstrap_mean_ci(
-            g["z"].to_numpy(), g["participant"].to_numpy(), n_boot=n_boot, confidence=confidence, rng=rng
+        lo, hi = resampled_mean_ci(
+            g["z"].to_numpy(), g["participant"].to_numpy(), resamples_of(resamples, cond, n_boot), confidence=confidence
         )
         out.append(ZScoreSummary(cond, method, seg, len(g), float(g["z"].mean()), lo, hi))
     spread = z.drop_duplicates("response_id").groupby("participant")["rating"].std(ddof=0)

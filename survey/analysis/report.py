@@ -21,7 +21,6 @@ from .formatting import (
     join_html,
     p_clause,
 )
-from .mixed_model import MixedModelResult
 from .plackett_luce import BestWorst
 from .plots import (
     agreement_png,
@@ -33,6 +32,7 @@ from .plots import (
     win_rate_heatmap_png,
 )
 from .ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
+from .report_mixed import mixed_model_section
 from .results import ObjectiveVsHuman, StudyResults
 
 
@@ -225,30 +225,6 @@ def zscore_section(zs: ZScoreResult | None, conditions: list[ConditionSummary], 
     return join_html("<h3>Robustness: per-rater z-scores</h3>", intro, table, f"<p>The z-scored analysis {same}.</p>")
 
 
-def mixed_model_section(mm: MixedModelResult | None) -> str:
-    if mm is None:
-        return ""
-    esc = html.escape
-    sig_terms = [t for t in mm.terms if t.term != "Intercept" and t.pvalue < 0.05]
-    verdict = (
-        "Terms different from zero (p &lt; 0.05): "
-        + "; ".join(f"{esc(t.term)} {t.estimate:+.2f} rating points" for t in sig_terms)
-        + ". Other terms are not."
-        if sig_terms
-        else "No method, segmenter or interaction term differs significantly from zero."
-    )
-    return join_html(
-        "<h3>Method &times; segmenter (mixed model)</h3>",
-        f"<p>{esc(mm.formula)}; {mm.n} ratings, {mm.participants} participants, {mm.references} "
-        f"references{'' if mm.converged else '; the fit did NOT converge, read with care'}.</p>",
-        html_table(
-            ["term", "estimate", "std. error", "p", "95% CI"],
-            [[t.term, f"{t.estimate:.2f}", f"{t.std_error:.2f}", format_p(t.pvalue), format_ci(t)] for t in mm.terms],
-        ),
-        f"<p>{verdict}</p>",
-    )
-
-
 def precision_section(precision: list[PrecisionAtK]) -> str:
     if not precision:
         return ""
@@ -403,7 +379,7 @@ def render_html(results: StudyResults) -> str:
         interaction_section(r.conditions),
         distributions_section(r.rating_distribution),
         zscore_section(r.zscored, r.conditions, r.friedman),
-        mixed_model_section(r.mixed_model),
+        mixed_model_section(r.mixed_model, r.mixed_model_failure),
         precision_section(r.precision),
         pairwise_section(r.win_tie_loss, r.bradley_terry),
         best_worst_section(r.best_worst),

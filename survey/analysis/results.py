@@ -20,9 +20,9 @@ from ..service import StudyUnavailable
 from .agreement import Agreement, SplitHalf, agreement, split_half
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
-from .conditions import ConditionSummary, condition_summaries, ratings_from_judgements
+from .conditions import ConditionSummary, condition_resamples, condition_summaries, ratings_from_judgements
 from .exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
-from .mixed_model import MixedModelResult, method_segmenter_model
+from .mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
 from .plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
 from .ratings import (
     FriedmanResult,
@@ -67,6 +67,7 @@ class StudyResults:
     wilcoxon: list[PairedComparison]
     zscored: ZScoreResult | None  # per-rater z-scores: robustness check of the rating results
     mixed_model: MixedModelResult | None
+    mixed_model_failure: str | None  # why the mixed model could not be estimated (then mixed_model is None)
     win_tie_loss: list[WinTieLoss]
     bradley_terry: list[StrengthEstimate]
     precision: list[PrecisionAtK]
@@ -111,15 +112,29 @@ def compute_results(
     flow = apply_exclusions(t["participants"], rules)
     j = t["judgements"][t["judgements"]["participant"].isin(flow.kept_ids)]
     ratings = ratings_from_judgements(j)
-    conditions = condition_summaries(ratings, n_boot=n_boot, seed=seed) if not ratings.empty else []
+    # each condition's participants resampled once, for the CIs of its mean rating and of its mean
+    # z-score: the draws both would make from the seed, made once (half the bootstrap time)
+    resamples = condition_resamples(ratings, n_boot=n_boot, rng=np.random.default_rng(seed))
+    conditions = (
+        condition_summaries(ratings, n_boot=n_boot, seed=seed, resamples=resamples) if not ratings.empty else []
+    )
     fr = friedman(j) if not ratings.empty else None
     wil = pairwise_wilcoxon(j) if not ratings.empty else []
-    mixed = method_segmenter_model(ratings) if len(ratings) >= 10 else None
+    mixed, mixed_failure = None, None
+    if len(ratings) >= 10:
+        try:
+            mixed = method_segmenter_model(ratings)
+        except MixedModelError as exc:  # a pilot the model cannot estimate: the rest of the report still stands
+            mixed_failure = str(exc)
     bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
     bw = best_worst_scores(j, n_boot=n_boot, rng=np.random.default_rng(seed))
     pl = plackett_luce_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
     wtl = win_tie_loss(j)
-    z = zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else None
+    z = (
+        zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed), resamples=resamples)
+        if not ratings.empty
+        else None
+    )
     dist = rating_distribution(ratings) if not ratings.empty else []
     prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
     agree = [
@@ -154,6 +169,7 @@ def compute_results(
         wilcoxon=wil,
         zscored=z,
         mixed_model=mixed,
+        mixed_model_failure=mixed_failure,
         win_tie_loss=wtl,
         bradley_terry=bt,
         precision=prec,

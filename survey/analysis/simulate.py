@@ -11,12 +11,26 @@ The response model, per participant and trial:
 * pairwise: left if latent(left) - latent(right) > ``tie_margin``, right if below minus the
   margin, else tie;
 * ranking: best = highest latent, worst = lowest;
-* attention checks: attentive raters answer them correctly (rating 1, the real grid, the
-  catch grid as worst); a share ``inattentive`` of participants answers everything at random.
+* attention checks (a catch screen: the unrelated set, products of another category, alone or
+  beside real grids of the reference): an attentive rater sees that the unrelated set is not
+  like the product. Its latent is ``CATCH_LATENT`` (-3) plus noise N(0, ``noise_sd``) as for any
+  grid, but capped at the lowest latent of the real grids on the same screen (an attentive person
+  never finds another category's products *more* similar than the product's own, though a poor
+  real set can look as unlike it), and its rating is at most ``CATCH_RATING_MAX`` (3: never
+  "somewhat similar"). So an attentive rater answers a rating check 1..3; a pairwise check with
+  the real set, or "equally similar" when the real set looks as unlike the product (a difference
+  within the margin); a ranking check with the unrelated set as least similar, or level with the
+  lowest real set (the first of the two in display order is then picked as least similar),
+  never as most similar. These are the answers :mod:`survey.checks` lets pass, by design: the
+  checks assume exactly this of attentive people;
+* a share ``inattentive`` of participants answers everything at random (uniform over the rating
+  points, the three pairwise options, and the ordered best/worst pairs of sets), catch screens
+  included; :func:`simulate` returns which participants they were (nothing stored marks them).
 
 The mapping from latent values to answers lives in small vectorised functions
 (:func:`rating_from_latent`, :func:`pairwise_from_latent`, :func:`best_worst_from_latent`,
-:func:`ticks_from_latent`). :func:`simulate` uses them on the service path;
+:func:`ticks_from_latent`; on catch screens first :func:`attentive_unrelated` and
+:func:`unrelated_rating_from_latent`). :func:`simulate` uses them on the service path;
 :func:`simulate_judgements` uses them to write the tidy judgements table directly (no
 database, no attention checks), which is what repeated simulations (power, coverage and
 calibration tests) need to be fast.
@@ -37,7 +51,12 @@ from db.models import Condition, Grid, GridCondition, Participant, Trial
 from similarity.errors import UserError
 
 from .. import assignment, service
+from ..checks import CATCH_RATING_MAX
 from ..config import PROTOCOLS
+
+#: Latent similarity of an unrelated set (another category's products), before an attentive
+#: rater's view caps it (:func:`attentive_unrelated`).
+CATCH_LATENT = -3.0
 
 
 class SimulationError(UserError, ValueError):
@@ -72,6 +91,23 @@ def pairwise_from_latent(diff, tie_margin: float) -> np.ndarray:
     return np.where(d > tie_margin, "left", np.where(d < -tie_margin, "right", "tie"))
 
 
+def attentive_unrelated(latent, unrelated) -> np.ndarray:
+    """An attentive rater's latents on a catch screen: the unrelated grid's latent (``unrelated``
+    marks it along the last axis) capped at the lowest latent of the real grids beside it, so the
+    unrelated set is never judged more similar than a set of the product's own category. A screen
+    without a real grid (rating) is returned unchanged; NaN marks an empty slot."""
+    lat = np.asarray(latent, dtype=float)
+    mask = np.broadcast_to(np.asarray(unrelated, dtype=bool), lat.shape)
+    lowest_real = np.where(mask | np.isnan(lat), np.inf, lat).min(axis=-1, keepdims=True)
+    return np.where(mask, np.minimum(lat, lowest_real), lat)
+
+
+def unrelated_rating_from_latent(latent, bias=0.0) -> np.ndarray:
+    """An attentive rater's rating of an unrelated set: :func:`rating_from_latent`, at most
+    ``CATCH_RATING_MAX`` (never "somewhat similar" or more)."""
+    return np.minimum(rating_from_latent(latent, bias), CATCH_RATING_MAX)
+
+
 def best_worst_from_latent(latent) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the highest (best) and lowest (worst) latent along the last axis;
     NaN marks an empty slot."""
@@ -95,24 +131,27 @@ def parse_effects(spec: str | None) -> dict[str, float]:
     return out
 
 
-def _grid_effects(make_session: sessionmaker[Session], study_id: int, model: ResponseModel) -> dict[str, float]:
+def _grid_effects(
+    make_session: sessionmaker[Session], study_id: int, model: ResponseModel
+) -> tuple[dict[str, float], frozenset[str]]:
+    """The mean effect of every grid (catch grids: ``CATCH_LATENT``) and the catch grids."""
     with make_session() as s:
         rows = s.execute(
-            select(GridCondition.grid_id, Condition.method, Condition.segmenter)
+            select(GridCondition.grid_id, Condition.label)
             .join(Condition, Condition.id == GridCondition.condition_id)
             .where(Condition.study_id == study_id)
         ).all()
-        catch = set(s.scalars(select(Grid.id).where(Grid.study_id == study_id, Grid.kind == "catch")))
-    known = {f"{m}/{g}" for _, m, g in rows}
+        catch = frozenset(s.scalars(select(Grid.id).where(Grid.study_id == study_id, Grid.kind == "catch")))
+    known = {label for _, label in rows}
     unknown = set(model.effects) - known
     if unknown:
         raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; valid: {sorted(known)}")
     per_grid: dict[str, list[float]] = {}
-    for grid, m, g in rows:
-        per_grid.setdefault(grid, []).append(model.effects.get(f"{m}/{g}", 0.0))
+    for grid, label in rows:
+        per_grid.setdefault(grid, []).append(model.effects.get(label, 0.0))
     effects = {grid: float(np.mean(v)) for grid, v in per_grid.items()}
-    effects.update({grid: -3.0 for grid in catch})  # products of another category: clearly dissimilar
-    return effects
+    effects.update(dict.fromkeys(catch, CATCH_LATENT))
+    return effects, catch
 
 
 def _state(make_session: sessionmaker[Session], token: str) -> service.ParticipantState:
@@ -122,6 +161,18 @@ def _state(make_session: sessionmaker[Session], token: str) -> service.Participa
     return state
 
 
+@dataclass(frozen=True)
+class Simulation:
+    """What :func:`simulate` did. ``participants``: the database ids of the participants it started
+    (the ``participant`` column of the export), in order; ``inattentive``: those of them who
+    answered at random. Only returned, never stored: the database and its export carry no marker,
+    so exclusion rules must find careless participants from their answers, as in a real study."""
+
+    stored: int  # answers stored
+    participants: tuple[int, ...]
+    inattentive: frozenset[int]
+
+
 def simulate(
     make_session: sessionmaker[Session],
     study_id: int,
@@ -129,13 +180,15 @@ def simulate(
     *,
     seed: int = 0,
     model: ResponseModel = ResponseModel(),
-) -> int:
-    """Run ``participants`` simulated participants through the study; returns answers stored."""
+) -> Simulation:
+    """Run ``participants`` simulated participants through the study."""
     if participants < 1:
         raise SimulationError("participants must be at least 1")
     rng = np.random.default_rng(seed)
-    effect = _grid_effects(make_session, study_id, model)
+    effect, catch = _grid_effects(make_session, study_id, model)
     stored = 0
+    started: list[int] = []
+    inattentive: set[int] = set()
     for _ in range(participants):
         token = service.start_participant(make_session, study_id, {}, rng)
         careless = rng.random() < model.inattentive
@@ -144,14 +197,26 @@ def simulate(
         with make_session() as s:
             pid = s.scalar(select(Participant.id).where(Participant.token == token))
             trials = {t.id: t for t in s.scalars(select(Trial).where(Trial.participant_id == pid))}
+        if pid is None:
+            raise SimulationError(f"simulated participant {token} disappeared from the database during the simulation")
+        started.append(pid)
+        if careless:
+            inattentive.add(pid)
         state = _state(make_session, token)
         while state.trial is not None:  # a trial is shown exactly in the "trial" stage
             view = state.trial
             t = trials[view.trial_id]
             service.mark_shown(make_session, token, t.id)
-            latent = [effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids]
+            latent = np.array([effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids])
+            attentive_check = t.is_catch and not careless
+            if attentive_check:  # an attentive view of the unrelated set (module docstring)
+                latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
             if t.protocol == "rating":
-                rating = int(rng.integers(1, 8)) if careless else int(rating_from_latent(latent[0], bias))
+                if careless:
+                    rating = int(rng.integers(1, 8))
+                else:
+                    to_rating = unrelated_rating_from_latent if attentive_check else rating_from_latent
+                    rating = int(to_rating(latent[0], bias))
                 ticks = None
                 if view.ticks:  # each item judged on its own: the grid's latent plus item noise
                     n_items = len(view.grids[0])
@@ -179,7 +244,7 @@ def simulate(
             state = _state(make_session, token)
         if state.stage == "questions":
             service.submit_questions(make_session, token, {}, None)
-    return stored
+    return Simulation(stored, tuple(started), frozenset(inattentive))
 
 
 # --- the same response model, written straight into a tidy judgements table ---------------------

@@ -13,6 +13,8 @@ from survey.settings import Settings
 
 from .common import Subparsers, add_db_flag, open_db
 
+DEFAULT_REPORT = "report.html"
+
 
 def register(sub: Subparsers) -> None:
     add_report(sub)
@@ -28,7 +30,7 @@ def add_report(sub: Subparsers) -> None:
     r = sub.add_parser("report", help="write an HTML report of the ratings")
     add_db_flag(r)
     r.add_argument("--study")
-    r.add_argument("--out", default="report.html")
+    r.add_argument("--out", help=f"the HTML report (default: {DEFAULT_REPORT}; with --json: none unless given)")
     r.add_argument("--n-boot", type=int, default=2000)
     r.add_argument("--json", action="store_true", help="print the statistics as one JSON object on stdout")
     r.add_argument("--max-failed-checks", type=int, default=0, help="exclude participants failing more checks")
@@ -54,14 +56,16 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         require_complete=not args.keep_incomplete,
     )
     results = compute_results(make_session, study.id, rules=rules, n_boot=args.n_boot, seed=args.seed)
-    Path(args.out).write_text(render_html(results), encoding="utf-8")
+    out = args.out or (None if args.json else DEFAULT_REPORT)  # --json alone: stdout only, no file
+    if out is not None:
+        Path(out).write_text(render_html(results), encoding="utf-8")
     if args.json:
         print(json.dumps(results.to_json(), default=str))
         return 0
     print(f"{'condition':<28}{'n':>6}{'mean':>7}  95% CI")
     for r in sorted(results.conditions, key=lambda r: -r.mean):
         print(f"{r.condition:<28}{r.n_ratings:>6}{r.mean:>7.2f}  {format_ci(r, missing=CI_NEEDS_TWO_PARTICIPANTS)}")
-    print(f"report written to {args.out}")
+    print(f"report written to {out}")
     return 0
 
 
@@ -123,8 +127,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     model = ResponseModel(
         effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd, inattentive=args.inattentive
     )
-    n = simulate(make_session, study.id, args.participants, seed=args.seed, model=model)
-    print(f"study '{study.name}': {args.participants} simulated participants stored {n} answers")
+    sim = simulate(make_session, study.id, args.participants, seed=args.seed, model=model)
+    print(
+        f"study '{study.name}': {args.participants} simulated participants stored {sim.stored} answers"
+        f" ({len(sim.inattentive)} of them answering at random)"
+    )
     return 0
 
 
