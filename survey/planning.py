@@ -32,11 +32,6 @@ def grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]],
     return grids, catch
 
 
-def study_units(s: Session, study_id: int, protocol: str) -> list[assignment.Unit]:
-    """Everything in the study that can be judged with ``protocol`` (:func:`survey.assignment.study_units`)."""
-    return assignment.study_units(grids_by_reference(s, study_id)[0], protocol)
-
-
 def unit_counts(s: Session, study_id: int) -> dict[str, int]:
     """Trials assigned so far per unit key, attention checks not counted (units never assigned: absent)."""
     return dict(s.execute(select(UnitCount.unit, UnitCount.trials).where(UnitCount.study_id == study_id)).all())

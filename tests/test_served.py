@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from db.models import Condition, Grid, GridCondition, Participant, Response, Trial
 from db.pgserver import free_port
-from survey import planning, service
+from survey import assignment, planning, service
 
 from .served import Server, advance, launch, needs_chromium, screen_number, settled, start
 
@@ -73,7 +73,7 @@ def test_two_app_processes_share_one_database(study_db):
             answers = s.scalars(select(Response).where(Response.participant_id == p.id)).all()
             assert len(trials) == TRIALS and sorted(r.trial_id for r in answers) == sorted(t.id for t in trials)
         for protocol in ("rating", "pairwise", "ranking"):  # assignments stay balanced across processes
-            units = [u.key for u in planning.study_units(s, study.id, protocol)]
+            units = [u.key for u in assignment.study_units(planning.grids_by_reference(s, study.id)[0], protocol)]
             counts = Counter(s.scalars(select(Trial.unit).where(Trial.protocol == protocol, Trial.is_catch.is_(False))))
             per_unit = [counts.get(u, 0) for u in units]
             assert sum(per_unit) == 4 * 4 and max(per_unit) - min(per_unit) <= 1, (protocol, per_unit)

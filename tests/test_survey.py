@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Grid, Participant, Response, Trial
-from survey import planning, service
+from survey import assignment, planning, service
 
 from .apptest import app, click, rendered
 from .conftest import answer_all
@@ -263,7 +263,7 @@ def test_assignment_balances_judgements_per_reference_and_condition(study_db):
         # the maintained counts the assignment reads are the trials counted
         assert planning.unit_counts(s, study.id) == Counter(u for u, _, _, _ in rows)
         for protocol in ("rating", "pairwise", "ranking"):
-            units = planning.study_units(s, study.id, protocol)
+            units = assignment.study_units(planning.grids_by_reference(s, study.id)[0], protocol)
             per_unit = Counter(u for u, _, p, _ in rows if p == protocol)
             counts = [per_unit.get(u.key, 0) for u in units]
             assert max(counts) - min(counts) <= 1, (protocol, counts)  # every unit evenly judged

@@ -40,11 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, sparse
-from scipy import stats as sps
 
 from similarity.errors import UserError
 
 from .ordinal import OrdinalResult, proportional_odds
+from .wald import WaldTerm, wald_terms
 
 FIXED = "C(method) * C(segmenter)"
 FORMULA = f"rating ~ {FIXED} + (1 | participant) + (1 | reference)"
@@ -64,17 +64,6 @@ _DENSE_LIMIT = 4_000_000  # answer-count classes x references^2 above which the 
 
 class MixedModelError(UserError, ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class ModelTerm:
-    term: str
-    estimate: float
-    std_error: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
-    z: float
 
 
 @dataclass(frozen=True)
@@ -109,7 +98,7 @@ class CrossedFit:
 @dataclass(frozen=True)
 class MixedModelResult:
     formula: str  # the model fitted
-    terms: list[ModelTerm]  # fixed effects: estimate, SE, Wald z test, 95% CI
+    terms: list[WaldTerm]  # fixed effects: estimate, SE, Wald z test, 95% CI
     n: int  # answers, each entered once (before issue 12: rating rows, now ``rating_rows``)
     participants: int
     references: int
@@ -325,21 +314,7 @@ def method_segmenter_model(ratings: pd.DataFrame) -> MixedModelResult | None:
                 "the mixed model"
             )
     fit = fit_crossed_intercepts(X, y, participant, reference)
-    se = np.sqrt(np.diag(fit.cov))
-    z = fit.beta / se
-    q = sps.norm.ppf(0.975)
-    terms = [
-        ModelTerm(
-            name,
-            float(b),
-            float(e),
-            float(2 * sps.norm.sf(abs(zz))),
-            float(b - q * e),
-            float(b + q * e),
-            float(zz),
-        )
-        for name, b, e, zz in zip(names, fit.beta, se, z, strict=True)
-    ]
+    terms = wald_terms(names, fit.beta, np.sqrt(np.diag(fit.cov)))
     ordinal, failure = None, None
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
         warnings.simplefilter("always")

@@ -18,27 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy import stats as sps
 from scipy.special import expit
 
 from .newton import newton_minimize
-
-
-@dataclass(frozen=True)
-class OrdinalTerm:
-    term: str
-    estimate: float  # log odds ratio of a higher rating
-    std_error: float  # participant-clustered
-    z: float
-    pvalue: float
-    ci_low: float
-    ci_high: float
+from .wald import WaldTerm, wald_terms
 
 
 @dataclass(frozen=True)
 class OrdinalResult:
     formula: str
-    terms: list[OrdinalTerm]
+    terms: list[WaldTerm]
     thresholds: list[float]  # between consecutive rating values of ``levels``
     levels: list[int]  # the rating values that occur
     n: int
@@ -129,19 +118,7 @@ def proportional_odds(
     cov = Hinv @ (S.T @ S * G / (G - 1)) @ Hinv
     b = params[K - 1 :]
     se = np.sqrt(np.diag(cov))[K - 1 :]
-    q = sps.norm.ppf(0.975)
-    terms = [
-        OrdinalTerm(
-            name,
-            float(e),
-            float(s),
-            float(e / s),
-            float(2 * sps.norm.sf(abs(e / s))),
-            float(e - q * s),
-            float(e + q * s),
-        )
-        for name, e, s in zip(names[1:], b, se, strict=True)
-    ]
+    terms = wald_terms(names[1:], b, se)
     return OrdinalResult(
         formula,
         terms,
