@@ -1,6 +1,6 @@
 """A cold build of the demo study (empty cache) and an immediate rebuild of the same study.
 
-Default conditions: ssim and efficientnet (Lite0) x none and u2netp, on the built-in demo
+Default conditions: ssim and efficientnet (the default, Lite2 at 384 px) x none and u2netp, on the built-in demo
 catalog (4 categories x 30 products x 2 photos). Catalog generation is not timed.
 Prints one JSON object last.
 """

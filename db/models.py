@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -128,6 +129,15 @@ class Participant(Base):
     instructions_done_at: Mapped[datetime | None]
     trials_done_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]  # after the optional questions: the code was shown
+    #: active | completed | returned | timed_out | screened_out (survey.lifecycle); each leaving
+    #: transition has its own time below, ``completed_at`` the completion
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active", index=True)
+    last_active_at: Mapped[datetime | None]  # consent, then every answer: what the time limit runs from
+    returned_at: Mapped[datetime | None]  # pressed "stop and leave" and confirmed
+    timed_out_at: Mapped[datetime | None]  # no answer for the study's time_limit_minutes
+    screened_out_at: Mapped[datetime | None]  # failed the comprehension phase
+    comprehension_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    comprehension_passed_at: Mapped[datetime | None]  # passed the comprehension phase (if the study has one)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. "failed_check:3", "too_fast:7"
     demographics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     comment: Mapped[str | None] = mapped_column(Text)
@@ -148,19 +158,24 @@ class Trial(Base):
     grid_ids: Mapped[list[str]] = mapped_column(JSON)
     unit: Mapped[str] = mapped_column(String(120), index=True)
     is_catch: Mapped[bool] = mapped_column(default=False)
+    is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())  # a unit shown again (test-retest)
     shown_at: Mapped[datetime | None]
 
 
 class UnitCount(Base):
-    """How many trials of a study show each unit (``Trial.unit``), attention checks not counted:
-    what the assignment reads to find the least-judged units, in one short query whatever the
-    study's size. Kept by :func:`survey.service.start_participant`, in the transaction (and under
-    the study-row lock) that inserts the trials, so it always equals counting the trials."""
+    """Per unit (``Trial.unit``) of a study, attention checks and repeats not counted: ``trials``,
+    the trials that count for balance, i.e. answered ones plus unanswered ones held by *active*
+    participants (what the assignment reads to find the least-judged units, in one short query
+    whatever the study's size); ``answered``, the answers stored. Kept by :mod:`survey.planning`:
+    added in the transaction (and under the study-row lock) that inserts the trials, decreased
+    when a participant leaves (returned, timed out, screened out: their unanswered units go back
+    to the pool), ``answered`` increased with each answer; so both always equal counting."""
 
     __tablename__ = "unit_counts"
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
     unit: Mapped[str] = mapped_column(String(120), primary_key=True)
     trials: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Response(Base):

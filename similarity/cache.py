@@ -3,7 +3,10 @@
 Layout under the cache root::
 
     masks/<segmenter identity>/<sha256[:2]>/<sha256>.png            8-bit soft mask
-    features/<method identity>/<segmenter identity>/<sha256[:2]>/<sha256>.npy
+    features/<method identity>/<segmenter identity>/<digest[:2]>/<digest>.npy|.keys   shards
+
+Features are stored in shards of many rows (see :mod:`similarity.store`), named by the hash
+of the image hashes they hold.
 
 An identity names the component and hashes its weights and parameters, so changing any
 of them never reuses a stale entry; the image is identified by the SHA-256 of its bytes,
@@ -20,10 +23,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from .store import FeatureStore
 
 KINDS = ("masks", "features")
 
@@ -69,22 +75,24 @@ class Cache:
         return atomic_write(self.mask_path(segmenter_identity, sha256), lambda fh: img.save(fh, format="PNG"))
 
     # --- features ----------------------------------------------------------------------
-    def feature_path(self, method_identity: str, segmenter_identity: str, sha256: str) -> Path:
-        return self.root / "features" / method_identity / segmenter_identity / sha256[:2] / f"{sha256}.npy"
+    def features(self, method_identity: str, segmenter_identity: str) -> FeatureStore:
+        """The feature shards of one condition (one object per call: keep it while reading)."""
+        from .store import FeatureStore
+
+        return FeatureStore(self.root, method_identity, segmenter_identity)
 
     def get_features(self, method_identity: str, segmenter_identity: str, sha256: str) -> np.ndarray | None:
-        p = self.feature_path(method_identity, segmenter_identity, sha256)
-        return np.load(p, allow_pickle=False) if p.is_file() else None
+        return self.features(method_identity, segmenter_identity).get(sha256)
 
     def put_features(self, method_identity: str, segmenter_identity: str, sha256: str, features: np.ndarray) -> Path:
-        return atomic_write(
-            self.feature_path(method_identity, segmenter_identity, sha256),
-            lambda fh: np.save(fh, np.ascontiguousarray(features), allow_pickle=False),
-        )
+        """Store one image's features (a one-row shard; pipelines write many rows at once)."""
+        return self.features(method_identity, segmenter_identity).write([sha256], np.asarray(features)[None])
 
     # --- housekeeping ------------------------------------------------------------------
     def usage(self) -> list[CacheUsage]:
-        """Entries and bytes per kind and component identity."""
+        """Entries (masks; feature rows) and bytes per kind and component identity."""
+        from .store import KEY_BYTES
+
         out = []
         for kind in KINDS:
             base = self.root / kind
@@ -93,9 +101,15 @@ class Cache:
             depth = 1 if kind == "masks" else 2
             for ident_dir in sorted(p for p in base.glob("/".join(["*"] * depth)) if p.is_dir()):
                 files = [f for f in ident_dir.rglob("*") if f.is_file() and not f.name.startswith(".")]
+                # features: entries are stored rows (images), not shard files
+                entries = (
+                    sum(f.stat().st_size // KEY_BYTES for f in files if f.suffix == ".keys")
+                    if depth == 2
+                    else len(files)
+                )
                 out.append(
                     CacheUsage(
-                        kind, ident_dir.relative_to(base).as_posix(), len(files), sum(f.stat().st_size for f in files)
+                        kind, ident_dir.relative_to(base).as_posix(), entries, sum(f.stat().st_size for f in files)
                     )
                 )
         return out

@@ -4,6 +4,10 @@ Manifest format (paths relative to the manifest)::
 
     file,item_id,category[,group][,any other column kept as metadata]
 
+A row may give ``image_url`` (http/https) instead of ``file``; such images are read from the
+image store that ``lookalike fetch`` fills (:mod:`similarity.fetch`), and a URL that could not
+be fetched is skipped with its status. ``feed="merchant"`` reads a Google Merchant Center feed
+instead (:mod:`similarity.feeds`).
 ``group`` marks photos of the same physical product (ground truth for evaluation).
 Structural problems (missing column, duplicate ``item_id``, missing file) raise
 :class:`CatalogError` naming the row and the fix; images that exist but cannot be
@@ -17,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .fetch import Fetcher, FetchPolicy, FetchReport, ImageStore, check_url
 from .images import UnreadableImage, file_sha256, load_rgb
+from .progress import progress_iter
 
-REQUIRED_COLUMNS = ("file", "item_id", "category")
+REQUIRED_COLUMNS = ("item_id", "category")
+IMAGE_COLUMNS = ("file", "image_url")  # one of them
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -57,23 +64,48 @@ class Catalog:
         return [it for it in self.items if it.category == category]
 
 
-def load_catalog(source: str | Path, *, verify_images: bool = True) -> Catalog:
-    """Load a catalog from a manifest CSV file or from a folder.
+def load_catalog(
+    source: str | Path,
+    *,
+    verify_images: bool = True,
+    progress: bool = False,
+    feed: str = "manifest",
+    images: ImageStore | None = None,
+) -> Catalog:
+    """Load a catalog from a manifest CSV file, a product feed (``feed="merchant"``) or a folder.
 
     A folder containing ``manifest.csv`` is read through it; any other folder is read as
     ``<category>/<image>`` with the file stem as ``item_id``.
-    With ``verify_images`` every image is decoded once; undecodable ones are skipped.
+    With ``verify_images`` every local image is decoded once; undecodable ones are skipped.
+    Rows with ``image_url`` need ``images``, the store their URLs were fetched into.
     """
+    rows, root = catalog_rows(source, feed=feed)
+    return _build(rows, root, verify_images=verify_images, progress=progress, images=images)
+
+
+def catalog_rows(source: str | Path, *, feed: str = "manifest") -> tuple[list[tuple[str, dict[str, str]]], Path]:
+    """The rows of a catalog (``(where, row)``) and the folder its paths are relative to."""
+    from .feeds import FEEDS, read_merchant_feed
+
+    if feed not in FEEDS:
+        raise CatalogError(f"unknown feed format '{feed}'; valid: {', '.join(FEEDS)}")
     source = Path(source)
+    if feed == "merchant":
+        if not source.is_file():
+            raise CatalogError(f"{source}: no such feed file; --feed merchant needs the feed's path")
+        return read_merchant_feed(source), source.parent
     if source.is_dir() and (source / "manifest.csv").is_file():
         source = source / "manifest.csv"
     if source.is_file():
-        rows, root = _read_manifest(source), source.parent
-    elif source.is_dir():
-        rows, root = _scan_folder(source), source
-    else:
-        raise CatalogError(f"{source}: no such manifest file or catalog folder")
-    return _build(rows, root, verify_images=verify_images)
+        return _read_manifest(source), source.parent
+    if source.is_dir():
+        return _scan_folder(source), source
+    raise CatalogError(f"{source}: no such manifest file or catalog folder")
+
+
+def image_urls(rows: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The ``image_url`` of every row that has one (checked to be http/https), in order."""
+    return [check_url(row["image_url"], where) for where, row in rows if row.get("image_url") and not row.get("file")]
 
 
 def _read_manifest(path: Path) -> list[tuple[str, dict[str, str]]]:
@@ -81,10 +113,12 @@ def _read_manifest(path: Path) -> list[tuple[str, dict[str, str]]]:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if not any(c in header for c in IMAGE_COLUMNS):
+            missing.insert(0, "file")
         if missing:
             raise CatalogError(
                 f"{path}: missing column(s) {', '.join(missing)}; the header must contain "
-                f"{','.join(REQUIRED_COLUMNS)} (optional: group, plus any metadata columns)"
+                "file (or image_url),item_id,category (optional: group, plus any metadata columns)"
             )
         rows = []
         for lineno, raw in enumerate(reader, start=2):
@@ -110,14 +144,23 @@ def _scan_folder(root: Path) -> list[tuple[str, dict[str, str]]]:
     return rows
 
 
-def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images: bool) -> Catalog:
+def _build(
+    rows: list[tuple[str, dict[str, str]]],
+    root: Path,
+    *,
+    verify_images: bool,
+    progress: bool,
+    images: ImageStore | None,
+) -> Catalog:
     items: list[Item] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
-    for where, row in rows:
+    for where, row in progress_iter(rows, desc="loading catalog", unit="row", enabled=progress):
         for col in REQUIRED_COLUMNS:
             if not row.get(col):
-                raise CatalogError(f"{where}: empty '{col}'; every row needs file, item_id and category")
+                raise CatalogError(f"{where}: empty '{col}'; every row needs file (or image_url), item_id and category")
+        if not row.get("file") and not row.get("image_url"):
+            raise CatalogError(f"{where}: empty 'file' and 'image_url'; give the image's path or its http(s) URL")
         item_id = row["item_id"]
         if item_id in seen:
             raise CatalogError(
@@ -125,6 +168,15 @@ def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images:
                 "give every image its own item_id (use the 'group' column for photos of one product)"
             )
         seen[item_id] = where
+        meta = {k: v for k, v in row.items() if k not in ("file", *REQUIRED_COLUMNS, "group")}
+        if not row.get("file"):
+            fetched = _fetched(where, row["image_url"], images)
+            if isinstance(fetched, Skipped):
+                skipped.append(fetched)
+            else:
+                blob, sha = fetched
+                items.append(Item(item_id, blob, row["category"], row.get("group") or None, sha, meta))
+            continue
         path = (root / row["file"]).resolve()
         if not path.is_file():
             raise CatalogError(f"{where}: file '{row['file']}' not found at {path}; paths are relative to the manifest")
@@ -134,7 +186,6 @@ def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images:
             except UnreadableImage as exc:
                 skipped.append(Skipped(where, str(exc)))
                 continue
-        meta = {k: v for k, v in row.items() if k not in (*REQUIRED_COLUMNS, "group")}
         items.append(
             Item(
                 item_id=item_id,
@@ -148,3 +199,33 @@ def _build(rows: list[tuple[str, dict[str, str]]], root: Path, *, verify_images:
     if not items:
         raise CatalogError(f"{root}: no usable images ({len(skipped)} skipped); see the skipped list")
     return Catalog(root=root, items=tuple(items), skipped=tuple(skipped))
+
+
+def _fetched(where: str, url: str, images: ImageStore | None) -> tuple[Path, str] | Skipped:
+    """The stored image of a fetched URL and its SHA-256, or why it is skipped; unfetched URLs are an error."""
+    check_url(url, where)
+    if images is None:
+        raise CatalogError(f"{where}: image_url rows need an image store; fetch them with `lookalike fetch` first")
+    st = images.status(url)
+    if st is None:
+        raise CatalogError(
+            f"{where}: {url} has not been fetched; run `lookalike fetch --catalog ...` (build fetches it itself)"
+        )
+    if not st.ok or st.sha256 is None:
+        return Skipped(where, f"{url}: {st.status}" + (f" ({st.detail})" if st.detail else ""))
+    return images.blob_path(st.sha256), st.sha256
+
+
+def fetch_and_load(
+    source: str | Path,
+    *,
+    images: ImageStore,
+    feed: str = "manifest",
+    progress: bool = False,
+    policy: FetchPolicy | None = None,
+) -> tuple[Catalog, FetchReport | None]:
+    """Fetch the catalog's image URLs the store lacks (None: it has none), then load it."""
+    rows, _ = catalog_rows(source, feed=feed)
+    urls = image_urls(rows)
+    report = Fetcher(images, policy).fetch(urls, progress=progress) if urls else None
+    return load_catalog(source, feed=feed, images=images, progress=progress), report

@@ -3,29 +3,35 @@ their category, and the retrieval metrics against the catalog's ``group`` column
 
 Features come from :func:`similarity.pipeline.condition_features` (computed once per condition,
 or read from the cache), as for ``lookalike evaluate``; they serve both the top-k lists and the
-metrics. The study build (:mod:`survey.build`) stores the result as blinded grids.
+metrics, read from disk in blocks. The study build (:mod:`survey.build`) stores the result as blinded grids.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .catalog import Catalog, Item
 from .evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
 from .methods import Method
 from .pipeline import MaskInfo, condition_features
-from .search import TopK, rank_category
+from .progress import progress_bar
+from .search import BLOCK_ROWS, TopK, rank_rows, similarity_slabs
 from .segmenters import Segmenter
+
+if TYPE_CHECKING:
+    from .executors import Executor
 
 
 @dataclass(frozen=True)
 class ConditionOutput:
     rankings: list[TopK]  # one per reference
     metrics: RetrievalMetrics | None  # None when the catalog has no groups
+    feature_seconds: float = 0.0  # segmenting (shared by the segmenter's methods) + embedding
+    search_seconds: float = 0.0
 
 
 def compute_conditions(
@@ -37,35 +43,59 @@ def compute_conditions(
     k: int,
     cache: Cache | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> tuple[dict[tuple[str, str], ConditionOutput], dict[str, dict[str, MaskInfo]]]:
     """Every condition's top-k per reference (keyed by (method, segmenter) names), plus its
     retrieval metrics when groups exist (every grouped item as a query against its own
-    category), and each segmenter's masks (item_id -> coverage)."""
-    has_groups = any(it.group for it in catalog.items)
-    row = {it.item_id: i for i, it in enumerate(catalog.items)}
+    category), and each segmenter's masks (item_id -> coverage).
+
+    Features stay on disk; each category is searched in slabs of rows (:func:`similarity_slabs`),
+    so memory depends on ``block_rows``, not on the catalog's size."""
+    by_category: dict[str, list[Item]] = {}
+    for it in catalog.items:
+        by_category.setdefault(it.category, []).append(it)
+    ref_ids = {r.item_id for r in references}
+    # The queries of a category: its references and (for the metrics) every grouped item.
+    queries = {c: [it for it in g if it.item_id in ref_ids or it.group] for c, g in by_category.items()}
+    # every item a query: the gallery itself, so symmetric methods (SSIM) score diagonal blocks once
+    queries = {c: by_category[c] if len(q) == len(by_category[c]) else q for c, q in queries.items()}
     outputs: dict[tuple[str, str], ConditionOutput] = {}
     masks: dict[str, dict[str, MaskInfo]] = {}
-    for c in condition_features(catalog.items, methods, segmenters, cache=cache, progress=progress):
+    for c in condition_features(catalog.items, methods, segmenters, cache=cache, progress=progress, executor=executor):
         method, seg = c.method, c.segmenter
         masks[seg.name] = c.masks
+        t0 = time.perf_counter()
         lists: list[TopK] = []
-        per_category: list[RetrievalMetrics] = []
-        for category in tqdm(
-            catalog.categories, desc=f"searching ({method.name}/{seg.name})", unit="category", disable=not progress
-        ):
-            gallery = catalog.in_category(category)
-            feats = c.features[[row[it.item_id] for it in gallery]]
-            cat_refs = [r for r in references if r.category == category]
-            if cat_refs:
-                lists.extend(rank_category(method, gallery, feats, cat_refs, k=k))
-            if has_groups:
-                groups = [it.group for it in gallery]
-                per_category.append(
-                    retrieval_metrics(
-                        method.similarity(feats, feats), groups, groups, exclude=exclusion_mask(gallery, gallery, "all")
+        parts: list[RetrievalMetrics] = []
+        bar = progress_bar(
+            total=sum(map(len, queries.values())),
+            desc=f"searching ({method.name}/{seg.name})",
+            unit="query",
+            enabled=progress,
+        )
+        for category in sorted(by_category):
+            gallery = by_category[category]
+            for q_items, slab in similarity_slabs(method, c.rows, queries[category], gallery, block_rows=block_rows):
+                refs = [i for i, q in enumerate(q_items) if q.item_id in ref_ids]
+                if refs:
+                    lists.extend(rank_rows(method, gallery, [q_items[i] for i in refs], slab[refs], k=k))
+                grouped = [i for i, q in enumerate(q_items) if q.group]
+                if grouped:
+                    qs = [q_items[i] for i in grouped]
+                    groups = [it.group for it in gallery]
+                    parts.append(
+                        retrieval_metrics(
+                            slab[grouped], [q.group for q in qs], groups, exclude=exclusion_mask(qs, gallery, "all")
+                        )
                     )
-                )
-        outputs[(method.name, seg.name)] = ConditionOutput(lists, merge_metrics(per_category) if has_groups else None)
+                bar.update(len(q_items))
+        bar.close()
+        order = {r.item_id: n for n, r in enumerate(references)}
+        lists.sort(key=lambda t: order[t.reference])
+        outputs[(method.name, seg.name)] = ConditionOutput(
+            lists, merge_metrics(parts) if parts else None, c.seconds, time.perf_counter() - t0
+        )
     return outputs, masks
 
 

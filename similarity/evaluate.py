@@ -17,7 +17,10 @@ from .cache import Cache
 from .catalog import Catalog, Item
 from .errors import UserError
 from .methods import Method
-from .pipeline import condition_features
+from .pipeline import ConditionFeatures, condition_features
+from .progress import progress_bar
+from .retrieval_stats import QueryScores
+from .search import similarity_slabs
 from .segmenters import Segmenter
 
 
@@ -33,6 +36,52 @@ class RetrievalMetrics:
     queries: int
 
 
+def query_scores(
+    sims: np.ndarray,
+    query_groups: Sequence[str | None],
+    gallery_groups: Sequence[str | None],
+    *,
+    exclude: np.ndarray | None = None,
+    query_ids: Sequence[str] | None = None,
+) -> QueryScores:
+    """Per-query hit@1, hit@5 and average precision of a (Q, G) similarity matrix, for the queries
+    that have a relevant gallery item; ``exclude`` masks pairs out (the query itself,
+    byte-identical copies, other categories). ``query_ids`` name the queries (default: row numbers)."""
+    sims = np.array(sims, dtype=np.float64)
+    if sims.shape != (len(query_groups), len(gallery_groups)):
+        raise ValueError(
+            f"sims shape {sims.shape} does not match {len(query_groups)} queries x {len(gallery_groups)} gallery items"
+        )
+    ids = [str(i) for i in range(len(query_groups))] if query_ids is None else list(query_ids)
+    if len(ids) != len(query_groups):
+        raise ValueError(f"{len(ids)} query ids for {len(query_groups)} queries")
+    if exclude is not None:
+        sims[exclude] = -np.inf
+    gg = np.array([g if g is not None else "\0none" for g in gallery_groups], dtype=object)
+    kept, r1, r5, aps = [], [], [], []
+    for qid, row, qg in zip(ids, sims, query_groups, strict=True):
+        relevant = (gg == qg) & np.isfinite(row) if qg is not None else np.zeros(len(gg), bool)
+        if not relevant.any():
+            continue
+        order = np.argsort(-row, kind="stable")
+        order = order[np.isfinite(row[order])]
+        hits = relevant[order]
+        kept.append(qid)
+        r1.append(float(hits[:1].any()))
+        r5.append(float(hits[:5].any()))
+        ranks = np.flatnonzero(hits) + 1
+        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+    return QueryScores(tuple(kept), np.array(r1), np.array(r5), np.array(aps))
+
+
+def metrics_of(scores: QueryScores) -> RetrievalMetrics:
+    """The means of per-query scores (NaN when no query was scored)."""
+    if not scores.query_ids:
+        return RetrievalMetrics(float("nan"), float("nan"), float("nan"), 0)
+    r1, r5, ap = scores.matrix().mean(axis=1)
+    return RetrievalMetrics(float(r1), float(r5), float(ap), len(scores.query_ids))
+
+
 def retrieval_metrics(
     sims: np.ndarray,
     query_groups: Sequence[str | None],
@@ -40,31 +89,8 @@ def retrieval_metrics(
     *,
     exclude: np.ndarray | None = None,
 ) -> RetrievalMetrics:
-    """Recall@1, recall@5 and mAP of a (Q, G) similarity matrix; ``exclude`` masks pairs out
-    (the query itself, byte-identical copies, other categories)."""
-    sims = np.array(sims, dtype=np.float64)
-    if sims.shape != (len(query_groups), len(gallery_groups)):
-        raise ValueError(
-            f"sims shape {sims.shape} does not match {len(query_groups)} queries x {len(gallery_groups)} gallery items"
-        )
-    if exclude is not None:
-        sims[exclude] = -np.inf
-    gg = np.array([g if g is not None else "\0none" for g in gallery_groups], dtype=object)
-    r1, r5, aps = [], [], []
-    for row, qg in zip(sims, query_groups, strict=True):
-        relevant = (gg == qg) & np.isfinite(row) if qg is not None else np.zeros(len(gg), bool)
-        if not relevant.any():
-            continue
-        order = np.argsort(-row, kind="stable")
-        order = order[np.isfinite(row[order])]
-        hits = relevant[order]
-        r1.append(bool(hits[:1].any()))
-        r5.append(bool(hits[:5].any()))
-        ranks = np.flatnonzero(hits) + 1
-        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
-    if not aps:
-        return RetrievalMetrics(float("nan"), float("nan"), float("nan"), 0)
-    return RetrievalMetrics(float(np.mean(r1)), float(np.mean(r5)), float(np.mean(aps)), len(aps))
+    """Recall@1, recall@5 and mAP of a (Q, G) similarity matrix (see :func:`query_scores`)."""
+    return metrics_of(query_scores(sims, query_groups, gallery_groups, exclude=exclude))
 
 
 @dataclass(frozen=True)
@@ -73,10 +99,17 @@ class EvaluationResult:
     segmenter: str
     metrics: RetrievalMetrics
     seconds: float
+    condition: str = ""  # "METHOD[:options]/SEGMENTER[:options]" as asked for; names the row
+    scores: QueryScores | None = None  # per query, for intervals and paired comparisons
+
+    @property
+    def label(self) -> str:
+        return self.condition or f"{self.method}/{self.segmenter}"
 
     def as_json(self) -> dict:
         m = self.metrics
         return {
+            "condition": self.label,
             "method": self.method,
             "segmenter": self.segmenter,
             "recall@1": m.recall_at_1,
@@ -127,10 +160,20 @@ def evaluate(
     within: Literal["category", "all"] = "category",
     cache: Cache | None = None,
     progress: bool = True,
+    method_labels: Sequence[str] | None = None,
+    segmenter_labels: Sequence[str] | None = None,
 ) -> list[EvaluationResult]:
-    """Rank the gallery for every query with every (method, segmenter); score with ``group``."""
+    """Rank the gallery for every query with every (method, segmenter); score with ``group``.
+
+    ``method_labels`` / ``segmenter_labels`` (aligned with ``methods`` / ``segmenters``; default
+    their names) name each condition as ``method_label/segmenter_label``, so that one method with
+    different options gives distinct rows."""
     if within not in ("category", "all"):
         raise EvaluationError(f"within must be 'category' or 'all', got {within!r}")
+    m_labels = list(method_labels) if method_labels is not None else [m.name for m in methods]
+    s_labels = list(segmenter_labels) if segmenter_labels is not None else [s.name for s in segmenters]
+    if len(m_labels) != len(methods) or len(s_labels) != len(segmenters):
+        raise ValueError("method_labels / segmenter_labels must have one label per method / segmenter")
     queries = [it for it in catalog.items if matches(it, query_filter)]
     gallery = [it for it in catalog.items if matches(it, gallery_filter)]
     if not queries or not gallery:
@@ -144,16 +187,61 @@ def evaluate(
             "groups; add a group column naming the product each photo shows"
         )
     needed = list({it.item_id: it for it in [*queries, *gallery]}.values())
-    exclude = exclusion_mask(queries, gallery, within)
-    row = {it.item_id: i for i, it in enumerate(needed)}
-    q_rows, g_rows = [row[q.item_id] for q in queries], [row[g.item_id] for g in gallery]
     results = []
     for c in condition_features(needed, methods, segmenters, cache=cache, progress=progress):
         t0 = time.perf_counter()
-        sims = c.method.similarity(c.features[q_rows], c.features[g_rows])
-        m = retrieval_metrics(sims, [q.group for q in queries], [g.group for g in gallery], exclude=exclude)
-        results.append(EvaluationResult(c.method.name, c.segmenter.name, m, c.seconds + time.perf_counter() - t0))
+        scores = _blocked_scores(c, queries, gallery, within, progress=progress)
+        mi = next(i for i, m in enumerate(methods) if m is c.method)
+        si = next(i for i, g in enumerate(segmenters) if g is c.segmenter)
+        results.append(
+            EvaluationResult(
+                c.method.name,
+                c.segmenter.name,
+                metrics_of(scores),
+                c.seconds + time.perf_counter() - t0,
+                condition=f"{m_labels[mi]}/{s_labels[si]}",
+                scores=scores,
+            )
+        )
     return results
+
+
+def _blocked_scores(
+    c: ConditionFeatures,
+    queries: list[Item],
+    gallery: list[Item],
+    within: Literal["category", "all"],
+    *,
+    progress: bool,
+) -> QueryScores:
+    """:func:`query_scores` of every query (in ``queries`` order), searched per category (or over
+    the whole gallery) in slabs of rows read from the condition's store: bounded memory."""
+    cats = sorted({q.category for q in queries}) if within == "category" else [None]
+    parts = []
+    bar = progress_bar(
+        total=len(queries), desc=f"searching ({c.method.name}/{c.segmenter.name})", unit="query", enabled=progress
+    )
+    for cat in cats:
+        qs = [q for q in queries if cat is None or q.category == cat]
+        gs = [g for g in gallery if cat is None or g.category == cat]
+        qs = gs if qs == gs else qs  # one list: symmetric methods score its diagonal blocks once
+        if not gs:
+            continue
+        for qb, slab in similarity_slabs(c.method, c.rows, qs, gs):
+            q_groups, g_groups, q_ids = [q.group for q in qb], [g.group for g in gs], [q.item_id for q in qb]
+            exclude = exclusion_mask(qb, gs, "all")
+            parts.append(query_scores(slab, q_groups, g_groups, exclude=exclude, query_ids=q_ids))
+            bar.update(len(qb))
+    bar.close()
+    pos = {q.item_id: i for i, q in enumerate(queries)}
+    ids = [i for p in parts for i in p.query_ids]
+    order = np.argsort([pos[i] for i in ids], kind="stable").astype(int)
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])[order] if parts else np.zeros(0)
+
+    hits = joined("hit_at_1"), joined("hit_at_5"), joined("average_precision")
+    return QueryScores(tuple(ids[i] for i in order), *hits)
 
 
 __all__ = [
@@ -163,6 +251,8 @@ __all__ = [
     "evaluate",
     "exclusion_mask",
     "matches",
+    "metrics_of",
     "parse_filter",
+    "query_scores",
     "retrieval_metrics",
 ]

@@ -5,39 +5,51 @@ in worker threads with model inference in the calling thread:
 
 1. :func:`segment_items` -- masks for every item, read from the cache or computed and
    stored; returns each item's mask coverage.
-2. :func:`feature_matrix` -- features for every item, read from the cache or computed in
-   batches (decode -> cut out with the stored mask -> ``method.prepare`` in threads,
-   ``method.encode`` here) and stored.
+2. :func:`compute_features` -- features of every image not yet in the condition's
+   :class:`~similarity.store.FeatureStore`, computed in batches (decode -> cut out with the
+   stored mask -> ``method.prepare`` in threads, ``method.encode`` here) and written in shards.
 
 :func:`condition_features` runs both for every condition (segmenter x method), segmenting
-once per segmenter: the study build and ``lookalike evaluate`` both start from it.
+once per segmenter, and hands back the store, not a matrix: searches read it in blocks, so
+memory does not grow with the catalog. The study build and ``lookalike evaluate`` both start
+from it. An ``executor`` (:mod:`similarity.executors`) may do the computing elsewhere (a Ray
+cluster); it fills the same cache, so either kind of build is a warm start for the other.
 
-A rebuild with everything cached decodes no image and runs no model. Entries are written
-atomically one by one, so a run killed at any point resumes where it stopped.
+A rebuild with everything cached decodes no image and runs no model. Masks are written one by
+one and feature shards every ``shard_rows`` images, atomically, so a killed run resumes
+near where it stopped.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .cache import Cache
 from .catalog import Item
 from .images import load_rgb
 from .methods import Method
+from .progress import progress_bar
 from .segmenters import MIN_COVERAGE, Segmenter, cut_out
+from .store import FeatureStore
+
+if TYPE_CHECKING:
+    from .executors import Executor
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Feature rows per shard written by a build (a killed build loses at most this many images' work).
+SHARD_ROWS = 256
 
 
 def default_workers() -> int:
@@ -87,37 +99,43 @@ def segment_items(
     items: Sequence[Item],
     segmenter: Segmenter,
     *,
-    cache: Cache | None,
+    cache: Cache,
     progress: bool = True,
     workers: int | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, MaskInfo]:
-    """Ensure a mask exists for every item (computing missing ones); return each item's coverage.
-
-    Without a cache, masks are not kept and :func:`feature_matrix` recomputes them.
-    """
+    """Ensure ``cache`` holds a mask for every item (computing missing ones, with ``executor``
+    when given); return each item's coverage, read back from the stored masks."""
     if segmenter.trivial:
         return {it.item_id: MaskInfo(1.0, True) for it in items}
     ident = segmenter.identity()
-    out: dict[str, MaskInfo] = {}
-    todo: list[Item] = []
-    for it in items:
-        mask = cache.get_mask(ident, it.sha256) if cache is not None else None
-        if mask is None:
-            todo.append(it)
+    todo = list({it.sha256: it for it in items if not cache.mask_path(ident, it.sha256).is_file()}.values())
+    if todo:
+        if executor is not None:
+            executor.segment(todo, segmenter, cache=cache, progress=progress)
         else:
-            out[it.item_id] = _info(mask)
-    bar = tqdm(
-        total=len(items), initial=len(out), desc=f"segmenting ({segmenter.name})", unit="img", disable=not progress
-    )
-    decoded = prefetch_map(lambda it: (it, load_rgb(it.path)), todo, workers=workers or default_workers(), ahead=4)
+            local_segment(todo, segmenter, cache=cache, progress=progress, workers=workers)
+    infos: dict[str, MaskInfo] = {}
+    for it in items:
+        if it.sha256 not in infos:
+            mask = cache.get_mask(ident, it.sha256)
+            if mask is None:
+                raise RuntimeError(f"segmenting stored no mask for {it.path} ({segmenter.name})")
+            infos[it.sha256] = _info(mask)
+    return {it.item_id: infos[it.sha256] for it in items}
+
+
+def local_segment(
+    items: Sequence[Item], segmenter: Segmenter, *, cache: Cache, progress: bool = True, workers: int | None = None
+) -> None:
+    """Compute and store the masks of ``items`` here: decoding in threads, the model in this thread."""
+    ident = segmenter.identity()
+    bar = progress_bar(total=len(items), desc=f"segmenting ({segmenter.name})", enabled=progress)
+    decoded = prefetch_map(lambda it: (it, load_rgb(it.path)), items, workers=workers or default_workers(), ahead=4)
     for it, img in decoded:
-        mask = segmenter.masks([img])[0]
-        if cache is not None:
-            cache.put_mask(ident, it.sha256, mask)
-        out[it.item_id] = _info(mask)
+        cache.put_mask(ident, it.sha256, segmenter.masks([img])[0])
         bar.update()
     bar.close()
-    return {it.item_id: out[it.item_id] for it in items}
 
 
 def segmented_image(item: Item, segmenter: Segmenter, cache: Cache | None) -> Image.Image:
@@ -131,6 +149,65 @@ def segmented_image(item: Item, segmenter: Segmenter, cache: Cache | None) -> Im
     return cut_out(img, mask).image
 
 
+def compute_features(
+    items: Sequence[Item],
+    method: Method,
+    segmenter: Segmenter,
+    *,
+    cache: Cache,
+    progress: bool = True,
+    workers: int | None = None,
+    executor: Executor | None = None,
+) -> FeatureStore:
+    """Ensure the condition's store holds features of every item (images computed once each,
+    with ``executor`` when given); returns the store. Masks must be in ``cache`` first
+    (:func:`segment_items`) when ``segmenter`` is not trivial, or they are recomputed."""
+    store = cache.features(method.identity(), segmenter.identity())
+    todo_keys = set(store.missing([it.sha256 for it in items]))
+    todo = list({it.sha256: it for it in items if it.sha256 in todo_keys}.values())
+    if todo:
+        if executor is not None:
+            executor.embed(todo, method, segmenter, cache=cache, progress=progress)
+        else:
+            local_embed(todo, method, segmenter, cache=cache, progress=progress, workers=workers)
+        store.refresh()
+    return store
+
+
+def local_embed(
+    items: Sequence[Item],
+    method: Method,
+    segmenter: Segmenter,
+    *,
+    cache: Cache,
+    progress: bool = True,
+    workers: int | None = None,
+    shard_rows: int = SHARD_ROWS,
+) -> None:
+    """Compute the features of ``items`` here and store them in shards of ``shard_rows``."""
+    store = cache.features(method.identity(), segmenter.identity())
+    bar = progress_bar(total=len(items), desc=f"embedding ({method.name}/{segmenter.name})", enabled=progress)
+    prepared = prefetch_map(
+        lambda it: (it.sha256, method.prepare(segmented_image(it, segmenter, cache))),
+        items,
+        workers=workers or default_workers(),
+        ahead=2 * method.batch_size,
+    )
+    keys: list[str] = []
+    rows: list[np.ndarray] = []
+    for batch in _batches(prepared, method.batch_size):
+        feats = method.encode(np.stack([arr for _, arr in batch]))
+        keys.extend(k for k, _ in batch)
+        rows.extend(feats)
+        if len(keys) >= shard_rows:
+            store.write(keys, np.stack(rows))
+            keys, rows = [], []
+        bar.update(len(batch))
+    if keys:
+        store.write(keys, np.stack(rows))
+    bar.close()
+
+
 def feature_matrix(
     items: Sequence[Item],
     method: Method,
@@ -140,55 +217,28 @@ def feature_matrix(
     progress: bool = True,
     workers: int | None = None,
 ) -> np.ndarray:
-    """Features of every item (rows in ``items`` order), computing and storing the missing ones.
-
-    Masks must have been made by :func:`segment_items` first when ``segmenter`` is not
-    trivial and a cache is used (otherwise they are recomputed here, serially).
-    """
-    m_id, s_id = method.identity(), segmenter.identity()
-    rows: dict[str, np.ndarray] = {}
-    todo: list[Item] = []
-    for it in items:
-        hit = cache.get_features(m_id, s_id, it.sha256) if cache is not None else None
-        if hit is None:
-            todo.append(it)
-        else:
-            rows[it.sha256] = hit
-    bar = tqdm(
-        total=len(items),
-        initial=len(items) - len(todo),
-        desc=f"embedding ({method.name}/{segmenter.name})",
-        unit="img",
-        disable=not progress,
-    )
-    prepared = prefetch_map(
-        lambda it: (it, method.prepare(segmented_image(it, segmenter, cache))),
-        todo,
-        workers=workers or default_workers(),
-        ahead=2 * method.batch_size,
-    )
-    for batch in _batches(prepared, method.batch_size):
-        feats = method.encode(np.stack([arr for _, arr in batch]))
-        for (it, _), f in zip(batch, feats, strict=True):
-            if cache is not None:
-                cache.put_features(m_id, s_id, it.sha256, f)
-            rows[it.sha256] = f
-        bar.update(len(batch))
-    bar.close()
-    if not items:
-        return np.zeros((0,), np.float32)
-    return np.stack([rows[it.sha256] for it in items])
+    """Features of every item as one matrix (rows in ``items`` order), computing and storing
+    the missing ones: for small sets; builds read the store in blocks instead."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-") as tmp:
+        c = cache if cache is not None else Cache(tmp)
+        segment_items(items, segmenter, cache=c, progress=progress, workers=workers)
+        store = compute_features(items, method, segmenter, cache=c, progress=progress, workers=workers)
+        return store.read([it.sha256 for it in items])
 
 
 @dataclass(frozen=True)
 class ConditionFeatures:
-    """One condition's features of a set of items (rows in item order), with the segmenter's masks."""
+    """One condition's features of a set of items (in its store), with the segmenter's masks."""
 
     method: Method
     segmenter: Segmenter
-    features: np.ndarray
+    store: FeatureStore
     masks: dict[str, MaskInfo]  # item_id -> coverage of the segmenter's mask
     seconds: float  # segmentation (this segmenter's, once per condition) + embedding
+
+    def rows(self, items: Sequence[Item]) -> np.ndarray:
+        """The features of ``items`` (read from disk; keep ``items`` to a block)."""
+        return self.store.read([it.sha256 for it in items])
 
 
 def condition_features(
@@ -198,14 +248,22 @@ def condition_features(
     *,
     cache: Cache | None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> Iterator[ConditionFeatures]:
     """Features of ``items`` for every (segmenter, method), segmenter by segmenter: each
-    segmenter's masks are made (or read from ``cache``) once and serve all its methods."""
-    for segmenter in segmenters:
-        t0 = time.perf_counter()
-        masks = segment_items(items, segmenter, cache=cache, progress=progress)
-        seg_seconds = time.perf_counter() - t0
-        for method in methods:
-            t1 = time.perf_counter()
-            feats = feature_matrix(items, method, segmenter, cache=cache, progress=progress)
-            yield ConditionFeatures(method, segmenter, feats, masks, seg_seconds + time.perf_counter() - t1)
+    segmenter's masks are made (or read from ``cache``) once and serve all its methods.
+    Without ``cache`` a temporary one lives as long as this generator; without ``executor`` the
+    models run here, on CUDA when present (:class:`~similarity.executors.LocalExecutor`)."""
+    from .executors import LocalExecutor
+
+    executor = executor if executor is not None else LocalExecutor()
+    with tempfile.TemporaryDirectory(prefix="lookalike-") as tmp:
+        c = cache if cache is not None else Cache(tmp)
+        for segmenter in segmenters:
+            t0 = time.perf_counter()
+            masks = segment_items(items, segmenter, cache=c, progress=progress, executor=executor)
+            seg_seconds = time.perf_counter() - t0
+            for method in methods:
+                t1 = time.perf_counter()
+                store = compute_features(items, method, segmenter, cache=c, progress=progress, executor=executor)
+                yield ConditionFeatures(method, segmenter, store, masks, seg_seconds + time.perf_counter() - t1)

@@ -112,7 +112,7 @@ class U2NetSegmenter(Segmenter):
         import onnxruntime as ort
 
         self.name = name
-        self.model_path = model_path
+        self.model_path, self.threads = model_path, threads
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -122,6 +122,10 @@ class U2NetSegmenter(Segmenter):
 
     def params(self) -> dict[str, Any]:
         return {"weights": self.digest, "input": self.INPUT}
+
+    def __reduce__(self) -> tuple[type[U2NetSegmenter], tuple[str, str, int]]:
+        """Pickled as its arguments (an onnxruntime session is not picklable): Ray workers rebuild it."""
+        return (type(self), (self.name, self.model_path, self.threads))
 
     def _prepare(self, img: Image.Image) -> np.ndarray:
         arr = np.asarray(img.resize((self.INPUT, self.INPUT), Image.Resampling.BILINEAR), dtype=np.float32)

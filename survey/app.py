@@ -9,6 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
+from survey import media, serving
 from survey.settings import Settings
 from survey.views import participant
 
@@ -22,6 +23,11 @@ def _admin(make_session: sessionmaker[Session], settings: Settings) -> None:
 
 
 @st.cache_resource
+def _announce_options() -> None:
+    serving.announce_options()  # once per process: the server's log shows the settings it runs with
+
+
+@st.cache_resource
 def _sessions(db_url: str) -> sessionmaker[Session]:
     return make_sessionmaker(make_engine(db_url))
 
@@ -32,14 +38,21 @@ def main() -> None:
     # read at the start of each script run, which is cheap, so a process-wide cache cannot hand
     # one test's settings to the next.
     settings = Settings.from_env()
+    _announce_options()
     make_session = _sessions(settings.db_url)
     pages = [
         st.Page(
-            lambda: participant.render(make_session, settings.study), title="Study", url_path="study", default=True
+            lambda: participant.render(
+                make_session, settings.study, preview=settings.preview, admin_password=settings.admin_password
+            ),
+            title="Study",
+            url_path="study",
+            default=True,
         ),
         st.Page(lambda: _admin(make_session, settings), title="Admin", url_path="admin"),
     ]
-    st.navigation(pages, position="hidden").run()
+    with media.serving(settings.media_dir):
+        st.navigation(pages, position="hidden").run()
 
 
 if __name__ == "__main__":

@@ -24,8 +24,21 @@ config order):
 1. ``rng.permutation(len(units))``: the tie-break among equally judged units (:func:`least_judged`);
 2. only with attention checks: ``rng.permutation(len(candidates))`` picks the catch units
    (:func:`pick_catch`);
-3. ``rng.permutation(len(block))``: the order of the block's trials;
-4. per trial, in that order, ``rng.permutation(len(unit.grid_ids))``: the display positions.
+3. ``rng.permutation(len(block))``: the order of the block's trials (real units less judged
+   come first, see :func:`plan_trials`);
+4. per attention check with several grids, in trial order, ``rng.permutation(len(unit.grid_ids))``:
+   its display positions. Real units draw nothing here: their positions are counterbalanced
+   across participants (:func:`counterbalanced`).
+
+Balance, as far as the design allows:
+
+* across participants, each unit is given to the participants who need it least judged so far
+  (the caller's counts: answered units plus units held by active participants);
+* within a block, among units judged equally often, those whose conditions the block holds least
+  come first, so a participant's conditions are spread as evenly as the units allow;
+* a unit's grids are shown in positions that rotate with the number of times it was given before
+  (pairwise: left/right swapped every other time; ranking: the sets rotate), so every grid takes
+  every position equally often, within one, whatever the order participants arrive in.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ Reference = int | str
 R = TypeVar("R", int, str)
 
 CATCH_PREFIX = "catch:"
+REPEAT_PREFIX = "repeat:"
 
 
 @dataclass(frozen=True)
@@ -56,10 +70,21 @@ class Unit:
     protocol: str
     reference: Reference
     grid_ids: tuple[str, ...]
+    conditions: tuple[str, ...] = ()  # the conditions that produced its grids (for spreading them)
 
     @property
     def is_catch(self) -> bool:
         return self.key.startswith(CATCH_PREFIX)
+
+    @property
+    def is_repeat(self) -> bool:
+        """A unit shown a second time to the same participant (test-retest); never counted."""
+        return self.key.startswith(REPEAT_PREFIX)
+
+    @property
+    def original(self) -> str:
+        """The key of the unit this one repeats (its own key if it is no repeat)."""
+        return self.key.removeprefix(REPEAT_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -85,18 +110,28 @@ def _check_protocol(protocol: str) -> None:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
-def study_units(grids_by_reference: Mapping[R, Iterable[str]], protocol: str) -> list[Unit]:
+def study_units(
+    grids_by_reference: Mapping[R, Iterable[str]],
+    protocol: str,
+    conditions: Mapping[str, Iterable[str]] | None = None,
+) -> list[Unit]:
     """Every unit of ``protocol``, in canonical order: grids (rating), pairs of distinct grids of one
-    reference (pairwise), or the distinct grids of one reference with at least two (ranking)."""
+    reference (pairwise), or the distinct grids of one reference with at least two (ranking).
+    ``conditions``: the conditions that produced each grid (optional; used to spread them)."""
     _check_protocol(protocol)
+    made_by = conditions or {}
+
+    def unit(key: str, ref: R, gids: tuple[str, ...]) -> Unit:
+        return Unit(key, protocol, ref, gids, tuple(sorted(c for g in gids for c in made_by.get(g, ()))))
+
     units: list[Unit] = []
     for ref, gids in _canonical(grids_by_reference):
         if protocol == "rating":
-            units += [Unit(f"rating:{g}", protocol, ref, (g,)) for g in gids]
+            units += [unit(f"rating:{g}", ref, (g,)) for g in gids]
         elif protocol == "pairwise":
-            units += [Unit(f"pairwise:{a}|{b}", protocol, ref, (a, b)) for a, b in itertools.combinations(gids, 2)]
+            units += [unit(f"pairwise:{a}|{b}", ref, (a, b)) for a, b in itertools.combinations(gids, 2)]
         elif len(gids) >= 2:
-            units.append(Unit(f"ranking:{ref}", protocol, ref, tuple(gids[:MAX_RANKING_GRIDS])))
+            units.append(unit(f"ranking:{ref}", ref, tuple(gids[:MAX_RANKING_GRIDS])))
     return units
 
 
@@ -120,28 +155,52 @@ def catch_units(
 
 
 def unit_pool(
-    grids_by_reference: Mapping[R, Iterable[str]], catch_by_reference: Mapping[R, str], protocols: Sequence[str]
+    grids_by_reference: Mapping[R, Iterable[str]],
+    catch_by_reference: Mapping[R, str],
+    protocols: Sequence[str],
+    conditions: Mapping[str, Iterable[str]] | None = None,
 ) -> UnitPool:
     """The units and catch candidates of each protocol in ``protocols``.
 
     ``grids_by_reference``: the condition grids of each reference; ``catch_by_reference``: the
-    catch grid of each reference that has one (empty: no attention checks possible)."""
+    catch grid of each reference that has one (empty: no attention checks possible);
+    ``conditions``: the condition labels that produced each grid (spread within a block)."""
     grids = {ref: list(gids) for ref, gids in grids_by_reference.items()}
     return UnitPool(
-        {p: tuple(study_units(grids, p)) for p in protocols},
+        {p: tuple(study_units(grids, p, conditions)) for p in protocols},
         {p: tuple(catch_units(grids, catch_by_reference, p)) for p in protocols},
     )
 
 
 def least_judged(units: Sequence[Unit], counts: Mapping[str, int], n: int, rng: np.random.Generator) -> list[Unit]:
-    """The ``n`` units judged least often so far (``counts`` per unit key, missing: 0), ties broken
-    at random; all units when there are fewer than ``n``. Draws ``rng.permutation(len(units))``."""
+    """The ``n`` units judged least often so far (``counts`` per unit key, missing: 0); all units
+    when there are fewer than ``n``. Among equally judged units, the one whose conditions
+    (:attr:`Unit.conditions`) the units picked so far hold least comes first, then a random
+    tie-break. Draws ``rng.permutation(len(units))``."""
     if n < 0:
         raise ValueError(f"n must be at least 0, got {n}")
     tiebreak = rng.permutation(len(units))
     judged = np.array([counts.get(u.key, 0) for u in units], dtype=np.int64)
-    order = np.lexsort((tiebreak, judged))[:n]  # by count, then by the tie-break (distinct: a strict order)
-    return [units[i] for i in order.tolist()]
+    order = np.lexsort((tiebreak, judged)).tolist()  # by count, then by the tie-break (distinct: a strict order)
+    if not any(u.conditions for u in units):
+        return [units[i] for i in order[:n]]
+    picked: list[int] = []
+    held: dict[str, int] = {}  # condition -> times in the units picked so far
+    start = 0
+    while len(picked) < n and start < len(order):
+        level = judged[order[start]]
+        end = start
+        while end < len(order) and judged[order[end]] == level:
+            end += 1
+        rest = order[start:end]  # equally judged, in tie-break order
+        while rest and len(picked) < n:  # greedy: least-held conditions first (stable: tie-break order)
+            best = min(range(len(rest)), key=lambda j: sum(held.get(c, 0) for c in units[rest[j]].conditions))
+            i = rest.pop(best)
+            picked.append(i)
+            for c in units[i].conditions:
+                held[c] = held.get(c, 0) + 1
+        start = end
+    return [units[i] for i in picked]
 
 
 def pick_catch(candidates: Sequence[Unit], n: int, rng: np.random.Generator) -> list[Unit]:
@@ -159,6 +218,16 @@ def catch_count(attention_check_rate: float, real_trials: int) -> int:
     return math.ceil(attention_check_rate * real_trials) if attention_check_rate else 0
 
 
+def counterbalanced(unit: Unit, times_given: int) -> tuple[str, ...]:
+    """The display order of a real unit's grids for the participant who gets it after it was given
+    ``times_given`` times: the canonical order rotated by ``times_given`` (pairwise: swapped every
+    other time), so over any run of participants every grid takes every position equally often
+    (within one)."""
+    k = len(unit.grid_ids)
+    shift = times_given % k if k else 0
+    return unit.grid_ids[shift:] + unit.grid_ids[:shift]
+
+
 def plan_trials(
     pool: UnitPool,
     counts: Mapping[str, int],
@@ -167,12 +236,20 @@ def plan_trials(
     trials_per_participant: int,
     attention_check_rate: float,
     rng: np.random.Generator,
+    repeat_rate: float = 0.0,
 ) -> list[Unit]:
     """One participant's trials: a block per protocol (in the order of ``protocols``) of the
-    ``trials_per_participant`` least judged units plus its attention checks, the block in random
-    order, each trial's grids in random display positions. ``counts``: the trials assigned so far
-    per unit key (attention checks not counted); the caller adds this plan's real units to it.
-    The draws are made in the order given in the module docstring."""
+    ``trials_per_participant`` least judged units plus its attention checks. The block is in
+    random order, except that a real unit judged less comes before one judged more (a participant
+    who stops early has then answered the units that needed it most, which keeps answered counts
+    within one of each other under dropout); attention checks keep random places. Real units'
+    grids are in counterbalanced positions (:func:`counterbalanced`), attention checks' at random.
+    ``counts``: per unit key, the trials that count so far (answered or held; attention checks not
+    counted); the caller adds this plan's real units to it. The draws are made in the order given
+    in the module docstring. With ``repeat_rate``, ``ceil(rate x real units)`` of the block's real
+    units, drawn with ``rng.permutation`` after the block's other draws, are shown again at the
+    end of the block (key ``repeat:<unit>``), their grids rotated by one position (a rating grid
+    has one position), in the order drawn."""
     if trials_per_participant < 1:
         raise ValueError(f"trials_per_participant must be at least 1, got {trials_per_participant}")
     missing = [p for p in protocols if p not in pool.units]
@@ -185,18 +262,32 @@ def plan_trials(
     for protocol in protocols:
         chosen = least_judged(pool.units[protocol], counts, trials_per_participant, rng)
         block = chosen + pick_catch(pool.catch[protocol], catch_count(attention_check_rate, len(chosen)), rng)
-        for i in rng.permutation(len(block)).tolist():
-            u = block[i]
-            if len(u.grid_ids) == 1:  # one grid, one position (a permutation of one element draws nothing)
+        order = rng.permutation(len(block)).tolist()
+        # the real units' slots of the random order, refilled with the real units by (count, that order)
+        real = sorted((i for i in order if i < len(chosen)), key=lambda i: counts.get(block[i].key, 0))
+        fill = iter(real)
+        for i in order:
+            u = block[next(fill)] if i < len(chosen) else block[i]
+            if not u.is_catch:
+                plan.append(
+                    Unit(u.key, u.protocol, u.reference, counterbalanced(u, counts.get(u.key, 0)), u.conditions)
+                )
+            elif len(u.grid_ids) == 1:  # one grid, one position (a permutation of one element draws nothing)
                 plan.append(u)
-                continue
-            shown = tuple(map(u.grid_ids.__getitem__, rng.permutation(len(u.grid_ids)).tolist()))
-            plan.append(Unit(u.key, u.protocol, u.reference, shown))
+            else:
+                shown = tuple(map(u.grid_ids.__getitem__, rng.permutation(len(u.grid_ids)).tolist()))
+                plan.append(Unit(u.key, u.protocol, u.reference, shown, u.conditions))
+        if repeat_rate:
+            real_shown = [u for u in plan[-len(block) :] if not u.is_catch]
+            for i in rng.permutation(len(real_shown))[: math.ceil(repeat_rate * len(real_shown))].tolist():
+                u = real_shown[i]
+                again = u.grid_ids[1:] + u.grid_ids[:1]  # every grid moves: new positions
+                plan.append(Unit(REPEAT_PREFIX + u.key, u.protocol, u.reference, again, u.conditions))
     return plan
 
 
 def count_plan(counts: dict[str, int], plan: Iterable[Unit]) -> None:
     """Add a plan's real units to ``counts`` (what the database does by storing the trials)."""
     for u in plan:
-        if not u.is_catch:
+        if not (u.is_catch or u.is_repeat):
             counts[u.key] = counts.get(u.key, 0) + 1

@@ -13,12 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, ObjectiveMetric, Segmentation, Study
 from similarity.cache import Cache
-from similarity.catalog import Catalog, Item, Skipped, load_catalog
+from similarity.catalog import Catalog, Item, Skipped, fetch_and_load, load_catalog
 from similarity.conditions import compute_conditions
 from similarity.errors import UserError
+from similarity.executors import Executor
+from similarity.fetch import ImageStore
 from similarity.methods import create_method
 from similarity.segmenters import create_segmenter
 
+from . import media
 from .config import ConfigError, StudyConfig, check_components
 
 
@@ -36,6 +39,10 @@ class BuildResult:
     skipped: tuple[Skipped, ...]
     not_segmented: dict[str, list[str]] = field(default_factory=dict)  # segmenter -> item_ids kept whole
     seconds: float = 0.0
+    # where the time went: loading (and checking) the catalog, masks + features, searching
+    load_seconds: float = 0.0
+    feature_seconds: float = 0.0
+    search_seconds: float = 0.0
 
 
 def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Generator) -> list[Item]:
@@ -70,6 +77,10 @@ def build_study(
     cache_dir: Path | None = None,
     progress: bool = True,
     offline: bool = True,
+    executor: Executor | None = None,
+    feed: str = "manifest",
+    image_store: Path | None = None,
+    media_dir: Path | None = None,
 ) -> BuildResult:
     """Build ``config`` into the database.
 
@@ -81,6 +92,13 @@ def build_study(
     a rebuild -- or a build resumed after being killed -- computes only what is new. The
     study itself is written in one transaction at the end: an interrupted build leaves no
     half-built study behind.
+
+    With ``media_dir``, the thumbnails the participant page shows are rendered there (see
+    :mod:`survey.media`); without it they are rendered when first shown.
+
+    ``feed`` is the catalog's format (``manifest`` or ``merchant``); with ``image_store`` its
+    image URLs are fetched there first (see :mod:`similarity.fetch`). ``executor`` runs the
+    models elsewhere (:mod:`similarity.executors`; default: this process).
     """
     started = time.perf_counter()
     check_components(config.methods, config.segmenters)
@@ -91,16 +109,24 @@ def build_study(
                 f"a study named '{config.name}' already exists in this database; "
                 "choose another name, or pass --replace to rebuild it (its answers are deleted)"
             )
-    catalog = load_catalog(config.catalog)
+    t_load = time.perf_counter()
+    if image_store is not None:  # product-feed URLs are fetched first (only those not yet stored)
+        catalog, _ = fetch_and_load(config.catalog, images=ImageStore(image_store), feed=feed, progress=progress)
+    else:
+        catalog = load_catalog(config.catalog, progress=progress, feed=feed)
+    load_seconds = time.perf_counter() - t_load
     # Construct every component before any work, so missing weights fail fast.
     methods = [create_method(c.name, offline=offline, **c.options) for c in config.methods]
     segmenters = [create_segmenter(c.name, offline=offline, **c.options) for c in config.segmenters]
     rng = np.random.default_rng(config.seed)
     references = pick_references(catalog, config, rng)
     cache = Cache(cache_dir) if cache_dir is not None else None
+    t_conditions = time.perf_counter()
     outputs, masks = compute_conditions(
-        catalog, references, methods, segmenters, k=config.k, cache=cache, progress=progress
+        catalog, references, methods, segmenters, k=config.k, cache=cache, progress=progress, executor=executor
     )
+    search_seconds = sum(o.search_seconds for o in outputs.values())
+    feature_seconds = time.perf_counter() - t_conditions - search_seconds
 
     with make_session.begin() as s:
         if existing is not None:
@@ -203,6 +229,9 @@ def build_study(
                     )
                 )
         study_id = study.id
+    if media_dir is not None:
+        with make_session() as s:
+            media.build_thumbnails(media_dir, media.study_photos(s, study_id))
     not_found = {seg: [i for i, info in res.items() if not info.found] for seg, res in masks.items()}
     return BuildResult(
         study_id=study_id,
@@ -213,4 +242,7 @@ def build_study(
         skipped=catalog.skipped,
         not_segmented={k: v for k, v in not_found.items() if v},
         seconds=time.perf_counter() - started,
+        load_seconds=load_seconds,
+        feature_seconds=feature_seconds,
+        search_seconds=search_seconds,
     )

@@ -18,6 +18,8 @@ from typing import Any
 
 from similarity.errors import UserError
 
+from . import texts as text_catalog
+
 PROTOCOLS = ("rating", "pairwise", "ranking")
 MAX_RANKING_GRIDS = 6
 
@@ -71,7 +73,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Texts:
-    """Participant-facing Markdown. Empty fields use the built-in texts (survey/texts.py)."""
+    """Participant-facing Markdown. Empty fields use the built-in texts (survey/texts.py); any
+    other text is overridden by its catalog key (``StudyConfig.text_overrides``)."""
 
     consent: str = ""
     instructions: str = ""
@@ -93,12 +96,25 @@ class StudyConfig:
     rating_item_ticks: bool = False  # per grid item "similar / not similar" ticks
     attention_check_rate: float = 0.0  # extra catch trials per real trial
     min_response_ms: int = 0  # faster answers flag the participant (0: no rule)
-    max_participants: int = 0  # 0: unlimited
+    max_participants: int = 0  # 0: unlimited; counts active and completed participants
+    time_limit_minutes: int = 60  # no answer for this long: timed out, place and units freed
+    judgements_per_unit: int = 0  # 0: no target; else progress toward it, and the study closes when reached
+    comprehension: int = 0  # practice screens per attempt before the trials (two attempts); 0: none
+    repeat_rate: float = 0.0  # share of each block's trials shown again later, positions changed (test-retest)
+    allow_mobile: bool = True  # False: phones and tablets get a polite "please use a computer" page
     texts: Texts = Texts()
     demographics: tuple[Question, ...] = ()
     ask_comment: bool = True
     completion_code: str | None = None  # None: a random code is drawn at build time
     redirect_url: str | None = None  # e.g. Prolific's completion URL
+    screened_out_code: str | None = None  # shown to those who fail the comprehension phase
+    screened_out_url: str | None = None
+    failed_check_code: str | None = None  # None: failing attention checks ends with the completion code
+    failed_check_url: str | None = None
+    failed_checks_limit: int = 1  # failed attention checks that make the outcome "failed checks"
+    redirect_seconds: int = 5  # countdown before the redirect (a link redirects at once)
+    language: str = "en"  # the participant texts' language (survey/texts.py)
+    text_overrides: dict[str, str] = field(default_factory=dict)  # catalog key -> Markdown
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -111,7 +127,7 @@ class StudyConfig:
             names = [c.name for c in comps]
             if len(set(names)) != len(names):
                 raise ConfigError(f"{key}: '{names}' lists a name twice; each may appear once")
-        for key in ("references_per_category", "k", "trials_per_participant"):
+        for key in ("references_per_category", "k", "trials_per_participant", "time_limit_minutes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
         if (
@@ -136,11 +152,26 @@ class StudyConfig:
             )
         if not 0 <= self.attention_check_rate <= 0.5:
             raise ConfigError(f"attention_check_rate: must be between 0 and 0.5, got {self.attention_check_rate}")
-        for key in ("min_response_ms", "max_participants"):
+        if not 0 <= self.repeat_rate <= 0.5:
+            raise ConfigError(f"participants.repeat_rate: must be between 0 and 0.5, got {self.repeat_rate}")
+        if not 0 <= self.comprehension <= 10:
+            raise ConfigError(f"participants.comprehension: 0 (none) to 10 practice screens, got {self.comprehension}")
+        for key in ("min_response_ms", "max_participants", "judgements_per_unit"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
-        if self.redirect_url is not None and not self.redirect_url.startswith(("https://", "http://")):
-            raise ConfigError(f"completion.redirect_url: '{self.redirect_url}' must start with https://")
+        for key in ("redirect_url", "screened_out_url", "failed_check_url"):
+            url = getattr(self, key)
+            if url is not None and not url.startswith(("https://", "http://")):
+                raise ConfigError(f"completion.{key}: '{url}' must start with https://")
+        if self.failed_checks_limit < 1:
+            raise ConfigError(f"completion.failed_checks_limit: must be at least 1, got {self.failed_checks_limit}")
+        if not 0 <= self.redirect_seconds <= 60:
+            raise ConfigError(f"completion.redirect_seconds: must be 0 to 60, got {self.redirect_seconds}")
+        if self.language not in text_catalog.LANGUAGES:
+            raise ConfigError(f"study.language: '{self.language}' is not one of {', '.join(text_catalog.LANGUAGES)}")
+        problems = text_catalog.check_overrides(self.text_overrides)
+        if problems:
+            raise ConfigError("; ".join(problems))
         keys = [q.key for q in self.demographics]
         if len(set(keys)) != len(keys):
             raise ConfigError(f"demographics: question keys {keys} must be distinct")
@@ -150,6 +181,11 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def texts_catalog(self) -> text_catalog.Catalog:
+        """The participant texts of this study: its language, its overrides on top."""
+        extra = {"consent": self.texts.consent, "done": self.texts.thank_you}
+        return text_catalog.Catalog(self.language, {**{k: v for k, v in extra.items() if v}, **self.text_overrides})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
@@ -191,12 +227,30 @@ def check_components(
 # --- TOML ---------------------------------------------------------------------------------
 
 _SECTIONS: dict[str, set[str]] = {
-    "study": {"name", "catalog", "seed", "k"},
+    "study": {"name", "catalog", "seed", "k", "language"},
     "references": {"per_category", "filter"},
     "protocols": {"use", "rating_item_ticks", "trials_per_participant"},
-    "participants": {"attention_check_rate", "min_response_ms", "max_participants"},
-    "texts": {"consent", "instructions", "thank_you"},
-    "completion": {"code", "redirect_url"},
+    "participants": {
+        "attention_check_rate",
+        "min_response_ms",
+        "max_participants",
+        "time_limit_minutes",
+        "judgements_per_unit",
+        "comprehension",
+        "repeat_rate",
+        "allow_mobile",
+    },
+    "texts": {"consent", "instructions", "thank_you", *text_catalog.KEYS},
+    "completion": {
+        "code",
+        "redirect_url",
+        "screened_out_code",
+        "screened_out_url",
+        "failed_check_code",
+        "failed_check_url",
+        "failed_checks_limit",
+        "redirect_seconds",
+    },
     "demographics": {"questions", "ask_comment"},
 }
 
@@ -252,14 +306,26 @@ def load_config(path: str | Path) -> StudyConfig:
     for section, key, field_name, typ, fix in (
         ("study", "seed", "seed", int, "must be an integer"),
         ("study", "k", "k", int, "must be an integer"),
+        ("study", "language", "language", str, f"must be one of {', '.join(text_catalog.LANGUAGES)}"),
         ("references", "per_category", "references_per_category", int, "must be an integer"),
         ("protocols", "trials_per_participant", "trials_per_participant", int, "must be an integer"),
         ("protocols", "rating_item_ticks", "rating_item_ticks", bool, "must be true or false"),
         ("participants", "attention_check_rate", "attention_check_rate", (int, float), "must be a number"),
         ("participants", "min_response_ms", "min_response_ms", int, "must be an integer (milliseconds)"),
         ("participants", "max_participants", "max_participants", int, "must be an integer (0: unlimited)"),
+        ("participants", "time_limit_minutes", "time_limit_minutes", int, "must be an integer (minutes)"),
+        ("participants", "judgements_per_unit", "judgements_per_unit", int, "must be an integer (0: no target)"),
+        ("participants", "comprehension", "comprehension", int, "must be an integer (practice screens, 0: none)"),
+        ("participants", "repeat_rate", "repeat_rate", (int, float), "must be a number (share of trials)"),
+        ("participants", "allow_mobile", "allow_mobile", bool, "must be true or false"),
         ("completion", "code", "completion_code", str, "must be a string"),
         ("completion", "redirect_url", "redirect_url", str, "must be a URL string"),
+        ("completion", "screened_out_code", "screened_out_code", str, "must be a string"),
+        ("completion", "screened_out_url", "screened_out_url", str, "must be a URL string"),
+        ("completion", "failed_check_code", "failed_check_code", str, "must be a string"),
+        ("completion", "failed_check_url", "failed_check_url", str, "must be a URL string"),
+        ("completion", "failed_checks_limit", "failed_checks_limit", int, "must be an integer"),
+        ("completion", "redirect_seconds", "redirect_seconds", int, "must be an integer (seconds)"),
         ("demographics", "ask_comment", "ask_comment", bool, "must be true or false"),
     ):
         value = get(section, key)
@@ -277,9 +343,10 @@ def load_config(path: str | Path) -> StudyConfig:
     if "segmenters" in raw:
         kw["segmenters"] = _components(raw["segmenters"], "segmenters")
     if "texts" in raw:
-        kw["texts"] = Texts(
-            **{k: _expect(v, str, f"texts.{k}", "must be a (Markdown) string") for k, v in raw["texts"].items()}
-        )
+        given = {k: _expect(v, str, f"texts.{k}", "must be a (Markdown) string") for k, v in raw["texts"].items()}
+        own = {f.name for f in fields(Texts)}
+        kw["texts"] = Texts(**{k: v for k, v in given.items() if k in own})
+        kw["text_overrides"] = {k: v for k, v in given.items() if k not in own}
     questions = get("demographics", "questions", [])
     _expect(questions, list, "demographics.questions", "must be a list of { key, label, options } tables")
     qs = []

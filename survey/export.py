@@ -3,8 +3,10 @@ data dictionary describing every column.
 
 ``judgements``: one row per (answer, grid shown, condition that produced the grid). A grid
 that several conditions produced appears once per condition; attention-check grids appear
-with condition ``catch``. Participants are identified by a study-local number only; the
-recruitment platform's id stays in the database.
+with condition ``catch``. Repeat trials (``repeat_rate``) are not judgements: ``repeats`` pairs each
+with the first answer to the same unit, and ``participants.consistency`` summarises them.
+Participants are identified by a study-local number only; the recruitment platform's id stays in
+the database.
 """
 
 from __future__ import annotations
@@ -46,10 +48,30 @@ DICTIONARY: dict[str, dict[str, str]] = {
         "started_at": "UTC time of consent",
         "trials_done_at": "UTC time of the last trial's answer (empty: not finished)",
         "completed_at": "UTC time the completion code was shown (empty: not completed)",
+        "status": "active | completed | returned (stopped and left) | timed_out (no answer within the study's "
+        "time_limit_minutes) | screened_out (failed the comprehension phase); only active participants change",
+        "last_active_at": "UTC time of the last answer (or of consent): what the time limit runs from",
+        "returned_at": "UTC time the participant stopped and left (empty: did not)",
+        "timed_out_at": "UTC time the time limit passed without an answer (empty: did not time out)",
+        "screened_out_at": "UTC time the comprehension phase was failed (empty: was not screened out)",
+        "comprehension_attempts": "attempts at the comprehension phase (0: the study has none)",
+        "consistency": "share of repeat trials answered as the first time (ratings: within one point; "
+        "choices: the same grid(s)); empty: no repeat answered",
         "answers": "number of answers stored",
         "flags": "attention-check failures (failed_check:POS) and too-fast answers (too_fast:POS), ';'-separated",
         "demographics": "JSON object of the optional questions answered",
         "comment": "free-text comment (verbatim; escape before displaying as HTML)",
+    },
+    "repeats": {
+        "participant": "study-local participant number (pseudonymous)",
+        "protocol": "rating | pairwise | ranking",
+        "reference": "item_id of the reference product",
+        "unit": "what was shown twice (grid ids; opaque)",
+        "first_position": "trial_position of the first showing",
+        "repeat_position": "trial_position of the repeat (later, grids in other positions)",
+        "first": "the first answer: rating 1..7; pairwise: the grid chosen or tie; ranking: best grid|worst grid",
+        "repeat": "the answer to the repeat, in the same terms",
+        "agree": "true if the answers agree (ratings: within one point; choices: identical)",
     },
     "grids": {
         "grid": "opaque grid id",
@@ -70,6 +92,37 @@ def _outcome(protocol: str, pos: int, grids: list[str], choice: str | None, best
     if protocol == "ranking":
         return "best" if grids[pos] == best else "worst" if grids[pos] == worst else "middle"
     return None
+
+
+def _in_grid_terms(protocol: str, grids: list[str], r: Response) -> str | int | None:
+    """An answer in terms that survive new positions: the rating, the grid chosen, best|worst grids."""
+    if protocol == "rating":
+        return r.rating
+    if protocol == "pairwise":
+        return "tie" if r.choice == "tie" else grids[0 if r.choice == "left" else 1]
+    return f"{r.best}|{r.worst}"
+
+
+def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
+    """Each answered repeat trial beside the first answer to its unit."""
+    rows = s.execute(
+        select(Trial, Response)
+        .join(Response, Response.trial_id == Trial.id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
+        .order_by(Trial.participant_id, Trial.position)
+    ).all()
+    first = {(t.participant_id, t.unit): (t, r) for t, r in rows if not t.is_repeat}
+    out = []
+    for t, r in rows:
+        original = first.get((t.participant_id, t.unit.removeprefix("repeat:"))) if t.is_repeat else None
+        if original is None:
+            continue
+        t0, r0 = original
+        a, b = _in_grid_terms(t0.protocol, t0.grid_ids, r0), _in_grid_terms(t.protocol, t.grid_ids, r)
+        agree = abs(a - b) <= 1 if isinstance(a, int) and isinstance(b, int) else a == b
+        out.append((t.participant_id, t.protocol, item[t.reference_id], t0.unit, t0.position, t.position, a, b, agree))
+    return pd.DataFrame(out, columns=list(DICTIONARY["repeats"]))
 
 
 def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.DataFrame]:
@@ -111,9 +164,10 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
             )
             .join(Trial, Trial.id == Response.trial_id)
             .join(Participant, Participant.id == Trial.participant_id)
-            .where(Participant.study_id == study_id)
+            .where(Participant.study_id == study_id, Trial.is_repeat.is_(False))  # repeats: the repeats table
             .order_by(Response.id)
         ).all()
+        repeats = _repeats(s, study_id, item)
         people = s.execute(
             select(
                 Participant.id,
@@ -121,6 +175,12 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
                 Participant.consented_at,
                 Participant.trials_done_at,
                 Participant.completed_at,
+                Participant.status,
+                Participant.last_active_at,
+                Participant.returned_at,
+                Participant.timed_out_at,
+                Participant.screened_out_at,
+                Participant.comprehension_attempts,
                 Participant.flags,
                 Participant.demographics,
                 Participant.comment,
@@ -140,6 +200,7 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
                 row = (rid, pid, protocol, position, is_catch, item[ref], category[ref], gid, pos, m, g, label)
                 rows.append((*row, rating, ticked, outcome, ms, at))
     judgements = pd.DataFrame(rows, columns=list(DICTIONARY["judgements"]))
+    consistency = repeats.groupby("participant")["agree"].mean().to_dict() if len(repeats) else {}
     judgements["rating"] = judgements["rating"].astype("Int64")
     judgements["response_ms"] = judgements["response_ms"].astype("Int64")
     counts = judgements.drop_duplicates("response_id")["participant"].value_counts()
@@ -151,12 +212,34 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
                 "started_at": consented_at,
                 "trials_done_at": trials_done_at,
                 "completed_at": completed_at,
+                "status": status,
+                "last_active_at": last_active,
+                "returned_at": returned_at,
+                "timed_out_at": timed_out_at,
+                "screened_out_at": screened_out_at,
+                "comprehension_attempts": attempts,
+                "consistency": consistency.get(pid),
                 "answers": int(counts.get(pid, 0)),
                 "flags": ";".join(flags or []),
                 "demographics": json.dumps(demographics or {}),
                 "comment": comment,
             }
-            for pid, source, consented_at, trials_done_at, completed_at, flags, demographics, comment in people
+            for (
+                pid,
+                source,
+                consented_at,
+                trials_done_at,
+                completed_at,
+                status,
+                last_active,
+                returned_at,
+                timed_out_at,
+                screened_out_at,
+                attempts,
+                flags,
+                demographics,
+                comment,
+            ) in people
         ],
         columns=list(DICTIONARY["participants"]),
     )
@@ -177,6 +260,7 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
     return {
         "judgements": judgements,
         "participants": participants,
+        "repeats": repeats,
         "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"])),
     }
 

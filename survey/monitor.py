@@ -29,16 +29,19 @@ class Overview:
 def overview(make_session: sessionmaker[Session], study_id: int) -> Overview:
     with make_session() as s:
         people = s.execute(
-            select(Participant.completed_at, Participant.flags).where(Participant.study_id == study_id)
+            select(Participant.completed_at, Participant.flags, Participant.status).where(
+                Participant.study_id == study_id
+            )
         ).all()
         times = s.scalars(
             select(Response.response_ms)
             .join(Participant)
             .where(Participant.study_id == study_id, Response.response_ms.is_not(None))
         ).all()
-    completed = sum(1 for done, _ in people if done is not None)
+    completed = sum(1 for done, _, _ in people if done is not None)
+    active = sum(1 for _, _, status in people if status == "active")  # not those who left (survey.lifecycle)
     median = float(pd.Series(times).median()) / 1000 if times else None
-    return Overview(len(people), len(people) - completed, completed, sum(1 for _, f in people if f), len(times), median)
+    return Overview(len(people), active, completed, sum(1 for _, f, _ in people if f), len(times), median)
 
 
 def progress(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
@@ -49,7 +52,7 @@ def progress(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame
             .join(Response, Response.trial_id == Trial.id)
             .join(CatalogItem, CatalogItem.id == Trial.reference_id)
             .join(Participant, Participant.id == Trial.participant_id)
-            .where(Participant.study_id == study_id, Trial.is_catch.is_(False))
+            .where(Participant.study_id == study_id, Trial.is_catch.is_(False), Trial.is_repeat.is_(False))
         ).all()
         made_by = s.execute(
             select(GridCondition.grid_id, Condition.label)
@@ -70,9 +73,7 @@ def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd
     """One row per participant: pseudonymous number, source, status, answers, flags."""
     with make_session() as s:
         people = s.execute(
-            select(
-                Participant.id, Participant.source, Participant.created_at, Participant.completed_at, Participant.flags
-            )
+            select(Participant.id, Participant.source, Participant.created_at, Participant.status, Participant.flags)
             .where(Participant.study_id == study_id)
             .order_by(Participant.id)
         ).all()
@@ -90,11 +91,11 @@ def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd
                 "participant": pid,
                 "source": src,
                 "started": created,
-                "status": "completed" if done else "in progress",
+                "status": status.replace("_", " "),
                 "answers": int(counts.get(pid, 0)),
                 "flags": ", ".join(flags or []),
             }
-            for pid, src, created, done, flags in people
+            for pid, src, created, status, flags in people
         ]
     )
 

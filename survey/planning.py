@@ -11,13 +11,17 @@ of the study (which made each participant of a large study slower to start than 
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Grid, Trial, UnitCount
+from db.models import Condition, Grid, GridCondition, Response, Trial, UnitCount
 
 from . import assignment
 from .config import StudyConfig
+
+
+class StudyFull(Exception):
+    """No unit needs another judgement (``judgements_per_unit``); the service refuses the newcomer."""
 
 
 def grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]], dict[int, str]]:
@@ -32,9 +36,82 @@ def grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]],
     return grids, catch
 
 
+def grid_conditions(s: Session, study_id: int) -> dict[str, list[str]]:
+    """The condition labels that produced each grid (server side only: spreads conditions within a
+    participant's block; nothing of it reaches a participant)."""
+    out: dict[str, list[str]] = {}
+    for gid, label in s.execute(
+        select(GridCondition.grid_id, Condition.label)
+        .join(Condition, Condition.id == GridCondition.condition_id)
+        .where(Condition.study_id == study_id)
+    ):
+        out.setdefault(gid, []).append(label)
+    return out
+
+
+def unit_pool(s: Session, study_id: int, protocols: tuple[str, ...]) -> assignment.UnitPool:
+    grids, catch = grids_by_reference(s, study_id)
+    return assignment.unit_pool(grids, catch, protocols, grid_conditions(s, study_id))
+
+
 def unit_counts(s: Session, study_id: int) -> dict[str, int]:
-    """Trials assigned so far per unit key, attention checks not counted (units never assigned: absent)."""
+    """Per unit key, the trials that count for balance: answered, or held by an active participant
+    (attention checks and repeats not counted; units never assigned: absent)."""
     return dict(s.execute(select(UnitCount.unit, UnitCount.trials).where(UnitCount.study_id == study_id)).all())
+
+
+def answered_counts(s: Session, study_id: int) -> dict[str, int]:
+    """Answers stored per unit key (attention checks and repeats not counted; never assigned: absent)."""
+    return dict(s.execute(select(UnitCount.unit, UnitCount.answered).where(UnitCount.study_id == study_id)).all())
+
+
+def count_answer(s: Session, study_id: int, unit: str) -> int:
+    """Add one answer of ``unit`` to its count; returns the new count. An increment in SQL, exact
+    without the study lock (answers are stored without it)."""
+    table = UnitCount.metadata.tables[UnitCount.__tablename__]
+    return int(
+        s.execute(
+            update(table)
+            .where(table.c.study_id == study_id, table.c.unit == unit)
+            .values(answered=table.c.answered + 1)
+            .returning(table.c.answered)
+        ).scalar_one()
+    )
+
+
+def release_units(s: Session, study_id: int, participant_id: int) -> list[str]:
+    """Give a leaving participant's unanswered real units back to the pool: each one's count of
+    trials that count for balance drops by one. Returns the units released."""
+    units = list(
+        s.scalars(
+            select(Trial.unit)
+            .outerjoin(Response, Response.trial_id == Trial.id)
+            .where(
+                Trial.participant_id == participant_id,
+                Trial.is_catch.is_(False),
+                Trial.is_repeat.is_(False),
+                Response.id.is_(None),
+            )
+        )
+    )
+    if units:  # a decrement, not the value read minus one: exact without the study lock
+        table = UnitCount.metadata.tables[UnitCount.__tablename__]
+        s.execute(
+            update(table)
+            .where(table.c.study_id == bindparam("sid"), table.c.unit == bindparam("key"))
+            .values(trials=table.c.trials - 1),
+            [{"sid": study_id, "key": u} for u in units],
+        )
+    return units
+
+
+def fully_judged(s: Session, study_id: int, protocols: tuple[str, ...], judgements_per_unit: int) -> bool:
+    """Every unit of the study has at least ``judgements_per_unit`` answers."""
+    n_units = sum(len(units) for units in unit_pool(s, study_id, protocols).units.values())
+    done = s.scalar(
+        select(func.count()).where(UnitCount.study_id == study_id, UnitCount.answered >= judgements_per_unit)
+    )
+    return done is not None and done >= n_units
 
 
 def store_trials(
@@ -49,15 +126,20 @@ def store_trials(
     # the read, the plan and the write below one step per participant, in every process.
     # Counts and trials are written in the caller's one transaction: both are stored, or
     # neither, so the counts always equal counting the trials (tests/test_survey.py checks it).
-    grids, catch = grids_by_reference(s, study_id)
+    pool = unit_pool(s, study_id, config.protocols)
     counts = unit_counts(s, study_id)
+    if config.judgements_per_unit and all(
+        counts.get(u.key, 0) >= config.judgements_per_unit for units in pool.units.values() for u in units
+    ):
+        raise StudyFull("every unit has the judgements it needs, answered or held by active participants")
     plan = assignment.plan_trials(
-        assignment.unit_pool(grids, catch, config.protocols),
+        pool,
         counts,
         protocols=config.protocols,
         trials_per_participant=config.trials_per_participant,
         attention_check_rate=config.attention_check_rate,
         rng=rng,
+        repeat_rate=config.repeat_rate,
     )
     s.add_all(
         Trial(
@@ -68,6 +150,7 @@ def store_trials(
             grid_ids=list(u.grid_ids),
             unit=u.key,
             is_catch=u.is_catch,
+            is_repeat=u.is_repeat,
         )
         for pos, u in enumerate(plan)
     )

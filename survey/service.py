@@ -9,29 +9,30 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any, Literal, TypeGuard
 
 import numpy as np
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Base, CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
-from similarity.errors import UserError
+from db.models import CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
 
-from . import checks, planning
+from . import comprehension, lifecycle, planning
+from .answers import MAX_ROW_ID as MAX_ROW_ID
+from .answers import mark_shown as mark_shown
+from .answers import submit_pairwise as submit_pairwise
+from .answers import submit_ranking as submit_ranking
+from .answers import submit_rating as submit_rating
 from .config import PROTOCOLS, StudyConfig
+from .records import StudyUnavailable as StudyUnavailable
+from .records import participant as _participant
+from .records import study_of as _study_of
 from .sanitize import MAX_COMMENT_LEN, plain_text, recruitment_params
 
 #: URL parameters that identify a recruited participant, by platform.
 EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
-MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys; larger ids cannot exist (and PostgreSQL rejects them)
-
-
-class StudyUnavailable(UserError, LookupError):
-    pass
 
 
 ProtocolName = Literal["rating", "pairwise", "ranking"]
@@ -58,13 +59,21 @@ class TrialView:
     ticks: bool = False  # rating: ask per-item similar / not similar
 
 
+Stage = Literal["instructions", "comprehension", "trial", "questions", "done", "returned", "timed_out", "screened_out"]
+
+
 @dataclass(frozen=True)
 class ParticipantState:
-    stage: Literal["instructions", "trial", "questions", "done"]
+    """Where a participant is. ``completion_code`` and ``redirect_url``: those of the outcome
+    (done: completed, or failed attention checks; screened_out), only once the last answer is stored."""
+
+    stage: Stage
     answered: int
     total: int
     protocols: tuple[str, ...] = ("rating",)
     trial: TrialView | None = None
+    practice: tuple[comprehension.PracticeScreen, ...] = ()  # comprehension: this attempt's screens
+    attempt: int = 0  # comprehension: 1 or 2
     completion_code: str | None = None
     redirect_url: str | None = None
 
@@ -102,6 +111,18 @@ def participant_config(make_session: sessionmaker[Session], token: str) -> Study
         return StudyConfig.from_dict(_study_of(s, p).config)
 
 
+def expire_idle(make_session: sessionmaker[Session], study_id: int, *, now: datetime | None = None) -> int:
+    """Time out the study's idle participants at ``now`` (default: the time now); returns how many.
+    Also done whenever someone is admitted; call it before reading places or progress."""
+    with make_session.begin() as s:
+        s.execute(update(Study).where(Study.id == study_id).values(status=Study.status))  # as start_participant
+        study = s.get(Study, study_id)
+        if study is None:
+            raise StudyUnavailable(f"no study with id {study_id}")
+        limit = StudyConfig.from_dict(study.config).time_limit_minutes
+        return lifecycle.expire_idle(s, study_id, limit, now or utcnow())
+
+
 def set_study_status(make_session: sessionmaker[Session], study_id: int, status: Literal["open", "closed"]) -> None:
     """Open or close a study. A closed study refuses new participants; those who started finish."""
     if status not in ("open", "closed"):
@@ -118,13 +139,18 @@ def start_participant(
     study_id: int,
     url_params: dict[str, Any],
     rng: np.random.Generator | None = None,
+    *,
+    now: datetime | None = None,
 ) -> str:
     """Create a consented participant with balanced, randomly ordered trials; return its token.
 
     A participant arriving again with the same platform id (e.g. ``PROLIFIC_PID``)
-    resumes: the existing token is returned and nothing new is created.
+    resumes: the existing token is returned and nothing new is created (whatever their status:
+    one who returned or timed out sees so, :mod:`survey.lifecycle`). ``now``: the clock (default:
+    the time now); idle participants are timed out first, so that their places and units are free.
     """
     rng = rng or np.random.default_rng()
+    now = now or utcnow()
     params = recruitment_params(url_params)
     source, external_id = "direct", None
     for platform, key in EXTERNAL_ID_PARAMS.items():
@@ -146,8 +172,13 @@ def start_participant(
             if known is not None:
                 return known.token
         config = StudyConfig.from_dict(study.config)
-        if config.max_participants:
-            n = s.execute(select(func.count(Participant.id)).where(Participant.study_id == study_id)).scalar_one()
+        lifecycle.expire_idle(s, study_id, config.time_limit_minutes, now)
+        if config.max_participants:  # places: active and completed participants, as Prolific counts them
+            n = s.execute(
+                select(func.count(Participant.id)).where(
+                    Participant.study_id == study_id, Participant.status.in_(lifecycle.HOLDS_PLACE)
+                )
+            ).scalar_one()
             if n >= config.max_participants:
                 raise StudyUnavailable("this study is full")
         p = Participant(
@@ -156,7 +187,9 @@ def start_participant(
             external_id=external_id,
             source=source,
             url_params=params,
-            consented_at=utcnow(),
+            created_at=now,
+            consented_at=now,
+            last_active_at=now,
             flags=[],
             demographics={},
         )
@@ -164,49 +197,62 @@ def start_participant(
         s.flush()
         # Planned inside the lock, from counts that include every earlier participant, and
         # counted in this transaction (survey.planning.store_trials says which race this prevents).
-        planning.store_trials(s, study_id, p.id, config, rng)
+        try:
+            planning.store_trials(s, study_id, p.id, config, rng)
+        except planning.StudyFull:
+            raise StudyUnavailable("this study is full: every unit has the judgements it needs") from None
         return p.token
 
 
 # --- reading state ---------------------------------------------------------------------------
 
 
-def _participant(s: Session, token: str) -> Participant | None:
-    if not isinstance(token, str) or not token or len(token) > 64:
-        return None
-    return s.scalar(select(Participant).where(Participant.token == token))
+def _outcome(study: Study, config: StudyConfig, p: Participant) -> dict[str, Any]:
+    """The code and redirect of a finished participant's outcome."""
+    if p.status == "screened_out":
+        return {"completion_code": config.screened_out_code, "redirect_url": config.screened_out_url}
+    failed = sum(1 for f in p.flags or [] if f.startswith("failed_check:"))
+    if config.failed_check_code and failed >= config.failed_checks_limit:
+        return {"completion_code": config.failed_check_code, "redirect_url": config.failed_check_url}
+    return {"completion_code": study.completion_code, "redirect_url": config.redirect_url}
 
 
-def _study_of(s: Session, p: Participant) -> Study:
-    """The participant's study; the foreign key (ON DELETE CASCADE) keeps it from being missing."""
-    study = s.get(Study, p.study_id)
-    if study is None:
-        raise StudyUnavailable(
-            f"participant {p.id} belongs to study {p.study_id}, which does not exist; "
-            "the database is inconsistent, restore it from a backup"
-        )
-    return study
-
-
-def participant_state(make_session: sessionmaker[Session], token: str) -> ParticipantState | None:
-    """Where a participant is; ``None`` for an unknown token."""
-    with make_session() as s:
+def participant_state(
+    make_session: sessionmaker[Session], token: str, *, now: datetime | None = None
+) -> ParticipantState | None:
+    """Where a participant is; ``None`` for an unknown token. An active participant idle past the
+    time limit at ``now`` (default: the time now) is timed out here and sees so."""
+    with make_session.begin() as s:
         p = _participant(s, token)
         if p is None:
             return None
         study = _study_of(s, p)
         config = StudyConfig.from_dict(study.config)
+        if lifecycle.is_idle(p, config.time_limit_minutes, now or utcnow()):
+            lifecycle.time_out(s, p, config.time_limit_minutes)
         trials = s.scalars(select(Trial).where(Trial.participant_id == p.id).order_by(Trial.position)).all()
         answered_ids = set(s.scalars(select(Response.trial_id).where(Response.participant_id == p.id)))
         total, answered = len(trials), len(answered_ids)
         state = partial(ParticipantState, answered=answered, total=total, protocols=config.protocols)
+        if p.status == "screened_out":
+            return state("screened_out", **_outcome(study, config, p))
+        if p.status == "returned":
+            return state("returned")
+        if p.status == "timed_out":
+            return state("timed_out")
         if p.instructions_done_at is None:
             return state("instructions")
+        if config.comprehension and p.comprehension_passed_at is None:
+            return state(
+                "comprehension",
+                practice=comprehension.practice(s, p, config),
+                attempt=p.comprehension_attempts + 1,
+            )
         pending = [t for t in trials if t.id not in answered_ids]
         if not pending:
             if p.completed_at is None and (config.demographics or config.ask_comment):
                 return state("questions")
-            return state("done", completion_code=study.completion_code, redirect_url=config.redirect_url)
+            return state("done", **_outcome(study, config, p))
         t = pending[0]
         if not _is_protocol(t.protocol):
             raise ValueError(
@@ -230,142 +276,36 @@ def participant_state(make_session: sessionmaker[Session], token: str) -> Partic
 # --- writing -----------------------------------------------------------------------------------
 
 
-def finish_instructions(make_session: sessionmaker[Session], token: str) -> None:
+def finish_instructions(make_session: sessionmaker[Session], token: str, *, now: datetime | None = None) -> None:
     with make_session.begin() as s:
         p = _participant(s, token)
         if p is None:
             raise PermissionError("unknown participant token")
-        if p.instructions_done_at is None:
-            p.instructions_done_at = utcnow()
+        if p.instructions_done_at is None and p.status == "active":
+            p.instructions_done_at = p.last_active_at = now or utcnow()
 
 
-def mark_shown(make_session: sessionmaker[Session], token: str, trial_id: int) -> None:
-    """Record when a trial was first shown (the start of its response time)."""
+def return_participant(make_session: sessionmaker[Session], token: str, *, now: datetime | None = None) -> None:
+    """ "Stop and leave", confirmed: the participant is ``returned``, their place and unanswered units
+    freed. Idempotent for one who returned already; refused once the participation is over."""
     with make_session.begin() as s:
-        t, _ = _owned_trial(s, token, trial_id)
-        if t.shown_at is None:
-            t.shown_at = utcnow()
-
-
-def _owned_trial(s: Session, token: str, trial_id: int) -> tuple[Trial, Participant]:
-    """The trial and its participant, in one query; PermissionError unless the token owns the trial."""
-    valid = (
-        isinstance(token, str)
-        and 0 < len(token) <= 64
-        and isinstance(trial_id, int)
-        and not isinstance(trial_id, bool)
-        and 0 < trial_id <= MAX_ROW_ID
-    )
-    row = (
-        s.execute(
-            select(Trial, Participant)
-            .join(Participant, Trial.participant_id == Participant.id)
-            .where(Participant.token == token, Trial.id == trial_id)
-        ).first()
-        if valid
-        else None
-    )
-    if row is None:
-        raise PermissionError("this trial does not belong to this participant")
-    return row[0], row[1]
-
-
-def _insert_ignore(s: Session, model: type[Base], values: dict[str, Any]) -> bool:
-    table = Base.metadata.tables[model.__tablename__]  # the Table (``model.__table__`` is typed as any FromClause)
-    dialect = s.get_bind().dialect.name
-    ins: sqlite.Insert | postgresql.Insert
-    if dialect == "sqlite":
-        ins = sqlite.insert(table)
-    elif dialect == "postgresql":
-        ins = postgresql.insert(table)
-    else:
-        raise NotImplementedError(f"database dialect '{dialect}' is not supported (use SQLite or PostgreSQL)")
-    # RETURNING, not rowcount: drivers differ in what rowcount reports for ON CONFLICT DO NOTHING
-    inserted = s.execute(ins.values(**values).on_conflict_do_nothing().returning(*table.primary_key))
-    return inserted.first() is not None
-
-
-def _failed_check(s: Session, t: Trial, answer: dict[str, Any]) -> bool:
-    """The rule and its reasons: :mod:`survey.checks`."""
-    catch = s.scalar(select(Grid.id).where(Grid.id.in_(t.grid_ids), Grid.kind == "catch"))
-    if catch is None:
-        raise RuntimeError(f"attention-check trial {t.id} shows no catch grid; the study's trials are corrupt")
-    return checks.failed_check(t.protocol, t.grid_ids, catch, answer)
-
-
-def _store(
-    make_session: sessionmaker[Session], token: str, trial_id: int, protocol: str, answer: dict[str, Any]
-) -> bool:
-    """Insert the answer unless the trial was answered already; evaluate attention checks and
-    response time (flags are recorded, never shown to the participant)."""
-    with make_session.begin() as s:
-        t, p = _owned_trial(s, token, trial_id)
-        if t.protocol != protocol:
-            raise ValueError(f"trial {trial_id} is a {t.protocol} trial, not {protocol}")
-        now = datetime.now(UTC)
-        shown = t.shown_at
-        if shown is not None and shown.tzinfo is None:  # SQLite returns naive datetimes
-            shown = shown.replace(tzinfo=UTC)
-        ms = int((now - shown).total_seconds() * 1000) if shown else None
-        stored = _insert_ignore(
-            s,
-            Response,
-            {"trial_id": t.id, "participant_id": t.participant_id, "response_ms": ms, "created_at": now, **answer},
-        )
-        if not stored:
-            return False
-        config = StudyConfig.from_dict(_study_of(s, p).config)
-        flags = list(p.flags or [])
-        if t.is_catch and _failed_check(s, t, answer):
-            flags.append(f"failed_check:{t.position}")
-        if config.min_response_ms and ms is not None and ms < config.min_response_ms:
-            flags.append(f"too_fast:{t.position}")
-        p.flags = flags
-        n_trials, n_done = s.execute(
-            select(func.count(Trial.id), func.count(Response.id))
-            .select_from(Trial)
-            .outerjoin(Response, Response.trial_id == Trial.id)
-            .where(Trial.participant_id == p.id)
-        ).one()
-        if n_done >= n_trials and p.trials_done_at is None:
-            p.trials_done_at = now
-            if not (config.demographics or config.ask_comment):
-                p.completed_at = now
-        return True
-
-
-def submit_rating(
-    make_session: sessionmaker[Session], token: str, trial_id: int, rating: int, ticks: list[bool] | None = None
-) -> bool:
-    """Store one rating (1-7, optional per-item ticks); ``False`` if already answered (nothing changes)."""
-    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7:
-        raise ValueError(f"rating must be an integer from 1 to 7, got {rating!r}")
-    if ticks is not None and (not isinstance(ticks, list) or not all(isinstance(x, bool) for x in ticks)):
-        raise ValueError("ticks must be a list of true/false, one per grid item")
-    return _store(make_session, token, trial_id, "rating", {"rating": rating, "ticks": ticks})
-
-
-def submit_pairwise(make_session: sessionmaker[Session], token: str, trial_id: int, choice: str) -> bool:
-    """Store a pairwise choice: 'left', 'right' or 'tie' (equally similar)."""
-    if choice not in ("left", "right", "tie"):
-        raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
-    return _store(make_session, token, trial_id, "pairwise", {"choice": choice})
-
-
-def submit_ranking(make_session: sessionmaker[Session], token: str, trial_id: int, best: int, worst: int) -> bool:
-    """Store a best-worst choice, given as display positions (0-based); mapped to grids here."""
-    with make_session() as s:
-        grids = _owned_trial(s, token, trial_id)[0].grid_ids
-    for name, pos in (("best", best), ("worst", worst)):
-        if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < len(grids):
-            raise ValueError(f"{name} must be a set number from 1 to {len(grids)}")
-    if best == worst:
-        raise ValueError("the most and the least similar set must be different")
-    return _store(make_session, token, trial_id, "ranking", {"best": grids[best], "worst": grids[worst]})
+        p = _participant(s, token)
+        if p is None:
+            raise PermissionError("unknown participant token")
+        if p.status == "returned":
+            return
+        if p.status != "active":
+            raise PermissionError(f"this participation is over ({p.status}); there is nothing to leave")
+        lifecycle.leave(s, p, "returned", now or utcnow())
 
 
 def submit_questions(
-    make_session: sessionmaker[Session], token: str, answers: dict[str, str | None], comment: str | None
+    make_session: sessionmaker[Session],
+    token: str,
+    answers: dict[str, str | None],
+    comment: str | None,
+    *,
+    now: datetime | None = None,
 ) -> None:
     """Store the optional closing questions and complete the participation (idempotent)."""
     with make_session.begin() as s:
@@ -388,4 +328,5 @@ def submit_questions(
                 clean[key] = value
         p.demographics = clean
         p.comment = plain_text(comment or "", MAX_COMMENT_LEN, keep="\n\t").strip() or None
-        p.completed_at = utcnow()
+        p.completed_at = now or utcnow()
+        p.status = "completed"

@@ -16,6 +16,7 @@ from db.engine import resolve_db_url
 #: Environment variable -> what it sets.
 ENV_DB, ENV_STUDY, ENV_HOME = "LOOKALIKE_DB", "LOOKALIKE_STUDY", "LOOKALIKE_HOME"
 ENV_OFFLINE, ENV_ADMIN_PASSWORD = "LOOKALIKE_OFFLINE", "LOOKALIKE_ADMIN_PASSWORD"
+ENV_PREVIEW = "LOOKALIKE_PREVIEW"
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,21 @@ class Settings:
     home: Path  # generated files: demo catalog, mask and feature caches
     offline: bool = False  # True: never download weights; missing ones are an error
     admin_password: str | None = None  # the /admin page's password (else Streamlit secrets; none: disabled)
+    preview: bool = False  # serve the participant flow as a preview that writes nothing (survey/preview.py)
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def image_store(self) -> Path:
+        """Images fetched from product-feed URLs, by content hash, with a status per URL (similarity/fetch.py)."""
+        return self.home / "images"
+
+    @property
+    def media_dir(self) -> Path:
+        """Thumbnails the participant page shows, by content hash (survey/media.py)."""
+        return self.home / "media"
 
     @classmethod
     def from_env(
@@ -51,6 +63,7 @@ class Settings:
             home=Path(home).expanduser(),
             offline=offline or env.get(ENV_OFFLINE, "") not in ("", "0"),
             admin_password=env.get(ENV_ADMIN_PASSWORD) or None,
+            preview=env.get(ENV_PREVIEW, "") not in ("", "0"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -60,4 +73,6 @@ class Settings:
             env[ENV_STUDY] = self.study
         if self.admin_password:
             env[ENV_ADMIN_PASSWORD] = self.admin_password
+        if self.preview:
+            env[ENV_PREVIEW] = "1"
         return env

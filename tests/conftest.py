@@ -237,8 +237,16 @@ def sqlite_study_db(tmp_path, built_study):
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _session_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("lookalike-home")
+
+
 @pytest.fixture(autouse=True)
-def _no_network_env(monkeypatch):
+def _no_network_env(monkeypatch, _session_home):
+    # Caches, thumbnails and image stores go to a folder of this test run, never to ~/.cache/lookalike;
+    # tests that need their own home set LOOKALIKE_HOME again.
+    monkeypatch.setenv("LOOKALIKE_HOME", str(_session_home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")  # tests never download; test_weights unsets it explicitly
     monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")

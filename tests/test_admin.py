@@ -43,9 +43,12 @@ def test_progress_participants_and_blinded_results(study_db, monkeypatch):
     assert metrics["Participants"] == "3" and metrics["Flagged"] == str(flagged)
     assert metrics["Completed"] == "2" and metrics["In progress"] == "1"
     assert float(metrics["Median s / trial"]) >= 0
-    assert len(at.dataframe) == 2  # progress pivot + participants
+    assert len(at.dataframe) == 4  # progress pivot + participants; status: per status, per protocol
+    by_status = at.dataframe[2].value.iloc[0].to_dict()
+    assert by_status == {"active": 1, "completed": 2, "returned": 0, "timed out": 0, "screened out": 0}
+    assert at.dataframe[3].value["held by active participants"].sum() == 12  # the one who answered nothing
     # blinded until asked: no summary table, no report download
     assert "hidden" in at.caption[-1].value
     at.checkbox[0].check().run()
-    assert len(at.dataframe) == 3
+    assert len(at.dataframe) == 5
     assert at.exception == []

@@ -128,8 +128,12 @@ def test_plan_trials_makes_the_documented_draws():
         tiebreak = replay.permutation(len(units))
         block = [units[i] for i in np.argsort(tiebreak)[:2]]
         block += [pool.catch[protocol][i] for i in replay.permutation(len(pool.catch[protocol]))[:1]]
-        for i in replay.permutation(len(block)):
-            expected.append(tuple(block[i].grid_ids[j] for j in replay.permutation(len(block[i].grid_ids))))
+        for i in replay.permutation(len(block)):  # no counts yet: the random order as drawn
+            u = block[i]
+            if u.is_catch:  # attention checks: random positions
+                expected.append(tuple(u.grid_ids[j] for j in replay.permutation(len(u.grid_ids))))
+            else:  # real units: counterbalanced, never given before -> canonical order, no draw
+                expected.append(u.grid_ids)
     assert [u.grid_ids for u in plan] == expected
     assert rng.random() == replay.random()  # nothing else drawn
 
@@ -176,3 +180,54 @@ def test_the_simulator_plans_exactly_the_trials_the_service_plans(study_db):
             if proto == protocol and not is_catch
         ]
         assert got == want and not j["is_catch"].any()
+
+
+def test_positions_are_counterbalanced_across_participants():
+    protocols = ("pairwise", "ranking")
+    pool = assignment.unit_pool(GRIDS, {}, protocols)
+    counts: dict[str, int] = {}
+    seen: Counter = Counter()  # (unit, grid, position)
+    rng = np.random.default_rng(6)
+    for _ in range(36):
+        plan = assignment.plan_trials(
+            pool, counts, protocols=protocols, trials_per_participant=2, attention_check_rate=0, rng=rng
+        )
+        for u in plan:
+            seen.update((u.key, g, pos) for pos, g in enumerate(u.grid_ids))
+        assignment.count_plan(counts, plan)
+    for protocol in protocols:
+        for u in pool.units[protocol]:
+            per_position = [seen[(u.key, g, pos)] for g in u.grid_ids for pos in range(len(u.grid_ids))]
+            assert max(per_position) - min(per_position) <= 1, (u.key, per_position)  # every grid, every place
+    assert assignment.counterbalanced(pool.units["pairwise"][0], 1) == ("b", "a")
+
+
+def test_conditions_are_spread_within_a_block():
+    grids = {1: ["a1", "b1"], 2: ["a2", "b2"], 3: ["a3", "b3"], 4: ["a4", "b4"]}
+    made_by = {g: [f"cond-{g[0]}"] for gids in grids.values() for g in gids}  # a*: cond-a, b*: cond-b
+    pool = assignment.unit_pool(grids, {}, ("rating",), made_by)
+    for seed in range(50):
+        block = assignment.least_judged(pool.units["rating"], {}, 4, np.random.default_rng(seed))
+        assert Counter(c for u in block for c in u.conditions) == {"cond-a": 2, "cond-b": 2}
+    plain = assignment.unit_pool(grids, {}, ("rating",))  # without conditions: drawn at random, often uneven
+    uneven = sum(
+        Counter(u.key[7] for u in assignment.least_judged(plain.units["rating"], {}, 4, np.random.default_rng(s)))
+        != {"a": 2, "b": 2}
+        for s in range(50)
+    )
+    assert uneven > 10
+
+
+def test_less_judged_units_come_first_in_a_block_so_dropouts_keep_the_balance():
+    units = assignment.unit_pool({1: list("abcdef")}, {}, ("rating",))
+    counts = {"rating:a": 1, "rating:b": 1, "rating:c": 1, "rating:d": 1}  # e, f behind
+    for seed in range(30):
+        plan = assignment.plan_trials(
+            units,
+            counts,
+            protocols=("rating",),
+            trials_per_participant=4,
+            attention_check_rate=0,
+            rng=np.random.default_rng(seed),
+        )
+        assert {u.key for u in plan[:2]} == {"rating:e", "rating:f"}

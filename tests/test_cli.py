@@ -136,7 +136,9 @@ def test_evaluate_refuses_unknown_options(tmp_path):
         tmp_path,
     )
     _refused(
-        proc, "methods: method 'efficientnet' has no option(s) variantt; options: pretrained, variant, weights_path"
+        proc,
+        "methods: method 'efficientnet' has no option(s) variantt; options: flip, gem_p, input_size, pooling, "
+        "pretrained, scales, variant, weights_path",
     )
 
 
@@ -286,6 +288,7 @@ USER_ERRORS = [
     ("survey.build", "StudyExists"),
     ("survey.config", "ConfigError"),
     ("survey.service", "StudyUnavailable"),
+    ("survey.serving", "ServeError"),
     ("survey.analysis.simulate", "SimulationError"),
 ]
 

@@ -22,7 +22,7 @@ def test_the_shipped_example_is_valid_and_complete():
     config = load_config(EXAMPLE)
     assert config.name == "shirts-and-mugs" and Path(config.catalog).is_file()
     assert [c.name for c in config.methods] == ["ssim", "efficientnet"]
-    assert config.methods[1].options == {"variant": "lite0"}
+    assert config.methods[1].options == {}  # the default efficientnet: Lite2 at 384 px (README)
     assert config.protocols == ("rating", "pairwise") and config.rating_item_ticks
     assert config.attention_check_rate == 0.1 and config.min_response_ms == 1500
     assert config.demographics[0] == Question("age", "Your age group", ("18-29", "30-49", "50-64", "65+"))

@@ -55,11 +55,12 @@ def test_files_and_dictionary(answered, tmp_path):
         assert [f.name for f in files] == [
             f"judgements.{fmt}",
             f"participants.{fmt}",
+            f"repeats.{fmt}",
             f"grids.{fmt}",
             "data_dictionary.csv",
         ]
         read = pd.read_csv if fmt == "csv" else pd.read_parquet
-        for name in ("judgements", "participants", "grids"):
+        for name in ("judgements", "participants", "repeats", "grids"):
             assert list(read(tmp_path / fmt / f"{name}.{fmt}").columns) == list(DICTIONARY[name])
     d = pd.read_csv(tmp_path / "csv" / "data_dictionary.csv")
     assert d["description"].notna().all() and len(d) == sum(len(c) for c in DICTIONARY.values())

@@ -3,11 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from similarity.catalog import load_catalog
 from similarity.images import load_rgb
-from similarity.methods import METHODS, create_method, list_methods
-from similarity.registry import UnknownName
+from similarity.methods import METHODS, create_method, list_methods, parse_scales, pool_feature_map
+from similarity.registry import InvalidOption, UnknownName
 from similarity.weights import WeightsUnavailable, clip_spec, list_weights, weight_spec
 
 from .conftest import shared_data
@@ -27,19 +28,65 @@ def test_registry_lists_and_rejects_unknown_names():
 
 def test_bundled_weights_are_present():
     present = {w.name for w in list_weights() if w.path() is not None}
-    assert {"efficientnet-lite0", "u2netp"} <= present
+    assert {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "u2netp"} <= present
 
 
-def test_lite0_bundled_weights_classify_a_real_photo():
+@pytest.mark.parametrize("variant, size", [("lite0", 224), ("lite1", 240), ("lite2", 260)])
+def test_lite_bundled_weights_classify_a_real_photo(variant, size):
     """The bundled ImageNet weights are really loaded: a Granny Smith packshot is class 948."""
-    m = create_method("efficientnet")
+    m = create_method("efficientnet", variant=variant, input_size=None)  # None: the native size
+    assert m.input_size == size and m.params()["variant"] == variant
     item = next(i for i in _grocery().items if i.group == "Granny-Smith" and i.meta["view"] == "iconic")
     with torch.inference_mode():
         logits = m.net(torch.from_numpy(m.prepare(load_rgb(item.path))[None]))
     assert int(logits.argmax()) == 948  # ImageNet "Granny Smith"
 
 
-def test_lite0_finds_the_same_product_across_backgrounds():
+def test_the_default_is_lite2_at_384_px():
+    m = create_method("efficientnet")
+    assert (m.variant, m.input_size, m.pooling, m.flip, m.scales) == ("lite2", 384, "avg", False, (1.0,))
+    assert m.params()["input_size"] == 384
+    assert create_method("efficientnet", input_size="native").input_size == 260  # TOML has no None
+
+
+def test_flip_makes_the_descriptor_mirror_invariant_and_options_are_validated():
+    img = load_rgb(_grocery().items[0].path)
+    mirrored = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    plain, flip = create_method("efficientnet"), create_method("efficientnet", flip=True)
+    f = flip.features([img, mirrored])
+    assert float(f[0] @ f[1]) == pytest.approx(1.0, abs=1e-5)
+    g = plain.features([img, mirrored])
+    assert float(g[0] @ g[1]) < 0.999  # without flip, a mirror image is another descriptor
+    for bad, match in [
+        ({"pooling": "sum"}, "pooling 'sum' unknown; valid: avg, gem, max"),
+        ({"pooling": "gem", "gem_p": 0.5}, "gem_p=0.5"),
+        ({"gem_p": 2.0}, "only applies to pooling=gem"),
+        ({"input_size": 20}, "input_size=20"),
+        ({"scales": "1+x"}, "scales='1\\+x'.*e.g. scales=1\\+1.25"),
+        ({"scales": "1+1"}, "distinct factors"),
+        ({"flip": "yes"}, "flip='yes'"),
+        ({"variant": "lite3"}, "valid: lite0, lite1, lite2, b0"),
+    ]:
+        with pytest.raises(InvalidOption, match=match):
+            create_method("efficientnet", **bad)
+
+
+def test_gem_pooling_between_average_and_max():
+    """GeM with p=1 is average pooling and tends to max pooling as p grows (on non-negative maps)."""
+    fmap = torch.rand(2, 8, 5, 5)
+    torch.testing.assert_close(pool_feature_map(fmap, "gem", 1.0), fmap.mean(dim=(2, 3)))
+    torch.testing.assert_close(pool_feature_map(fmap, "max", 3.0), fmap.amax(dim=(2, 3)))
+    g3 = pool_feature_map(fmap, "gem", 3.0)
+    assert (g3 >= fmap.mean(dim=(2, 3)) - 1e-6).all() and (g3 <= fmap.amax(dim=(2, 3)) + 1e-6).all()
+    expected = (fmap.pow(3).mean(dim=(2, 3))) ** (1 / 3)  # by hand
+    torch.testing.assert_close(g3, expected)
+    assert (
+        parse_scales("1+1.25") == (1.0, 1.25) and parse_scales([0.75, 1]) == (0.75, 1.0) and parse_scales(1) == (1.0,)
+    )
+
+
+@pytest.mark.slow
+def test_default_efficientnet_finds_the_same_product_across_backgrounds():
     """Natural in-store photo -> packshot of the same product, recall@5 far above chance (5/81)."""
     cat = _grocery()
     queries = [i for i in cat.items if i.meta["view"] == "natural"][::5]
@@ -85,9 +132,10 @@ def test_clip_code_path_with_explicit_random_init():
 
 
 def test_torchvision_efficientnet_code_path_with_explicit_random_init():
-    m = create_method("efficientnet", variant="b0", pretrained=None)
+    m = create_method("efficientnet", variant="b0", pretrained=None, input_size=None)
     f = m.features([load_rgb(i.path) for i in _grocery().items[:2]])
-    assert f.shape == (2, 1280) and m.input_size == 224
+    assert f.shape == (2, 1280) and m.input_size == 224  # None: the weights' crop size
+    assert create_method("efficientnet", variant="b0", pretrained=None).input_size == 384  # the default, any variant
 
 
 def test_torchvision_efficientnet_missing_weights_say_how_to_get_them():
@@ -95,5 +143,5 @@ def test_torchvision_efficientnet_missing_weights_say_how_to_get_them():
         pytest.skip("EfficientNet-B3 weights are cached on this machine")
     with pytest.raises(WeightsUnavailable, match="lookalike weights download efficientnet-b3"):
         create_method("efficientnet", variant="b3")
-    with pytest.raises(ValueError, match="valid: lite0, b0"):
+    with pytest.raises(ValueError, match="valid: lite0, lite1, lite2, b0"):
         create_method("efficientnet", variant="b9")

@@ -173,10 +173,46 @@ def test_cli_db_current_and_upgrade(study_db, capsys):
     url = study_db[0]
     _downgraded_copy(study_db, "0001")[0].dispose()
     assert main(["db", "current", "--db", url]) == 0
-    assert "schema 0001; this Lookalike needs 0003 (run `lookalike db upgrade`)" in capsys.readouterr().out
+    assert "schema 0001; this Lookalike needs 0004 (run `lookalike db upgrade`)" in capsys.readouterr().out
     assert main(["report", "--db", url, "--out", "/dev/null"]) == 2
     assert "lookalike db upgrade" in capsys.readouterr().err
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert "schema 0001 -> 0003" in capsys.readouterr().out
+    assert "schema 0001 -> 0004" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", url]) == 0
     assert "already at the newest schema" in capsys.readouterr().out
+
+
+def test_upgrade_from_0003_gives_every_participant_a_status_and_fills_the_answered_counts(study_db):
+    url, make_session, _ = study_db
+    study = service.current_study(make_session)
+    rng = np.random.default_rng(9)
+    partial = service.start_participant(make_session, study.id, {}, rng)  # answers one trial, then stops
+    service.finish_instructions(make_session, partial)
+    first = service.participant_state(make_session, partial).trial
+    service.submit_rating(make_session, partial, first.trial_id, 4)
+    engine, before = _downgraded_copy(study_db, "0003")  # two more who completed
+    assert "status" not in {c["name"] for c in inspect(engine).get_columns("participants")}
+    with engine.connect() as con:
+        answers = Counter(
+            con.execute(
+                text("SELECT t.unit FROM responses r JOIN trials t ON t.id = r.trial_id WHERE NOT t.is_catch")
+            ).scalars()
+        )
+        last = dict(
+            con.execute(text("SELECT participant_id, MAX(created_at) FROM responses GROUP BY participant_id")).all()
+        )
+    assert migrate.upgrade(engine) == ("0003", migrate.head_revision())
+    assert _counts(engine) == before
+    with make_sessionmaker(make_engine(url))() as s:
+        people = {p.token: p for p in s.scalars(select(Participant))}
+        assert people.pop(partial).status == "active" and len(people) == 2
+        assert {p.status for p in people.values()} == {"completed"}
+        for p in s.scalars(select(Participant)):
+            assert str(p.last_active_at)[:19] == str(last[p.id])[:19]
+        assert planning.answered_counts(s, study.id) == {
+            **dict.fromkeys(planning.unit_counts(s, study.id), 0),
+            **answers,
+        }
+        assert all(p.comprehension_attempts == 0 for p in s.scalars(select(Participant)))
+        assert not any(s.scalars(select(Trial.is_repeat)))
+    engine.dispose()

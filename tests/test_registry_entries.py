@@ -47,6 +47,39 @@ def test_method(name):
     assert m.identity().startswith(f"{name}-")
 
 
+#: Every efficientnet variant and descriptor option beyond the defaults (lite2, 384 px, avg), offline.
+EFFICIENTNET_OPTIONS = [
+    {"variant": "lite0"},
+    {"variant": "lite1"},
+    {"input_size": None},
+    {"pooling": "gem"},
+    {"pooling": "gem", "gem_p": 2.0},
+    {"pooling": "max"},
+    {"input_size": 160},
+    {"flip": True},
+    {"scales": "1+0.75"},
+]
+
+
+@pytest.mark.parametrize("options", EFFICIENTNET_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_efficientnet_option(options):
+    m = create_method("efficientnet", **options)
+    feats = m.features(_images())
+    assert feats.shape == (3, 1280) and np.isfinite(feats).all()
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    sims = m.similarity(feats, feats)
+    np.testing.assert_allclose(np.diag(sims), sims.max(axis=1), atol=1e-5)
+    recorded = {**options, **({"scales": [1.0, 0.75]} if "scales" in options else {})}
+    if options.get("input_size", 0) is None:
+        recorded["input_size"] = 260  # None: Lite2's native size, recorded as the size used
+    assert {k: m.params()[k] for k in recorded} == recorded  # the study stores params(): what was compared
+
+
+def test_every_efficientnet_option_changes_the_cache_key():
+    identities = [create_method("efficientnet", **o).identity() for o in [{}, *EFFICIENTNET_OPTIONS]]
+    assert len(set(identities)) == len(identities)
+
+
 @pytest.mark.parametrize("name", list_segmenters())
 def test_segmenter(name):
     opts = dict(SEGMENTER_OPTIONS[name])

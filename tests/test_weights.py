@@ -51,6 +51,7 @@ def test_failed_download_is_a_clear_error(tmp_path):
 def test_table_and_lookup():
     names = {w.name for w in list_weights()}
     assert {"efficientnet-lite0", "u2netp", "maskrcnn-coco", "efficientnet-b0", "efficientnet-b7"} <= names
+    assert {"efficientnet-lite1", "efficientnet-lite2"} <= names
     assert weight_spec("clip:ViT-B-16/openai").name == "clip:ViT-B-16/openai"
     with pytest.raises(KeyError, match="unknown weights 'resnet'"):
         weight_spec("resnet")

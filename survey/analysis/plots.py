@@ -198,6 +198,8 @@ def exclusion_flow_png(ex: ExclusionFlow) -> bytes:
         ("not too fast", ex.started - ex.excluded_failed_checks - ex.excluded_too_fast),
         ("complete = kept", ex.kept),
     ]
+    if ex.excluded_inconsistent:  # the consistency rule (repeat trials) applies after completeness
+        steps[-1:] = [("complete", ex.kept + ex.excluded_inconsistent), ("consistent = kept", ex.kept)]
     fig, ax = _axes(len(steps))
     y = list(range(len(steps)))[::-1]
     ax.barh(y, [n for _, n in steps], color="#72B7B2")

@@ -13,8 +13,11 @@ assignment), and analysed with the same functions as the report:
   way (any rejection counts when the true difference is 0).
 
 Power is the share of simulated studies that reject at ``alpha``, with a Wilson 95% interval
-for its Monte Carlo error. Participants are those analysed: the fast simulation has no
-attention checks, so recruit enough extra people to cover exclusions.
+for its Monte Carlo error. Participants are those recruited: with ``dropout``, that share of them
+stops part-way (their answers so far analysed, the rest of their trials given to later
+participants, :func:`survey.analysis.simulate.plan_participants`), so the participants needed
+grow with dropout. The fast simulation has no attention checks, so recruit enough extra people
+to cover exclusions.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class PowerResult:
     seed: int
     noise_sd: float
     bias_sd: float
+    dropout: float
     conditions: int
     references: int
     trials_per_participant: int
@@ -95,6 +99,7 @@ def simulate_rejections(
     reps: int,
     alpha: float,
     seed: int,
+    dropout: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per simulated study: (Friedman rejects, pair detected, complete blocks). Study r with n
     participants uses the generator seeded by (seed, n, r), so results per n do not depend on
@@ -107,7 +112,12 @@ def simulate_rejections(
     lo, hi = sorted(pair)
     for r in range(reps):
         j = simulate_judgements(
-            design, participants, protocol="rating", model=model, rng=np.random.default_rng([seed, participants, r])
+            design,
+            participants,
+            protocol="rating",
+            model=model,
+            rng=np.random.default_rng([seed, participants, r]),
+            dropout=dropout,
         )
         fr = friedman(j)
         omnibus[r] = fr.pvalue < alpha  # nan (too few complete blocks): not rejected
@@ -129,6 +139,7 @@ def power_curve(
     alpha: float = 0.05,
     target: float = 0.8,
     seed: int = 0,
+    dropout: float = 0.0,
 ) -> PowerResult:
     """Estimated power of the rating analysis for each number of participants."""
     conds = design.conditions
@@ -136,6 +147,8 @@ def power_curve(
         raise SimulationError("participants must be a list of positive numbers, e.g. 10,20,40")
     if reps < 1:
         raise SimulationError("reps must be at least 1")
+    if not 0 <= dropout < 1:
+        raise SimulationError(f"dropout must be a probability from 0 to below 1, got {dropout}")
     if not 0 < alpha < 1 or not 0 < target < 1:
         raise SimulationError("alpha and target must lie between 0 and 1")
     unknown = set(model.effects) - set(conds)
@@ -146,7 +159,9 @@ def power_curve(
         raise SimulationError(f"pair must name two different conditions of the study; valid: {conds}")
     points = []
     for n in sorted(set(participants)):
-        omni, paired, blocks = simulate_rejections(design, n, model=model, pair=pair, reps=reps, alpha=alpha, seed=seed)
+        omni, paired, blocks = simulate_rejections(
+            design, n, model=model, pair=pair, reps=reps, alpha=alpha, seed=seed, dropout=dropout
+        )
         points.append(
             PowerPoint(
                 n,
@@ -168,6 +183,7 @@ def power_curve(
         seed,
         model.noise_sd,
         model.bias_sd,
+        dropout,
         len(conds),
         int(design.grids["reference"].nunique()),
         design.trials_per_participant,

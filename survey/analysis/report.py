@@ -11,6 +11,7 @@ from .agreement import Agreement, SplitHalf
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss
 from .conditions import ConditionSummary
+from .consistency import Consistency
 from .exclusions import ExclusionFlow
 from .formatting import (
     CI_NEEDS_TWO_PARTICIPANTS,
@@ -74,7 +75,15 @@ def participants_section(ex: ExclusionFlow) -> str:
         f"<h2>Participants</h2><p>{ex.started} started, {ex.completed} completed the trials, "
         f"{ex.kept} kept for analysis.</p>",
         html_table(
-            ["started", "completed", "excluded: failed checks", "excluded: too fast", "excluded: incomplete", "kept"],
+            [
+                "started",
+                "completed",
+                "excluded: failed checks",
+                "excluded: too fast",
+                "excluded: incomplete",
+                "excluded: inconsistent",
+                "kept",
+            ],
             [
                 [
                     ex.started,
@@ -82,6 +91,7 @@ def participants_section(ex: ExclusionFlow) -> str:
                     ex.excluded_failed_checks,
                     ex.excluded_too_fast,
                     ex.excluded_incomplete,
+                    ex.excluded_inconsistent,
                     ex.kept,
                 ]
             ],
@@ -368,6 +378,28 @@ def objective_section(objective: list[ObjectiveVsHuman], spearman: float | None)
     )
 
 
+def consistency_section(consistency: list[Consistency]) -> str:
+    """Test-retest consistency from repeat trials (only when the study repeated some)."""
+    if not consistency:
+        return ""
+    rows = [
+        [
+            c.protocol,
+            c.pairs,
+            c.participants,
+            f"{c.agreement:.2f} [{c.agreement_ci_low:.2f}, {c.agreement_ci_high:.2f}]",
+            "-" if c.kappa is None else f"{c.kappa:.2f} [{c.kappa_ci_low:.2f}, {c.kappa_ci_high:.2f}]",
+        ]
+        for c in consistency
+    ]
+    return join_html(
+        "<h2>Test-retest consistency</h2><p>Repeat trials: a unit shown to the same participant again, later and "
+        "with the sets in other positions. Agreement: ratings within one point, choices identical. Ratings also "
+        "give the quadratic-weighted kappa. 95% intervals from a bootstrap over participants.</p>",
+        html_table(["protocol", "repeats", "participants", "agreement [95% CI]", "weighted kappa [95% CI]"], rows),
+    )
+
+
 def render_html(results: StudyResults) -> str:
     """The whole report: every section in order, in one page with its charts embedded."""
     esc = html.escape
@@ -386,6 +418,7 @@ def render_html(results: StudyResults) -> str:
         plackett_luce_section(r.plackett_luce),
         agreement_section(r.agreement, r.split_half),
         objective_section(r.objective, r.objective_spearman),
+        consistency_section(r.consistency),
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Lookalike report: {esc(r.study)}</title>

@@ -21,6 +21,7 @@ from .agreement import Agreement, SplitHalf, agreement, split_half
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
 from .conditions import ConditionSummary, condition_resamples, condition_summaries, ratings_from_judgements
+from .consistency import Consistency, retest_consistency
 from .exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
 from .mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
 from .plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
@@ -79,6 +80,7 @@ class StudyResults:
     objective_spearman: float | None  # rank correlation of recall@5 with the human mean rating
     n_boot: int
     seed: int
+    consistency: list[Consistency] = dataclasses.field(default_factory=list)  # test-retest, from repeat trials
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -181,4 +183,7 @@ def compute_results(
         objective_spearman=rho,
         n_boot=n_boot,
         seed=seed,
+        consistency=retest_consistency(
+            t["repeats"][t["repeats"]["participant"].isin(flow.kept_ids)], n_boot=n_boot, seed=seed
+        ),
     )

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 import numpy as np
@@ -48,87 +49,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Condition, Grid, GridCondition, Participant, Trial
-from similarity.errors import UserError
 
-from .. import assignment, service
-from ..checks import CATCH_RATING_MAX
+from .. import assignment, comprehension, service
 from ..config import PROTOCOLS
+from .response_model import CATCH_LATENT as CATCH_LATENT
+from .response_model import ResponseModel as ResponseModel
+from .response_model import SimulationError as SimulationError
+from .response_model import answer_trial
+from .response_model import attentive_unrelated as attentive_unrelated
+from .response_model import best_worst_from_latent as best_worst_from_latent
+from .response_model import pairwise_from_latent as pairwise_from_latent
+from .response_model import parse_effects as parse_effects
+from .response_model import rating_from_latent as rating_from_latent
+from .response_model import ticks_from_latent as ticks_from_latent
+from .response_model import unrelated_rating_from_latent as unrelated_rating_from_latent
 
-#: Latent similarity of an unrelated set (another category's products), before an attentive
-#: rater's view caps it (:func:`attentive_unrelated`).
-CATCH_LATENT = -3.0
-
-
-class SimulationError(UserError, ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ResponseModel:
-    effects: dict[str, float] = field(default_factory=dict)  # "method/segmenter" -> effect
-    noise_sd: float = 1.0
-    bias_sd: float = 0.5
-    inattentive: float = 0.0
-    tie_margin: float = 0.25
-
-
-# --- the response model: latent similarity -> answer (vectorised) ---------------------------------
-
-
-def rating_from_latent(latent, bias=0.0) -> np.ndarray:
-    """The 1..7 rating of a grid: ``round(4 + 1.5 * (latent + bias))`` (half to even), clipped."""
-    return np.clip(np.round(4 + 1.5 * (np.asarray(latent, dtype=float) + bias)), 1, 7).astype(int)
-
-
-def ticks_from_latent(latent, item_noise) -> np.ndarray:
-    """Per-item "similar" ticks: the grid's latent plus fresh item noise above 0."""
-    return np.asarray(latent, dtype=float) + np.asarray(item_noise, dtype=float) > 0
-
-
-def pairwise_from_latent(diff, tie_margin: float) -> np.ndarray:
-    """'left' if latent(left) - latent(right) > tie_margin, 'right' if below -tie_margin, else 'tie'."""
-    d = np.asarray(diff, dtype=float)
-    return np.where(d > tie_margin, "left", np.where(d < -tie_margin, "right", "tie"))
-
-
-def attentive_unrelated(latent, unrelated) -> np.ndarray:
-    """An attentive rater's latents on a catch screen: the unrelated grid's latent (``unrelated``
-    marks it along the last axis) capped at the lowest latent of the real grids beside it, so the
-    unrelated set is never judged more similar than a set of the product's own category. A screen
-    without a real grid (rating) is returned unchanged; NaN marks an empty slot."""
-    lat = np.asarray(latent, dtype=float)
-    mask = np.broadcast_to(np.asarray(unrelated, dtype=bool), lat.shape)
-    lowest_real = np.where(mask | np.isnan(lat), np.inf, lat).min(axis=-1, keepdims=True)
-    return np.where(mask, np.minimum(lat, lowest_real), lat)
-
-
-def unrelated_rating_from_latent(latent, bias=0.0) -> np.ndarray:
-    """An attentive rater's rating of an unrelated set: :func:`rating_from_latent`, at most
-    ``CATCH_RATING_MAX`` (never "somewhat similar" or more)."""
-    return np.minimum(rating_from_latent(latent, bias), CATCH_RATING_MAX)
-
-
-def best_worst_from_latent(latent) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the highest (best) and lowest (worst) latent along the last axis;
-    NaN marks an empty slot."""
-    lat = np.asarray(latent, dtype=float)
-    return np.nanargmax(lat, axis=-1), np.nanargmin(lat, axis=-1)
-
-
-def parse_effects(spec: str | None) -> dict[str, float]:
-    """``method/segmenter=value,...`` -> dict."""
-    out: dict[str, float] = {}
-    for part in filter(None, (spec or "").split(",")):
-        key, eq, value = part.partition("=")
-        if not eq or "/" not in key:
-            raise SimulationError(
-                f"effect '{part}' needs the form method/segmenter=value, e.g. efficientnet/u2netp=0.5"
-            )
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise SimulationError(f"effect '{part}': '{value}' is not a number") from None
-    return out
+DEFAULT_MODEL = ResponseModel()
 
 
 def _grid_effects(
@@ -154,8 +90,8 @@ def _grid_effects(
     return effects, catch
 
 
-def _state(make_session: sessionmaker[Session], token: str) -> service.ParticipantState:
-    state = service.participant_state(make_session, token)
+def _state(make_session: sessionmaker[Session], token: str, now: datetime) -> service.ParticipantState:
+    state = service.participant_state(make_session, token, now=now)
     if state is None:
         raise SimulationError(f"simulated participant {token} disappeared from the database during the simulation")
     return state
@@ -165,12 +101,23 @@ def _state(make_session: sessionmaker[Session], token: str) -> service.Participa
 class Simulation:
     """What :func:`simulate` did. ``participants``: the database ids of the participants it started
     (the ``participant`` column of the export), in order; ``inattentive``: those of them who
-    answered at random. Only returned, never stored: the database and its export carry no marker,
-    so exclusion rules must find careless participants from their answers, as in a real study."""
+    answered at random; ``dropped``: those who stopped part-way (and were then timed out). Only
+    returned, never stored: the database and its export carry no marker, so exclusion rules must
+    find careless participants from their answers, as in a real study."""
 
     stored: int  # answers stored
     participants: tuple[int, ...]
     inattentive: frozenset[int]
+    dropped: frozenset[int] = frozenset()
+    screened_out: frozenset[int] = frozenset()  # failed the comprehension phase twice
+    inconsistent: frozenset[int] = frozenset()  # answered repeat trials at random
+
+
+#: The simulation clock: a participant reads the instructions for a minute and answers a screen
+#: every 20 seconds; the next one arrives a minute after a participant finishes.
+INSTRUCTIONS_TIME = timedelta(minutes=1)
+ANSWER_TIME = timedelta(seconds=20)
+ARRIVAL_GAP = timedelta(minutes=1)
 
 
 def simulate(
@@ -179,72 +126,96 @@ def simulate(
     participants: int,
     *,
     seed: int = 0,
-    model: ResponseModel = ResponseModel(),
+    model: ResponseModel = DEFAULT_MODEL,
+    dropout: float = 0.0,
+    fail_comprehension: float = 0.0,
+    inconsistent: float = 0.0,
 ) -> Simulation:
-    """Run ``participants`` simulated participants through the study."""
+    """Run ``participants`` simulated participants through the study, one after another, on a
+    simulation clock that ends now (times in the database are in the past).
+
+    With ``dropout`` (a probability), a participant stops after a number of their trials drawn
+    uniformly from 0 to all but one, and is timed out by the study once its ``time_limit_minutes``
+    pass without an answer; the next participant arrives after that, so the place and the units
+    the dropout held are free again (the study's admission applies the time-out). Draws per
+    participant: the service's plan, ``rng.random()`` (careless?), ``rng.normal`` (bias), and only
+    with ``dropout`` > 0, ``rng.random()`` (drops?) and, for a dropout, ``rng.integers`` (where).
+
+    In a study with a comprehension phase, a share ``fail_comprehension`` of participants answers
+    every practice screen wrongly, twice, and is screened out (drawn with ``rng.random()`` only when
+    that share is above 0); the others answer them right at the first attempt. A share
+    ``inconsistent`` answers repeat trials at random (drawn with ``rng.random()`` after the dropout
+    draws, only when that share is above 0), so their test-retest consistency is low."""
     if participants < 1:
         raise SimulationError("participants must be at least 1")
+    for name, share in (
+        ("dropout", dropout),
+        ("fail_comprehension", fail_comprehension),
+        ("inconsistent", inconsistent),
+    ):
+        if not 0 <= share < 1:
+            raise SimulationError(f"{name} must be a probability from 0 to below 1, got {share}")
     rng = np.random.default_rng(seed)
     effect, catch = _grid_effects(make_session, study_id, model)
+    config = service.study_config(make_session, study_id)
+    limit = timedelta(minutes=config.time_limit_minutes)
+    screens = config.trials_per_participant * len(config.protocols) * 2  # at least every trial, checks included
+    per_participant = INSTRUCTIONS_TIME + screens * ANSWER_TIME + max(ARRIVAL_GAP, limit + ARRIVAL_GAP)
+    clock = datetime.now(UTC) - participants * per_participant - limit - ARRIVAL_GAP
     stored = 0
     started: list[int] = []
     inattentive: set[int] = set()
+    dropped: set[int] = set()
+    screened: set[int] = set()
+    erratic: set[int] = set()
     for _ in range(participants):
-        token = service.start_participant(make_session, study_id, {}, rng)
+        token = service.start_participant(make_session, study_id, {}, rng, now=clock)
         careless = rng.random() < model.inattentive
         bias = rng.normal(0, model.bias_sd)
-        service.finish_instructions(make_session, token)
+        clock += INSTRUCTIONS_TIME
+        service.finish_instructions(make_session, token, now=clock)
         with make_session() as s:
             pid = s.scalar(select(Participant.id).where(Participant.token == token))
             trials = {t.id: t for t in s.scalars(select(Trial).where(Trial.participant_id == pid))}
         if pid is None:
             raise SimulationError(f"simulated participant {token} disappeared from the database during the simulation")
+        stop_after = len(trials)
+        if dropout and rng.random() < dropout:
+            stop_after = int(rng.integers(0, len(trials)))
+            dropped.add(pid)
+        if inconsistent and rng.random() < inconsistent:
+            erratic.add(pid)
         started.append(pid)
         if careless:
             inattentive.add(pid)
-        state = _state(make_session, token)
-        while state.trial is not None:  # a trial is shown exactly in the "trial" stage
+        state = _state(make_session, token, clock)
+        if state.stage == "comprehension":
+            fails = bool(fail_comprehension) and rng.random() < fail_comprehension
+            while state.stage == "comprehension":
+                key = comprehension.answer_key(make_session, token)
+                clock += ANSWER_TIME * len(key)
+                comprehension.submit(make_session, token, [1 - k if fails else k for k in key], now=clock)
+                state = _state(make_session, token, clock)
+            if fails:
+                screened.add(pid)
+        answered = 0
+        while state.trial is not None and answered < stop_after:  # a trial is shown exactly in the "trial" stage
             view = state.trial
             t = trials[view.trial_id]
-            service.mark_shown(make_session, token, t.id)
-            latent = np.array([effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids])
-            attentive_check = t.is_catch and not careless
-            if attentive_check:  # an attentive view of the unrelated set (module docstring)
-                latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
-            if t.protocol == "rating":
-                if careless:
-                    rating = int(rng.integers(1, 8))
-                else:
-                    to_rating = unrelated_rating_from_latent if attentive_check else rating_from_latent
-                    rating = int(to_rating(latent[0], bias))
-                ticks = None
-                if view.ticks:  # each item judged on its own: the grid's latent plus item noise
-                    n_items = len(view.grids[0])
-                    ticks = [
-                        bool(x)
-                        for x in (
-                            rng.random(n_items) < 0.5
-                            if careless
-                            else ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items))
-                        )
-                    ]
-                stored += service.submit_rating(make_session, token, t.id, rating, ticks)
-            elif t.protocol == "pairwise":
-                if careless:
-                    choice = str(rng.choice(["left", "right", "tie"]))
-                else:
-                    choice = str(pairwise_from_latent(latent[0] - latent[1], model.tie_margin))
-                stored += service.submit_pairwise(make_session, token, t.id, choice)
-            else:
-                if careless:
-                    best, worst = (int(x) for x in rng.choice(len(latent), size=2, replace=False))
-                else:
-                    best, worst = (int(x) for x in best_worst_from_latent(latent))
-                stored += service.submit_ranking(make_session, token, t.id, best, worst)
-            state = _state(make_session, token)
+            service.mark_shown(make_session, token, t.id, now=clock)
+            clock += ANSWER_TIME
+            at_random = careless or (t.is_repeat and pid in erratic)
+            stored += answer_trial(make_session, token, t, view, at_random, bias, effect, catch, model, rng, clock)
+            answered += 1
+            state = _state(make_session, token, clock)
         if state.stage == "questions":
-            service.submit_questions(make_session, token, {}, None)
-    return Simulation(stored, tuple(started), frozenset(inattentive))
+            service.submit_questions(make_session, token, {}, None, now=clock)
+        # a dropout's time limit passes before the next participant arrives
+        clock += limit + ARRIVAL_GAP if pid in dropped else ARRIVAL_GAP
+    service.expire_idle(make_session, study_id, now=clock)  # the last dropouts time out too
+    return Simulation(
+        stored, tuple(started), frozenset(inattentive), frozenset(dropped), frozenset(screened), frozenset(erratic)
+    )
 
 
 # --- the same response model, written straight into a tidy judgements table ---------------------
@@ -267,6 +238,7 @@ class Design:
     protocols: tuple[str, ...] = PROTOCOLS
     attention_check_rate: float = 0.0
     catch_grids: Mapping[str, str] = field(default_factory=dict)
+    repeat_rate: float = 0.0
 
     @property
     def conditions(self) -> list[str]:
@@ -276,7 +248,8 @@ class Design:
     def pool(self) -> assignment.UnitPool:
         """The units of each protocol (computed once per design)."""
         by_ref = self.grids.drop_duplicates("grid").groupby("reference")["grid"].agg(list)
-        return assignment.unit_pool(by_ref.to_dict(), self.catch_grids, self.protocols)
+        made_by = self.grids.groupby("grid")["condition"].agg(list)
+        return assignment.unit_pool(by_ref.to_dict(), self.catch_grids, self.protocols, made_by.to_dict())
 
 
 def study_design(make_session: sessionmaker[Session], study_id: int) -> Design:
@@ -294,15 +267,25 @@ def study_design(make_session: sessionmaker[Session], study_id: int) -> Design:
         config.protocols,
         config.attention_check_rate,
         dict(zip(catch["reference"], catch["grid"], strict=True)),
+        config.repeat_rate,
     )
 
 
-def plan_participants(design: Design, participants: int, rng: np.random.Generator) -> list[list[assignment.Unit]]:
+def plan_participants(
+    design: Design, participants: int, rng: np.random.Generator, *, dropout: float = 0.0
+) -> list[list[assignment.Unit]]:
     """The trials of ``participants`` participants, planned one after the other with
     :func:`survey.assignment.plan_trials`, the counts kept in memory as the service's database
     keeps them. For the design of a built study (:func:`study_design`) and a generator in the same
     state, these are the trials :func:`survey.service.start_participant` plans (catch units
-    included), participant by participant."""
+    included), participant by participant.
+
+    With ``dropout``, after each plan ``rng.random() < dropout`` decides whether the participant
+    stops part-way, and then ``rng.integers(0, len(plan))`` how many trials they answer: their plan
+    is cut to those, and only those count for the next participants (as in :func:`simulate`, the
+    rest are given back when they time out, before the next one arrives)."""
+    if not 0 <= dropout < 1:
+        raise SimulationError(f"dropout must be a probability from 0 to below 1, got {dropout}")
     counts: dict[str, int] = {}
     plans = []
     for _ in range(participants):
@@ -312,8 +295,11 @@ def plan_participants(design: Design, participants: int, rng: np.random.Generato
             protocols=design.protocols,
             trials_per_participant=design.trials_per_participant,
             attention_check_rate=design.attention_check_rate,
+            repeat_rate=design.repeat_rate,
             rng=rng,
         )
+        if dropout and rng.random() < dropout:
+            plan = plan[: int(rng.integers(0, len(plan)))]
         assignment.count_plan(counts, plan)
         plans.append(plan)
     return plans
@@ -324,8 +310,9 @@ def simulate_judgements(
     participants: int,
     *,
     protocol: str = "rating",
-    model: ResponseModel = ResponseModel(),
+    model: ResponseModel = DEFAULT_MODEL,
     rng: np.random.Generator,
+    dropout: float = 0.0,
 ) -> pd.DataFrame:
     """Simulated answers of one protocol as the tidy judgements table of :func:`survey.export.tables`
     (columns filled: response_id, participant, protocol, trial_position, is_catch, reference, grid,
@@ -336,7 +323,8 @@ def simulate_judgements(
     answers of ``protocol`` generated), but no database and no attention checks: catch trials are
     planned (they take their draws and positions) but not answered, and careless raters
     (``model.inattentive``) stay in the data. ``trial_position`` is the position in the
-    participant's whole plan, as in the service.
+    participant's whole plan, as in the service. ``dropout``: participants who stop part-way
+    (:func:`plan_participants`); their answers so far stay in the data.
     """
     if protocol not in ("rating", "pairwise", "ranking"):
         raise SimulationError(f"protocol must be rating, pairwise or ranking, got {protocol!r}")
@@ -364,12 +352,12 @@ def simulate_judgements(
     index = {g: i for i, g in enumerate(grid_ids)}
     trials = [
         (p, pos, u.grid_ids)
-        for p, plan in enumerate(plan_participants(design, participants, rng))
+        for p, plan in enumerate(plan_participants(design, participants, rng, dropout=dropout))
         for pos, u in enumerate(plan)
-        if u.protocol == protocol and not u.is_catch
+        if u.protocol == protocol and not (u.is_catch or u.is_repeat)
     ]
     n_trials = len(trials)
-    width = max(len(gids) for _, _, gids in trials)
+    width = max((len(gids) for _, _, gids in trials), default=1)  # every participant may drop out at once
     shown = np.full((n_trials, width), -1)  # trials x width, grids in display order, -1 = empty slot
     for t, (_, _, gids) in enumerate(trials):
         shown[t, : len(gids)] = [index[g] for g in gids]

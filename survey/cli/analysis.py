@@ -37,6 +37,12 @@ def add_report(sub: Subparsers) -> None:
     r.add_argument("--keep-failed-checks", action="store_true", help="do not exclude for failed checks")
     r.add_argument("--max-too-fast", type=int, default=None, help="exclude participants with more too-fast answers")
     r.add_argument("--keep-incomplete", action="store_true", help="analyse participants who did not finish")
+    r.add_argument(
+        "--min-consistency",
+        type=float,
+        default=None,
+        help="exclude participants agreeing with themselves on a smaller share of repeat trials",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
 
@@ -54,6 +60,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         failed_checks_max=None if args.keep_failed_checks else args.max_failed_checks,
         too_fast_max=args.max_too_fast,
         require_complete=not args.keep_incomplete,
+        consistency_min=args.min_consistency,
     )
     results = compute_results(make_session, study.id, rules=rules, n_boot=args.n_boot, seed=args.seed)
     out = args.out or (None if args.json else DEFAULT_REPORT)  # --json alone: stdout only, no file
@@ -115,6 +122,18 @@ def add_simulate(sub: Subparsers) -> None:
     sm.add_argument("--noise-sd", type=float, default=1.0)
     sm.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
     sm.add_argument("--inattentive", type=float, default=0.0, help="share of raters answering at random")
+    sm.add_argument(
+        "--dropout", type=float, default=0.0, help="share of participants who stop part-way (then time out)"
+    )
+    sm.add_argument(
+        "--fail-comprehension",
+        type=float,
+        default=0.0,
+        help="share of participants failing the comprehension phase twice (screened out)",
+    )
+    sm.add_argument(
+        "--inconsistent", type=float, default=0.0, help="share of participants answering repeat trials at random"
+    )
     sm.set_defaults(func=cmd_simulate)
 
 
@@ -127,10 +146,23 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     model = ResponseModel(
         effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd, inattentive=args.inattentive
     )
-    sim = simulate(make_session, study.id, args.participants, seed=args.seed, model=model)
+    sim = simulate(
+        make_session,
+        study.id,
+        args.participants,
+        seed=args.seed,
+        model=model,
+        dropout=args.dropout,
+        fail_comprehension=args.fail_comprehension,
+        inconsistent=args.inconsistent,
+    )
     print(
         f"study '{study.name}': {args.participants} simulated participants stored {sim.stored} answers"
-        f" ({len(sim.inattentive)} of them answering at random)"
+        f" ({len(sim.inattentive)} of them answering at random"
+        + (f", {len(sim.dropped)} stopping part-way, then timed out" if args.dropout else "")
+        + (f", {len(sim.screened_out)} screened out" if args.fail_comprehension else "")
+        + (f", {len(sim.inconsistent)} answering repeats at random" if args.inconsistent else "")
+        + ")"
     )
     return 0
 
@@ -164,6 +196,7 @@ def add_power(sub: Subparsers) -> None:
     pw.add_argument("--noise-sd", type=float, default=1.0)
     pw.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
     pw.add_argument("--seed", type=int, default=0)
+    pw.add_argument("--dropout", type=float, default=0.0, help="share of recruited participants who stop part-way")
     pw.add_argument("--json", action="store_true", help="print the result as one JSON object")
     pw.set_defaults(func=cmd_power)
 
@@ -192,7 +225,15 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
     design = study_design(make_session, study.id)
     model = ResponseModel(effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd)
     res = power_curve(
-        design, sizes, model=model, pair=pair, reps=args.reps, alpha=args.alpha, target=args.target, seed=args.seed
+        design,
+        sizes,
+        model=model,
+        pair=pair,
+        reps=args.reps,
+        alpha=args.alpha,
+        target=args.target,
+        seed=args.seed,
+        dropout=args.dropout,
     )
     if args.json:
         print(json.dumps({"study": study.name, **res.to_json()}))
@@ -201,6 +242,7 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"study '{study.name}': {res.conditions} conditions, {res.references} references, "
         f"{res.trials_per_participant} rating trials per participant; effects: {effects}"
+        + (f"; {res.dropout:.0%} of participants stop part-way" if res.dropout else "")
     )
     print(
         f"{res.reps} simulated studies per size, alpha = {res.alpha:g}; pair: {res.pair[0]} vs {res.pair[1]} "

@@ -13,10 +13,54 @@ from .common import Subparsers
 
 
 def register(sub: Subparsers) -> None:
+    add_fetch(sub)
     add_evaluate(sub)
     add_methods(sub)
     add_weights(sub)
     add_cache(sub)
+
+
+# --- fetch --------------------------------------------------------------------------------
+
+
+def add_fetch(sub: Subparsers) -> None:
+    f = sub.add_parser(
+        "fetch",
+        help="download a catalog's image URLs into the image store ($LOOKALIKE_HOME/images); exit 1 if any failed",
+    )
+    f.add_argument("--catalog", required=True, help="manifest.csv with an image_url column, or a feed (--feed)")
+    f.add_argument("--feed", choices=["manifest", "merchant"], default="manifest")
+    f.add_argument("--workers", type=int, default=16, help="downloads at once, all hosts together")
+    f.add_argument("--per-host", type=int, default=4, help="downloads at once from one host")
+    f.add_argument("--timeout", type=float, default=20.0, help="seconds to connect, and between bytes read")
+    f.add_argument("--retries", type=int, default=3, help="retries of timeouts, connection errors, 429 and 5xx")
+    f.add_argument("--max-mb", type=float, default=20.0, help="largest image accepted")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_fetch)
+
+
+def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from similarity.catalog import catalog_rows, image_urls
+    from similarity.fetch import Fetcher, FetchPolicy, ImageStore
+
+    policy = FetchPolicy(
+        workers=args.workers,
+        per_host=args.per_host,
+        connect_timeout=args.timeout,
+        read_timeout=args.timeout,
+        retries=args.retries,
+        max_bytes=int(args.max_mb * (1 << 20)),
+    )
+    urls = image_urls(catalog_rows(args.catalog, feed=args.feed)[0])
+    if not urls:
+        raise UserError(f"{args.catalog}: no image_url values; local files need no fetch (build reads them)")
+    store = ImageStore(settings.image_store)
+    report = Fetcher(store, policy).fetch(urls, progress=not args.quiet)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    print(f"{len(report.statuses)} URLs in {store.root}: {counts} ({report.fetched} tried now)")
+    for st in report.failed:
+        print(f"  {st.status:<20}{st.url}  {st.detail}")
+    return 1 if report.failed else 0
 
 
 # --- evaluate -----------------------------------------------------------------------------
@@ -25,6 +69,7 @@ def register(sub: Subparsers) -> None:
 def add_evaluate(sub: Subparsers) -> None:
     e = sub.add_parser("evaluate", help="objective retrieval quality against the manifest's group column")
     e.add_argument("--manifest", required=True, help="manifest.csv (or catalog folder) with a group column")
+    e.add_argument("--feed", choices=["manifest", "merchant"], default="manifest", help="catalog format")
     e.add_argument("--query", default="", metavar="COLUMN=VALUE", help="which items are queries (default: all)")
     e.add_argument("--gallery", default="", metavar="COLUMN=VALUE", help="which items are ranked (default: all)")
     e.add_argument("--methods", nargs="+", default=["ssim", "efficientnet"])
@@ -35,14 +80,32 @@ def add_evaluate(sub: Subparsers) -> None:
         default="category",
         help="rank within the query's category, or the whole gallery",
     )
-    e.add_argument("--json", action="store_true", help='print {"results": [...]} as one JSON object')
+    e.add_argument("--by", metavar="COLUMN", help="also break every condition down by this column (e.g. category)")
+    e.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("A", "B"),
+        help="paired difference A minus B with its bootstrap CI; A and B are row numbers or conditions as "
+        "printed (METHOD/SEGMENTER); repeatable",
+    )
+    e.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the queries (default 2000)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    e.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"results": [...], "comparisons": [...], "bootstrap": {...}} as one JSON object',
+    )
     e.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from similarity.cache import Cache
-    from similarity.catalog import load_catalog
+    from similarity.catalog import fetch_and_load
     from similarity.evaluate import evaluate, parse_filter
+    from similarity.evaluate_report import format_report, query_keys, report_json, resolve_compare, summarise
+    from similarity.fetch import ImageStore
     from similarity.methods import create_method
     from similarity.runtime import tune_for_throughput
     from similarity.segmenters import create_segmenter
@@ -52,9 +115,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     segmenter_specs = [Component.parse(s) for s in args.segmenters]
     check_components(method_specs, segmenter_specs)  # every name and option, before any work
     tune_for_throughput()
-    catalog = load_catalog(args.manifest)
+    if args.resamples < 100:
+        raise UserError(f"--resamples {args.resamples} is too few for a percentile interval; use at least 100")
+    catalog, _ = fetch_and_load(args.manifest, images=ImageStore(settings.image_store), feed=args.feed)
     for sk in catalog.skipped:
         print(f"skipped {sk.where}: {sk.reason}", file=sys.stderr)
+    keys = query_keys(catalog, args.by) if args.by else None
+    resolve_compare([f"{m}/{s}" for s in args.segmenters for m in args.methods], args.compare)  # before any work
     methods = [create_method(c.name, offline=settings.offline, **c.options) for c in method_specs]
     segmenters = [create_segmenter(c.name, offline=settings.offline, **c.options) for c in segmenter_specs]
     results = evaluate(
@@ -66,17 +133,18 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         within=args.within,
         cache=Cache(settings.cache_dir),
         progress=not args.json,
+        method_labels=args.methods,
+        segmenter_labels=args.segmenters,
     )
-    if args.json:
-        print(json.dumps({"results": [r.as_json() for r in results]}))
-        return 0
-    print(f"{'method':<14}{'segmenter':<11}{'recall@1':>9}{'recall@5':>9}{'mAP':>7}{'queries':>8}{'seconds':>9}")
-    for r in results:
-        m = r.metrics
-        print(
-            f"{r.method:<14}{r.segmenter:<11}{m.recall_at_1:>9.3f}{m.recall_at_5:>9.3f}"
-            f"{m.mean_average_precision:>7.3f}{m.queries:>8}{r.seconds:>9.1f}"
-        )
+    report = summarise(
+        results,
+        by=args.by,
+        keys=keys,
+        compare=[tuple(pair) for pair in args.compare],
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    print(json.dumps(report_json(report)) if args.json else format_report(report))
     return 0
 
 

@@ -6,10 +6,10 @@ import argparse
 import dataclasses
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from similarity.errors import UserError
+from survey import serving
 from survey.settings import Settings
 
 from .common import Subparsers, add_db_flag, open_db
@@ -25,6 +25,7 @@ def register(sub: Subparsers) -> None:
     add_build(sub)
     add_demo(sub)
     add_serve(sub)
+    add_thumbnails(sub)
     add_study(sub)
 
 
@@ -72,10 +73,20 @@ def add_build(sub: Subparsers) -> None:
     b.add_argument("--trials-per-participant", type=int, default=12)
     b.add_argument("--replace", action="store_true", help="rebuild a study of the same name (deletes its answers)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument(
+        "--feed",
+        choices=["manifest", "merchant"],
+        default="manifest",
+        help="catalog format (merchant: a Merchant Center feed); image URLs are fetched first",
+    )
+    b.add_argument("--executor", choices=["local", "ray"], default="local", help="where the models run")
+    b.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    b.add_argument("--workers", type=int, help="ray: actors per model (default: one per CPU or GPU); local: threads")
     b.set_defaults(func=cmd_build)
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from similarity.executors import create_executor
     from similarity.runtime import tune_for_throughput
     from survey.build import build_study
     from survey.config import check_components, load_config
@@ -87,6 +98,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         config = _config_from_flags(args)
     check_components(config.methods, config.segmenters)  # before the database is opened (or created)
+    executor = create_executor(args.executor, address=args.ray_address, workers=args.workers)
     make_session = open_db(settings)
     print(f"database: {settings.db_url}")
     tune_for_throughput()
@@ -98,6 +110,10 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
             cache_dir=settings.cache_dir,
             progress=not args.quiet,
             offline=settings.offline,
+            media_dir=settings.media_dir,
+            executor=executor,
+            feed=args.feed,
+            image_store=settings.image_store,
         )
     )
     return 0
@@ -167,6 +183,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 cache_dir=settings.cache_dir,
                 progress=not args.quiet,
                 offline=settings.offline,
+                media_dir=settings.media_dir,
             )
         )
     if args.no_serve:
@@ -181,56 +198,81 @@ def add_serve(sub: Subparsers) -> None:
     s = sub.add_parser("serve", help="serve the survey")
     add_db_flag(s)
     s.add_argument("--port", type=int, default=8501)
+    s.add_argument(
+        "--address",
+        default="localhost",
+        help="address to listen on (default localhost; 0.0.0.0 to accept connections from other machines)",
+    )
     s.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="app processes behind nginx (needs PostgreSQL and Debian's nginx; see README 'Running a study for real')",
+    )
+    s.add_argument(
+        "--preview",
+        action="store_true",
+        help="serve the participant flow as a researcher's preview (PREVIEW banner; nothing is stored)",
+    )
     s.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    serve(dataclasses.replace(settings, study=args.study or settings.study), port=args.port)
+    serving.check_processes(args.processes, settings.db_url)
+    settings = dataclasses.replace(settings, study=args.study or settings.study, preview=args.preview)
+    if args.processes == 1:
+        serve(settings, port=args.port, address=args.address)
+    return serving.run_farm(port=args.port, address=args.address, processes=args.processes, env=_serve_env(settings))
 
 
-def serve(settings: Settings, *, port: int) -> NoReturn:
-    """Replace this process with the Streamlit server; the app (survey/app.py) builds its
+def _serve_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings.to_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+
+
+def serve(settings: Settings, *, port: int, address: str = "localhost") -> NoReturn:
+    """Replace this process with one Streamlit server running the app with the settings of
+    :data:`survey.serving.STREAMLIT_OPTIONS`; the app (survey/app.py) builds its
     :class:`Settings` from the environment made here."""
-    app = Path(__file__).resolve().parents[1] / "app.py"
-    if (app.parent / "pages").exists():
-        # Streamlit runs the files of any `pages` folder beside the main script as old-style pages
-        # (/admin would then crash); a stale one survives a `git pull` that moved the page modules
-        raise UserError(
-            f"remove the folder {app.parent / 'pages'}: Streamlit would serve its files instead of "
-            "the app's pages (they live in survey/views/)"
-        )
-    env = {**os.environ, **settings.to_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    print(f"Survey at http://localhost:{port}/  (Ctrl+C stops it)", flush=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "localhost",
-        "--server.headless",
-        "true",
-        "--client.toolbarMode",
-        "minimal",
-        # errors go to the server's log, never to a participant's screen (tracebacks name tables and code)
-        "--client.showErrorDetails",
-        "none",
-    ]
+    serving.check_app_folder()
+    print(f"Survey at http://{address}:{port}/  (Ctrl+C stops it)", flush=True)
+    cmd = serving.streamlit_command(port, address)
     # Replace this process with Streamlit: signals (Ctrl+C, a supervisor's SIGTERM) reach it
     # directly and no orphaned server outlives the command.
-    os.execve(sys.executable, cmd, env)
+    os.execve(sys.executable, cmd, _serve_env(settings))
+
+
+# --- thumbnails ---------------------------------------------------------------------------
+
+
+def add_thumbnails(sub: Subparsers) -> None:
+    t = sub.add_parser(
+        "thumbnails", help="render a study's thumbnails into the media folder (build does it; older studies)"
+    )
+    add_db_flag(t)
+    t.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    t.set_defaults(func=cmd_thumbnails)
+
+
+def cmd_thumbnails(args: argparse.Namespace, settings: Settings) -> int:
+    from survey import media, service
+
+    make_session = open_db(settings, must_exist=True)
+    study = service.current_study(make_session, args.study or settings.study)
+    with make_session() as s:
+        photos = media.study_photos(s, study.id)
+    written = media.build_thumbnails(settings.media_dir, photos)
+    print(f"study '{study.name}': {len(photos)} photos, {written} thumbnails written to {settings.media_dir}")
+    return 0
 
 
 # --- study list / close / open ------------------------------------------------------------
 
 
 def add_study(sub: Subparsers) -> None:
-    p = sub.add_parser("study", help="list studies, or close / reopen one to new participants")
-    p.add_argument("action", choices=["list", "close", "open"])
+    p = sub.add_parser("study", help="list studies, show one's status, or close / reopen one to new participants")
+    p.add_argument("action", choices=["list", "status", "close", "open"])
+    p.add_argument("--json", action="store_true", help="status: print JSON (counts per status, places, per unit)")
     p.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
     add_db_flag(p)
     p.set_defaults(func=cmd_study)
@@ -261,6 +303,14 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{name}\t{status}\tbuilt {created:%Y-%m-%d %H:%M}\t{started} started, {completed} completed")
         return 0
     study = service.current_study(make_session, args.study or settings.study)
+    if args.action == "status":
+        import json
+
+        from survey.status import format_status, study_status
+
+        now = study_status(make_session, study.id)
+        print(json.dumps(now.to_dict(), indent=2) if args.json else format_status(now))
+        return 0
     service.set_study_status(make_session, study.id, "closed" if args.action == "close" else "open")
     closed = "closed: new participants are refused politely, those who started can finish"
     print(f"study '{study.name}' is now {closed if args.action == 'close' else 'open'}")

@@ -17,21 +17,15 @@ from ..analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
 from ..analysis.report import render_html
 from ..analysis.results import compute_results
 from ..export import tables
-
-
-def _configured_password(from_settings: str | None) -> str | None:
-    if from_settings:
-        return from_settings
-    try:
-        return st.secrets.get("admin_password") or None
-    except FileNotFoundError:  # no secrets.toml at all
-        return None
+from ..preview import preview_key
+from ..status import StudyStatus, study_status
+from .participant import configured_password
 
 
 def render(make_session: sessionmaker[Session], study_name: str | None, admin_password: str | None) -> None:
     """``admin_password``: :attr:`survey.settings.Settings.admin_password` (else Streamlit secrets)."""
     st.title("Study administration")
-    expected = _configured_password(admin_password)
+    expected = configured_password(admin_password)
     if not expected:
         st.error(
             "The admin page is disabled: set LOOKALIKE_ADMIN_PASSWORD (or admin_password in "
@@ -60,8 +54,13 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
     elif st.button("Reopen the study"):
         service.set_study_status(make_session, study.id, "open")
         st.rerun()
+    st.link_button(  # the whole participant flow on a private copy: nothing is written (survey/preview.py)
+        "Preview the participant flow",
+        f"./?{state.PREVIEW_PARAM}={preview_key(expected, study.name)}",
+    )
     with st.expander("Study configuration"):
         st.json(service.study_config(make_session, study.id).to_dict())
+    now = study_status(make_session, study.id)  # idle participants are timed out first
     ov = monitor.overview(make_session, study.id)
     cols = st.columns(5)
     cols[0].metric("Participants", ov.participants)
@@ -80,6 +79,7 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
         )
     st.subheader("Participants")
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
+    _status_section(now)
     notes = monitor.comments(make_session, study.id)
     if not notes.empty:
         st.subheader("Comments")
@@ -111,3 +111,26 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
         )
     else:
         st.caption("Results are hidden while the study runs, so that watching them cannot steer it.")
+
+
+def _status_section(now: StudyStatus) -> None:
+    """What `lookalike study status` prints: participants per status, places, answers per unit."""
+    st.subheader("Status (as `lookalike study status`)")
+    places = "unlimited" if now.places_left is None else f"{now.places_left} of {now.max_participants}"
+    st.caption(f"Places left: {places}. Time limit: {now.time_limit_minutes} minutes without an answer.")
+    st.dataframe([{s.replace("_", " "): n for s, n in now.participants.items()}], hide_index=True)
+    target = f"units with {now.judgements_per_unit} answers"
+    st.dataframe(
+        [
+            {
+                "protocol": p.protocol,
+                "units": p.units,
+                "answered per unit": f"{p.answered_min}..{p.answered_max}",
+                "by completed participants": f"{p.completed_min}..{p.completed_max}",
+                "held by active participants": p.held,
+                **({target: p.reached_target} if now.judgements_per_unit else {}),
+            }
+            for p in now.protocols
+        ],
+        hide_index=True,
+    )

@@ -1,0 +1,143 @@
+"""The response model of simulated participants: a latent similarity per grid, mapped to an
+answer by small vectorised functions. Shared by both simulators (:mod:`survey.analysis.simulate`,
+whose docstring states the model in full)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Trial
+from similarity.errors import UserError
+
+from .. import service
+from ..checks import CATCH_RATING_MAX
+
+#: Latent similarity of an unrelated set (another category's products), before an attentive
+#: rater's view caps it (:func:`attentive_unrelated`).
+CATCH_LATENT = -3.0
+
+
+class SimulationError(UserError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ResponseModel:
+    effects: dict[str, float] = field(default_factory=dict)  # "method/segmenter" -> effect
+    noise_sd: float = 1.0
+    bias_sd: float = 0.5
+    inattentive: float = 0.0
+    tie_margin: float = 0.25
+
+
+# --- the response model: latent similarity -> answer (vectorised) ---------------------------------
+
+
+def rating_from_latent(latent, bias=0.0) -> np.ndarray:
+    """The 1..7 rating of a grid: ``round(4 + 1.5 * (latent + bias))`` (half to even), clipped."""
+    return np.clip(np.round(4 + 1.5 * (np.asarray(latent, dtype=float) + bias)), 1, 7).astype(int)
+
+
+def ticks_from_latent(latent, item_noise) -> np.ndarray:
+    """Per-item "similar" ticks: the grid's latent plus fresh item noise above 0."""
+    return np.asarray(latent, dtype=float) + np.asarray(item_noise, dtype=float) > 0
+
+
+def pairwise_from_latent(diff, tie_margin: float) -> np.ndarray:
+    """'left' if latent(left) - latent(right) > tie_margin, 'right' if below -tie_margin, else 'tie'."""
+    d = np.asarray(diff, dtype=float)
+    return np.where(d > tie_margin, "left", np.where(d < -tie_margin, "right", "tie"))
+
+
+def attentive_unrelated(latent, unrelated) -> np.ndarray:
+    """An attentive rater's latents on a catch screen: the unrelated grid's latent (``unrelated``
+    marks it along the last axis) capped at the lowest latent of the real grids beside it, so the
+    unrelated set is never judged more similar than a set of the product's own category. A screen
+    without a real grid (rating) is returned unchanged; NaN marks an empty slot."""
+    lat = np.asarray(latent, dtype=float)
+    mask = np.broadcast_to(np.asarray(unrelated, dtype=bool), lat.shape)
+    lowest_real = np.where(mask | np.isnan(lat), np.inf, lat).min(axis=-1, keepdims=True)
+    return np.where(mask, np.minimum(lat, lowest_real), lat)
+
+
+def unrelated_rating_from_latent(latent, bias=0.0) -> np.ndarray:
+    """An attentive rater's rating of an unrelated set: :func:`rating_from_latent`, at most
+    ``CATCH_RATING_MAX`` (never "somewhat similar" or more)."""
+    return np.minimum(rating_from_latent(latent, bias), CATCH_RATING_MAX)
+
+
+def best_worst_from_latent(latent) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the highest (best) and lowest (worst) latent along the last axis;
+    NaN marks an empty slot."""
+    lat = np.asarray(latent, dtype=float)
+    return np.nanargmax(lat, axis=-1), np.nanargmin(lat, axis=-1)
+
+
+def parse_effects(spec: str | None) -> dict[str, float]:
+    """``method/segmenter=value,...`` -> dict."""
+    out: dict[str, float] = {}
+    for part in filter(None, (spec or "").split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or "/" not in key:
+            raise SimulationError(
+                f"effect '{part}' needs the form method/segmenter=value, e.g. efficientnet/u2netp=0.5"
+            )
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise SimulationError(f"effect '{part}': '{value}' is not a number") from None
+    return out
+
+
+def answer_trial(
+    make_session: sessionmaker[Session],
+    token: str,
+    t: Trial,
+    view: service.TrialView,
+    careless: bool,
+    bias: float,
+    effect: dict[str, float],
+    catch: frozenset[str],
+    model: ResponseModel,
+    rng: np.random.Generator,
+    now: datetime,
+) -> int:
+    """One simulated answer to trial ``t`` (shown as ``view``), stored through the service at ``now``
+    (1 if stored): the response model above, as :func:`survey.analysis.simulate.simulate` applies it."""
+    latent = np.array([effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids])
+    attentive_check = t.is_catch and not careless
+    if attentive_check:  # an attentive view of the unrelated set (module docstring)
+        latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
+    if t.protocol == "rating":
+        if careless:
+            rating = int(rng.integers(1, 8))
+        else:
+            to_rating = unrelated_rating_from_latent if attentive_check else rating_from_latent
+            rating = int(to_rating(latent[0], bias))
+        ticks = None
+        if view.ticks:  # each item judged on its own: the grid's latent plus item noise
+            n_items = len(view.grids[0])
+            ticks = [
+                bool(x)
+                for x in (
+                    rng.random(n_items) < 0.5
+                    if careless
+                    else ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items))
+                )
+            ]
+        return int(service.submit_rating(make_session, token, t.id, rating, ticks, now=now))
+    if t.protocol == "pairwise":
+        if careless:
+            choice = str(rng.choice(["left", "right", "tie"]))
+        else:
+            choice = str(pairwise_from_latent(latent[0] - latent[1], model.tie_margin))
+        return int(service.submit_pairwise(make_session, token, t.id, choice, now=now))
+    if careless:
+        best, worst = (int(x) for x in rng.choice(len(latent), size=2, replace=False))
+    else:
+        best, worst = (int(x) for x in best_worst_from_latent(latent))
+    return int(service.submit_ranking(make_session, token, t.id, best, worst, now=now))

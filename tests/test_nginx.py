@@ -1,0 +1,164 @@
+"""`lookalike serve --processes 2`: Debian's nginx in front of two app processes on a real
+PostgreSQL server, all started here. Affinity by route cookie; a Chromium participant takes the
+study through nginx; the process serving them is killed mid-study, they reload, land on the other
+process and resume with every answer intact."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from db.pgserver import free_port
+from survey import serving
+
+from .served import advance, launch, needs_chromium, settled, start
+from .test_served import TRIALS, _answers, _token
+from .test_serving import needs_nginx
+
+pytestmark = [needs_chromium, needs_nginx, pytest.mark.slow]  # real servers, real weights (built_study)
+
+
+def _established(ports: set[int]) -> set[int]:
+    """Which of ``ports`` (app processes) hold an open connection: with no request in flight, only
+    a browser's WebSocket stays open (nginx closes every other upstream connection)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) in ports:
+                found.add(int(local.rsplit(":", 1)[1], 16))
+    return found
+
+
+def _one_established(ports: set[int]) -> int:
+    deadline = time.monotonic() + 20
+    while len(open_ := _established(ports)) != 1:
+        assert time.monotonic() < deadline, f"open connections to {open_} (expected one process)"
+        time.sleep(0.2)
+    return open_.pop()
+
+
+def _app_pid(port: int) -> int:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"streamlit" in b" ".join(args) and f"{port}".encode() in args:
+                return int(proc.name)
+    raise AssertionError(f"no app process on port {port}")
+
+
+def _get(url: str, cookie: str | None = None) -> tuple[str, str]:
+    req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read().decode(), resp.headers.get("Set-Cookie") or ""
+
+
+def _upstreams(access_log: Path, probe: str, n: int) -> dict[str, str]:
+    """``probe`` id -> the upstream nginx sent that request to (read from its access log)."""
+    deadline = time.monotonic() + 10
+    while True:  # the log is flushed every second
+        text = access_log.read_text() if access_log.exists() else ""
+        found = dict(re.findall(rf"probe={probe}-(\d+) HTTP[^\n]* upstream=([\d.:]+|-)", text))
+        if len(found) >= n or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from db.engine import make_engine, make_sessionmaker
+
+    template, _ = pg_built_study
+    url = postgres.create_database(template=template)
+    engine = make_engine(url)
+    make_session = make_sessionmaker(engine)
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "LOOKALIKE_HOME": str(tmp_path / "home")}
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "survey.cli", "serve", "--db", url, "--port", str(port), "--processes", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while not (m := re.search(r"\(ports (\d+), (\d+); config (\S+)/nginx\.conf\)", log.read_text())):
+            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        backends, run_dir = {int(m.group(1)), int(m.group(2))}, Path(m.group(3))
+        base = f"http://localhost:{port}/"
+
+        # affinity: a first visit gets a route cookie; one cookie always reaches the same process,
+        # and fresh cookies (say, participants behind one NAT address) spread over both
+        _, set_cookie = _get(base)
+        assert set_cookie.startswith("lookalike_route=") and "HttpOnly" in set_cookie
+        route = set_cookie.split(";", 1)[0]
+        _, again = _get(base, route)
+        assert again == ""  # set once
+        for i in range(10):
+            _get(f"{base}_stcore/health?probe=same-{i}", route)
+        for i in range(40):
+            _get(f"{base}_stcore/health?probe=fresh-{i}", f"lookalike_route={secrets.token_hex(16)}")
+        same = _upstreams(run_dir / "access.log", "same", 10)
+        fresh = _upstreams(run_dir / "access.log", "fresh", 40)
+        assert len(same) == 10 and len(set(same.values())) == 1
+        assert {int(u.rsplit(":", 1)[1]) for u in fresh.values()} == backends
+
+        # Streamlit's bundle comes from nginx itself (no app process in the log), byte for byte
+        static = next(serving.streamlit_static().glob("js/index.*.js"))
+        with urllib.request.urlopen(f"{base}static/js/{static.name}?probe=static-0", timeout=10) as resp:
+            assert resp.read() == static.read_bytes() and "max-age" in resp.headers.get("Cache-Control", "")
+            assert resp.headers.get("Content-Type") == "application/javascript"  # else browsers refuse it
+        assert _upstreams(run_dir / "access.log", "static", 1) == {"0": "-"}
+
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_context().new_page()
+            start(page, base + "?PROLIFIC_PID=nginx-1")
+            for _ in range(5):
+                advance(page)
+            token = _token(page)
+            before = _answers(make_session, token)
+            assert len(before) == 5
+            serving_port = _one_established(backends)
+            os.killpg(_app_pid(serving_port), signal.SIGKILL)  # the participant's process dies mid-study
+            page.goto(page.url)  # the participant reloads
+            settled(page, "Screen 6 of")
+            assert _one_established(backends) == (backends - {serving_port}).pop()  # now on the other process
+            assert _answers(make_session, token) == before  # every earlier answer, unchanged
+            while advance(page) != "done":
+                pass
+            assert "DONE42" in page.inner_text("body")
+            browser.close()
+        after = _answers(make_session, token)
+        assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
+        deadline = time.monotonic() + 10
+        while f"app process on port {serving_port} exited" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=30)
+        engine.dispose()
+    assert serve.returncode == 0 and not run_dir.exists()  # stopped cleanly, its run folder removed
+    with pytest.raises(OSError):
+        _get(base)
+    for p in backends - {serving_port}:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{p}/_stcore/health", timeout=2)

@@ -1,0 +1,123 @@
+"""The Ray executor on a local cluster (ray.init(num_cpus=2)): several worker processes do the
+work, features match the local executor's, grids are identical, a killed worker changes nothing,
+and the cache it fills makes a later local build warm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+import ray  # the test extra installs it (pyproject): missing, these tests fail rather than skip
+
+from db.engine import make_engine, make_sessionmaker
+from similarity.cache import Cache
+from similarity.catalog import load_catalog
+from similarity.executors import LocalExecutor
+from similarity.methods import create_method
+from similarity.segmenters import create_segmenter
+from survey.build import build_study
+from survey.config import Component, StudyConfig
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _config(catalog, segmenters=("none", "u2netp")) -> StudyConfig:
+    return StudyConfig(
+        name="s",
+        catalog=str(catalog),
+        methods=(Component("ssim"), Component("efficientnet")),
+        segmenters=tuple(Component(s) for s in segmenters),
+        reference_filter={"view": "packshot"},
+        references_per_category=2,
+        seed=5,
+    )
+
+
+def _build(tmp, name, catalog, executor, **kw):
+    db = tmp / f"{name}.db"
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        build_study(
+            make_sessionmaker(engine), _config(catalog, **kw), cache_dir=tmp / name, progress=False, executor=executor
+        )
+    finally:
+        engine.dispose()
+    return db
+
+
+def _grids(db):
+    con = sqlite3.connect(db)
+    items = dict(con.execute("SELECT id, item_id FROM catalog_items"))
+    rows = con.execute("""SELECT c.method, c.segmenter, g.reference_id, g.item_ids FROM grids g
+                          JOIN grid_conditions gc ON gc.grid_id = g.id JOIN conditions c ON c.id = gc.condition_id""")
+    out = {(m, s, items[r], tuple(items[i] for i in json.loads(ids))) for m, s, r, ids in rows}
+    con.close()
+    return out
+
+
+def _same_features(tmp, a, b, catalog, segmenters=("none", "u2netp")):
+    items = load_catalog(catalog).items
+    keys = [it.sha256 for it in items]
+    for m in ("ssim", "efficientnet"):
+        for s in segmenters:
+            mid, sid = create_method(m).identity(), create_segmenter(s).identity()
+            fa, fb = Cache(tmp / a).features(mid, sid).read(keys), Cache(tmp / b).features(mid, sid).read(keys)
+            np.testing.assert_allclose(fa, fb, atol=1e-5, err_msg=f"{m}/{s}")
+
+
+def test_ray_build_equals_local_and_leaves_a_warm_cache(tmp_path, small_catalog, cluster, monkeypatch):
+    from similarity.ray_executor import RayExecutor
+
+    ex = RayExecutor(workers=2, batch_rows=8)
+    ray_db = _build(tmp_path, "ray", small_catalog, ex)
+    local_db = _build(tmp_path, "local", small_catalog, LocalExecutor())
+    assert len(ex.pids) >= 2 and os.getpid() not in ex.pids, ex.pids  # two worker processes did the work
+    _same_features(tmp_path, "ray", "local", small_catalog)
+    assert _grids(ray_db) == _grids(local_db) and _grids(ray_db)
+    # A local build on the Ray build's cache runs no model: it is a warm rebuild.
+    for cls in (type(create_method("ssim")), type(create_method("efficientnet"))):
+        monkeypatch.setattr(cls, "encode", lambda *a, **k: pytest.fail("a model ran on a warm cache"))
+    monkeypatch.setattr(
+        type(create_segmenter("u2netp")), "masks", lambda *a, **k: pytest.fail("a segmenter ran on a warm cache")
+    )
+    (tmp_path / "ray.db").unlink()
+    assert _grids(_build(tmp_path, "ray", small_catalog, LocalExecutor())) == _grids(local_db)
+
+
+def test_a_worker_killed_mid_build_gives_the_same_result(tmp_path, small_catalog, cluster):
+    from similarity.ray_executor import RayExecutor
+
+    ex = RayExecutor(workers=2, batch_rows=2)
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not ex.pids:
+            time.sleep(0.01)
+        pid = min(ex.pids)
+        os.kill(pid, signal.SIGKILL)  # raises if that worker were already gone
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    ray_db = _build(tmp_path, "ray", small_catalog, ex, segmenters=("none",))
+    killer.join(timeout=5)
+    assert killed, "no worker was killed"
+    # the killed worker's batches were redone by another process (a restarted actor)
+    assert len(ex.pids - set(killed)) >= 2, ex.pids
+    local_db = _build(tmp_path, "local", small_catalog, LocalExecutor(), segmenters=("none",))
+    _same_features(tmp_path, "ray", "local", small_catalog, segmenters=("none",))
+    assert _grids(ray_db) == _grids(local_db)
