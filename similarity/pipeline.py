@@ -29,21 +29,19 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
 from .cache import Cache
 from .catalog import Item
+from .executors import Executor, LocalExecutor
 from .images import load_rgb
 from .methods import Method
 from .progress import progress_bar
 from .segmenters import MIN_COVERAGE, Segmenter, cut_out
 from .store import FeatureStore
-
-if TYPE_CHECKING:
-    from .executors import Executor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -111,10 +109,7 @@ def segment_items(
     ident = segmenter.identity()
     todo = list({it.sha256: it for it in items if not cache.mask_path(ident, it.sha256).is_file()}.values())
     if todo:
-        if executor is not None:
-            executor.segment(todo, segmenter, cache=cache, progress=progress)
-        else:
-            local_segment(todo, segmenter, cache=cache, progress=progress, workers=workers)
+        (executor or LocalExecutor(workers=workers)).segment(todo, segmenter, cache=cache, progress=progress)
     infos: dict[str, MaskInfo] = {}
     for it in items:
         if it.sha256 not in infos:
@@ -166,10 +161,7 @@ def compute_features(
     todo_keys = set(store.missing([it.sha256 for it in items]))
     todo = list({it.sha256: it for it in items if it.sha256 in todo_keys}.values())
     if todo:
-        if executor is not None:
-            executor.embed(todo, method, segmenter, cache=cache, progress=progress)
-        else:
-            local_embed(todo, method, segmenter, cache=cache, progress=progress, workers=workers)
+        (executor or LocalExecutor(workers=workers)).embed(todo, method, segmenter, cache=cache, progress=progress)
         store.refresh()
     return store
 
@@ -254,7 +246,6 @@ def condition_features(
     segmenter's masks are made (or read from ``cache``) once and serve all its methods.
     Without ``cache`` a temporary one lives as long as this generator; without ``executor`` the
     models run here, on CUDA when present (:class:`~similarity.executors.LocalExecutor`)."""
-    from .executors import LocalExecutor
 
     executor = executor if executor is not None else LocalExecutor()
     with tempfile.TemporaryDirectory(prefix="lookalike-") as tmp:
