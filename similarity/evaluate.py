@@ -16,6 +16,7 @@ import numpy as np
 from .cache import Cache
 from .catalog import Catalog, Item
 from .errors import UserError
+from .executors import Executor
 from .methods import Method
 from .pipeline import ConditionFeatures, condition_features
 from .progress import progress_bar
@@ -162,12 +163,14 @@ def evaluate(
     progress: bool = True,
     method_labels: Sequence[str] | None = None,
     segmenter_labels: Sequence[str] | None = None,
+    executor: Executor | None = None,
 ) -> list[EvaluationResult]:
     """Rank the gallery for every query with every (method, segmenter); score with ``group``.
 
     ``method_labels`` / ``segmenter_labels`` (aligned with ``methods`` / ``segmenters``; default
     their names) name each condition as ``method_label/segmenter_label``, so that one method with
-    different options gives distinct rows."""
+    different options gives distinct rows. ``executor``: where the models run (default here; with
+    Ray, a condition's seconds include its share of the pass that embedded all methods)."""
     if within not in ("category", "all"):
         raise EvaluationError(f"within must be 'category' or 'all', got {within!r}")
     m_labels = list(method_labels) if method_labels is not None else [m.name for m in methods]
@@ -188,7 +191,7 @@ def evaluate(
         )
     needed = list({it.item_id: it for it in [*queries, *gallery]}.values())
     results = []
-    for c in condition_features(needed, methods, segmenters, cache=cache, progress=progress):
+    for c in condition_features(needed, methods, segmenters, cache=cache, progress=progress, executor=executor):
         t0 = time.perf_counter()
         scores = _blocked_scores(c, queries, gallery, within, progress=progress)
         mi = next(i for i, m in enumerate(methods) if m is c.method)

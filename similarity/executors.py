@@ -9,7 +9,7 @@ for a build with another.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .cache import Cache
 from .catalog import Item
@@ -29,6 +29,16 @@ class Executor(Protocol):
         self, items: Sequence[Item], method: Method, segmenter: Segmenter, *, cache: Cache, progress: bool
     ) -> None:
         """Store the features of every item (all are missing) in ``cache``'s store of the condition."""
+
+
+@runtime_checkable
+class MultiMethodExecutor(Executor, Protocol):
+    """An executor that computes several methods' features in one pass over the images."""
+
+    def embed_methods(
+        self, jobs: Sequence[tuple[Method, Sequence[Item]]], segmenter: Segmenter, *, cache: Cache, progress: bool
+    ) -> None:
+        """Store the features of each job's items (all missing) for its method, in one pass."""
 
 
 class LocalExecutor:

@@ -36,7 +36,7 @@ from PIL import Image
 
 from .cache import Cache
 from .catalog import Item
-from .executors import Executor, LocalExecutor
+from .executors import Executor, LocalExecutor, MultiMethodExecutor
 from .images import load_rgb
 from .methods import Method
 from .progress import progress_bar
@@ -158,12 +158,17 @@ def compute_features(
     with ``executor`` when given); returns the store. Masks must be in ``cache`` first
     (:func:`segment_items`) when ``segmenter`` is not trivial, or they are recomputed."""
     store = cache.features(method.identity(), segmenter.identity())
-    todo_keys = set(store.missing([it.sha256 for it in items]))
-    todo = list({it.sha256: it for it in items if it.sha256 in todo_keys}.values())
+    todo = _missing_items(items, store)
     if todo:
         (executor or LocalExecutor(workers=workers)).embed(todo, method, segmenter, cache=cache, progress=progress)
         store.refresh()
     return store
+
+
+def _missing_items(items: Sequence[Item], store: FeatureStore) -> list[Item]:
+    """One item per image (by content) whose features ``store`` lacks."""
+    missing = set(store.missing([it.sha256 for it in items]))
+    return list({it.sha256: it for it in items if it.sha256 in missing}.values())
 
 
 def local_embed(
@@ -254,7 +259,34 @@ def condition_features(
             t0 = time.perf_counter()
             masks = segment_items(items, segmenter, cache=c, progress=progress, executor=executor)
             seg_seconds = time.perf_counter() - t0
+            shared = _embed_together(items, methods, segmenter, cache=c, progress=progress, executor=executor)
             for method in methods:
                 t1 = time.perf_counter()
                 store = compute_features(items, method, segmenter, cache=c, progress=progress, executor=executor)
-                yield ConditionFeatures(method, segmenter, store, masks, seg_seconds + time.perf_counter() - t1)
+                seconds = seg_seconds + shared + time.perf_counter() - t1
+                yield ConditionFeatures(method, segmenter, store, masks, seconds)
+
+
+def _embed_together(
+    items: Sequence[Item],
+    methods: Sequence[Method],
+    segmenter: Segmenter,
+    *,
+    cache: Cache,
+    progress: bool,
+    executor: Executor,
+) -> float:
+    """With an executor that runs several methods in one pass (Ray), compute every method's missing
+    features that way; returns the pass's seconds per method (its share of each condition's time).
+    Other executors compute method by method, in :func:`compute_features` (0 seconds here)."""
+    if not isinstance(executor, MultiMethodExecutor) or len(methods) < 2:
+        return 0.0
+    t0 = time.perf_counter()
+    jobs = []
+    for method in methods:
+        todo = _missing_items(items, cache.features(method.identity(), segmenter.identity()))
+        if todo:
+            jobs.append((method, todo))
+    if jobs:
+        executor.embed_methods(jobs, segmenter, cache=cache, progress=progress)
+    return (time.perf_counter() - t0) / len(methods)

@@ -3,8 +3,9 @@
 Each stage is a ``map_batches`` over the images still missing from the cache, run by a pool of
 actors (one model copy each, ``num_gpus=1`` per actor when the cluster has GPUs, models then on
 CUDA; see :func:`similarity.device.select_device`). Segmenting actors write masks into the cache
-(atomic, content-addressed, so a retried batch rewrites the same files); embedding actors return
-feature rows, which this process writes into the condition's feature shards. The cache is the
+(atomic, content-addressed, so a retried batch rewrites the same files); embedding actors run all
+of a segmenter's methods in one pass (one pool, each image read once) and return feature rows,
+which this process writes into each condition's feature shards. The cache is the
 one the local executor uses, so a later local build is a warm rebuild, and the reverse.
 
 Workers read the catalog's images and the mask cache by path: on a cluster of several machines
@@ -32,8 +33,17 @@ from .methods import Method
 from .progress import progress_bar
 from .segmenters import Segmenter
 
-#: Feature rows handed back (and written as one shard) at once.
+#: Feature rows of a method this process collects from the workers and writes as one shard.
 RESULT_ROWS = 256
+
+#: The environment of the actors' processes. Ray Data calls a model from a thread of its own, and
+#: glibc gives each thread its own malloc arena: a non-main arena grows in heaps of at most 64 MiB
+#: and maps anything larger (EfficientNet's early activations at batch 32 are 50-150 MB) fresh
+#: with ``mmap`` on every batch, whatever the thresholds :func:`~similarity.runtime.tune_for_throughput`
+#: sets. One arena (the main one, which grows without that limit) keeps that memory in the heap:
+#: measured on 2 cores, the actors' kernel share went from ~40 % to ~3 % and Ray's build from 52
+#: to 69 images/s. Set at process start (glibc reads tunables only then); harmless elsewhere.
+ACTOR_ENV = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"}
 
 
 class _Worker:
@@ -71,17 +81,39 @@ class _SegmentWorker(_Worker):
 
 
 class _EmbedWorker(_Worker):
-    def __init__(self, method: Method, segmenter: Segmenter, cache_root: str, threads: int, device: str) -> None:
-        super().__init__(method, cache_root, threads, device)
+    """Features of every method in one pass: each image is read (and cut out) once, and one actor
+    pool serves all of a segmenter's methods. Row ``need`` says which methods lack the image
+    (``"1"`` at the method's index); a method's column holds each row's float32 features as bytes
+    (shapes differ by method; the batch's shape is in column ``shape<j>``), empty where the image did
+    not need it."""
+
+    def __init__(
+        self, methods: Sequence[Method], segmenter: Segmenter, cache_root: str, threads: int, device: str
+    ) -> None:
+        super().__init__(methods[0], cache_root, threads, device)
+        self.methods = list(methods)
+        for m in self.methods[1:]:
+            place(m, device)
         self.segmenter = segmenter
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .pipeline import segmented_image
 
-        method = self.component
-        assert isinstance(method, Method)
-        arrays = [method.prepare(segmented_image(it, self.segmenter, self.cache)) for it in self._items(batch)]
-        return self._out(batch, features=method.encode(np.stack(arrays)).astype(np.float32))
+        images = [segmented_image(it, self.segmenter, self.cache) for it in self._items(batch)]
+        need = [str(n) for n in batch["need"]]
+        columns: dict[str, np.ndarray] = {}
+        for j, method in enumerate(self.methods):
+            rows = [i for i, n in enumerate(need) if n[j] == "1"]
+            cells = np.full(len(need), b"", dtype=object)  # float32 bytes: row shapes differ by method
+            shape = ""
+            if rows:
+                feats = method.encode(np.stack([method.prepare(images[i]) for i in rows])).astype(np.float32)
+                shape = ",".join(str(d) for d in feats.shape[1:])
+                for i, f in zip(rows, feats, strict=True):
+                    cells[i] = f.tobytes()
+            columns[f"f{j}"] = cells
+            columns[f"shape{j}"] = np.full(len(need), shape)
+        return self._out(batch, **columns)
 
 
 class RayExecutor:
@@ -102,6 +134,7 @@ class RayExecutor:
             raise ExecutorError("the ray executor needs Ray: pip install 'lookalike[ray]' (ray[data] 2.60)")
         self.address, self.workers, self.batch_rows = address, workers, batch_rows
         self.pids: set[int] = set()  # the worker processes that returned results
+        self.rows_returned = 0  # result rows received from the workers, all stages
         self._resources: dict[str, float] | None = None
 
     def _cluster(self) -> dict[str, float]:
@@ -122,7 +155,7 @@ class RayExecutor:
         res = self._cluster()
         return self.workers or max(1, int(res.get("GPU", 0)) or int(res.get("CPU", 1)))
 
-    def _map(self, worker: type, items: Sequence[Item], batch_size: int, kwargs: dict[str, Any]) -> Any:
+    def _map(self, worker: type, rows: list[dict[str, str]], batch_size: int, kwargs: dict[str, Any]) -> Any:
         import ray
 
         from .device import select_device
@@ -133,7 +166,6 @@ class RayExecutor:
         cpus = max(1, int(res.get("CPU", 1)) // n)
         device = select_device("auto", cuda_available=lambda: gpus > 0)
         batch_size = self.batch_rows or batch_size
-        rows = [{"path": str(it.path), "sha256": it.sha256} for it in items]
         blocks = max(1, min(len(rows), max(n, min(math.ceil(len(rows) / batch_size), 4 * n))))
         # Ray Data restarts a dead actor and retries its batches (max_restarts and
         # max_task_retries default to -1 for actor pools).
@@ -145,25 +177,66 @@ class RayExecutor:
             compute=ray.data.ActorPoolStrategy(size=n),
             num_cpus=cpus,
             num_gpus=1 if gpus else 0,
+            runtime_env={"env_vars": ACTOR_ENV},
         )
 
     def segment(self, items: Sequence[Item], segmenter: Segmenter, *, cache: Cache, progress: bool) -> None:
-        out = self._map(_SegmentWorker, items, 8, {"component": segmenter, "cache_root": str(cache.root)})
+        rows = [{"path": str(it.path), "sha256": it.sha256} for it in items]
+        out = self._map(_SegmentWorker, rows, 8, {"component": segmenter, "cache_root": str(cache.root)})
         bar = progress_bar(total=len(items), desc=f"segmenting ({segmenter.name}, ray)", enabled=progress)
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             self.pids.update(int(p) for p in batch["pid"])
+            self.rows_returned += len(batch["pid"])
             bar.update(len(batch["sha256"]))
         bar.close()
 
     def embed(
         self, items: Sequence[Item], method: Method, segmenter: Segmenter, *, cache: Cache, progress: bool
     ) -> None:
-        kwargs = {"method": method, "segmenter": segmenter, "cache_root": str(cache.root)}
-        out = self._map(_EmbedWorker, items, method.batch_size, kwargs)
-        store = cache.features(method.identity(), segmenter.identity())
-        bar = progress_bar(total=len(items), desc=f"embedding ({method.name}/{segmenter.name}, ray)", enabled=progress)
-        for batch in out.iter_batches(batch_size=RESULT_ROWS, batch_format="numpy"):
-            store.write([str(s) for s in batch["sha256"]], batch["features"])
+        self.embed_methods([(method, items)], segmenter, cache=cache, progress=progress)
+
+    def embed_methods(
+        self,
+        jobs: Sequence[tuple[Method, Sequence[Item]]],
+        segmenter: Segmenter,
+        *,
+        cache: Cache,
+        progress: bool,
+    ) -> None:
+        """The features of several methods (each with the items it lacks) in one pass over the
+        union of their items: one actor pool, each image read once."""
+        methods = [m for m, _ in jobs]
+        need: dict[str, list[str]] = {}
+        paths: dict[str, str] = {}
+        for j, (_, items) in enumerate(jobs):
+            for it in items:
+                need.setdefault(it.sha256, ["0"] * len(jobs))[j] = "1"
+                paths[it.sha256] = str(it.path)
+        rows = [{"path": paths[k], "sha256": k, "need": "".join(n)} for k, n in need.items()]
+        kwargs = {"methods": methods, "segmenter": segmenter, "cache_root": str(cache.root)}
+        out = self._map(_EmbedWorker, rows, min(m.batch_size for m in methods), kwargs)
+        stores = [cache.features(m.identity(), segmenter.identity()) for m in methods]
+        names = "+".join(m.name for m in methods)
+        bar = progress_bar(total=len(rows), desc=f"embedding ({names}/{segmenter.name}, ray)", enabled=progress)
+        pending: list[tuple[list[str], list[np.ndarray]]] = [([], []) for _ in methods]
+
+        def flush(j: int, least: int) -> None:
+            keys, feats = pending[j]
+            if keys and len(keys) >= least:
+                stores[j].write(keys, np.stack(feats))
+                pending[j] = ([], [])
+
+        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):  # blocks as they finish
+            for j in range(len(methods)):
+                for key, cell, shape in zip(batch["sha256"], batch[f"f{j}"], batch[f"shape{j}"], strict=True):
+                    if len(cell):
+                        dims = tuple(int(d) for d in str(shape).split(","))
+                        pending[j][0].append(str(key))
+                        pending[j][1].append(np.frombuffer(cell, dtype=np.float32).reshape(dims))
+                flush(j, RESULT_ROWS)
             self.pids.update(int(p) for p in batch["pid"])
+            self.rows_returned += len(batch["pid"])
             bar.update(len(batch["sha256"]))
+        for j in range(len(methods)):
+            flush(j, 1)
         bar.close()

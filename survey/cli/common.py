@@ -1,4 +1,4 @@
-"""What the command modules share: the ``--db`` flag and opening the database."""
+"""What the command modules share: the ``--db`` flag, opening the database, and the executor flags."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from survey.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+    from similarity.executors import Executor
 
 #: What ``add_subparsers()`` returns; each command module adds its commands to it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -28,3 +30,16 @@ def open_db(settings: Settings, *, must_exist: bool = False) -> sessionmaker[Ses
     from db.engine import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(settings.db_url, must_exist=must_exist))
+
+
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--ray-address``, ``--workers``: where a command's models run."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where the models run")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    p.add_argument("--workers", type=int, help="ray: actors per model (default: one per CPU or GPU); local: threads")
+
+
+def executor_from_flags(args: argparse.Namespace) -> Executor:
+    from similarity.executors import create_executor
+
+    return create_executor(args.executor, address=args.ray_address, workers=args.workers)

@@ -9,7 +9,7 @@ import sys
 from similarity.errors import UserError
 from survey.settings import Settings
 
-from .common import Subparsers
+from .common import Subparsers, add_executor_flags, executor_from_flags
 
 
 def register(sub: Subparsers) -> None:
@@ -92,6 +92,7 @@ def add_evaluate(sub: Subparsers) -> None:
     )
     e.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the queries (default 2000)")
     e.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    add_executor_flags(e)
     e.add_argument(
         "--json",
         action="store_true",
@@ -122,6 +123,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"skipped {sk.where}: {sk.reason}", file=sys.stderr)
     keys = query_keys(catalog, args.by) if args.by else None
     resolve_compare([f"{m}/{s}" for s in args.segmenters for m in args.methods], args.compare)  # before any work
+    executor = executor_from_flags(args)
     methods = [create_method(c.name, offline=settings.offline, **c.options) for c in method_specs]
     segmenters = [create_segmenter(c.name, offline=settings.offline, **c.options) for c in segmenter_specs]
     results = evaluate(
@@ -135,6 +137,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.json,
         method_labels=args.methods,
         segmenter_labels=args.segmenters,
+        executor=executor,
     )
     report = summarise(
         results,

@@ -12,7 +12,7 @@ from similarity.errors import UserError
 from survey import serving
 from survey.settings import Settings
 
-from .common import Subparsers, add_db_flag, open_db
+from .common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
 
 if TYPE_CHECKING:
     from survey.build import BuildResult
@@ -79,14 +79,11 @@ def add_build(sub: Subparsers) -> None:
         default="manifest",
         help="catalog format (merchant: a Merchant Center feed); image URLs are fetched first",
     )
-    b.add_argument("--executor", choices=["local", "ray"], default="local", help="where the models run")
-    b.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
-    b.add_argument("--workers", type=int, help="ray: actors per model (default: one per CPU or GPU); local: threads")
+    add_executor_flags(b)
     b.set_defaults(func=cmd_build)
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    from similarity.executors import create_executor
     from similarity.runtime import tune_for_throughput
     from survey.build import build_study
     from survey.config import check_components, load_config
@@ -98,7 +95,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         config = _config_from_flags(args)
     check_components(config.methods, config.segmenters)  # before the database is opened (or created)
-    executor = create_executor(args.executor, address=args.ray_address, workers=args.workers)
+    executor = executor_from_flags(args)
     make_session = open_db(settings)
     print(f"database: {settings.db_url}")
     tune_for_throughput()
