@@ -38,10 +38,11 @@ def select_device(requested: str = "auto", *, cuda_available: Callable[[], bool]
 
 
 def place(component: Any, device: str) -> str:
-    """Move ``component``'s network to ``device`` when it has one to move (embedding methods);
-    returns where it runs. Components without ``to_device`` run on the CPU."""
+    """Move ``component``'s network to ``device`` when it has one to move (embedding methods,
+    Mask R-CNN, U²-Net); returns where it runs, which the component decides (U²-Net stays on the
+    CPU, with a warning naming the fix, where onnxruntime has no CUDA provider). Components
+    without ``to_device`` (SSIM) run on the CPU."""
     mover = getattr(component, "to_device", None)
     if device != "cpu" and callable(mover):
-        mover(device)
-        return device
+        return str(mover(device))
     return "cpu"

@@ -43,7 +43,8 @@ class MultiMethodExecutor(Executor, Protocol):
 
 class LocalExecutor:
     """This process: decoding in threads, each model in the calling thread (the default), on CUDA
-    when present (``device="auto"``)."""
+    when present (``device="auto"``): embedding methods, Mask R-CNN, and U²-Net where onnxruntime
+    has its CUDA provider."""
 
     name = "local"
 
@@ -55,6 +56,7 @@ class LocalExecutor:
     def segment(self, items: Sequence[Item], segmenter: Segmenter, *, cache: Cache, progress: bool) -> None:
         from .pipeline import local_segment
 
+        place(segmenter, self.device)
         local_segment(items, segmenter, cache=cache, progress=progress, workers=self.workers)
 
     def embed(

@@ -145,10 +145,11 @@ class EmbeddingMethod(Method):
     net: Any  # the torch module
     device: str = "cpu"  # where the network runs (similarity.device); not part of the identity
 
-    def to_device(self, device: str) -> None:
-        """Run the network on ``device`` ("cpu" or "cuda")."""
+    def to_device(self, device: str) -> str:
+        """Run the network on ``device`` ("cpu" or "cuda"); returns it."""
         self.net.to(device)
         self.device = device
+        return device
 
     def encode(self, batch: np.ndarray) -> np.ndarray:
         import torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,9 +117,32 @@ class U2NetSegmenter(Segmenter):
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        self._opts = opts
         self.session = ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.digest = file_sha256(model_path)[:16]
+        self.device = "cpu"
+
+    def to_device(self, device: str) -> str:
+        """Run on ``device``: ``cuda`` needs onnxruntime's CUDA provider (the ``onnxruntime-gpu``
+        package); without it the session stays on the CPU, with a warning that says so. Returns
+        where it runs."""
+        import onnxruntime as ort
+
+        if device == self.device:
+            return device
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            warnings.warn(
+                f"{self.name} runs on the CPU: this onnxruntime has no CUDA provider "
+                "(pip install onnxruntime-gpu in place of onnxruntime to run it on the GPU)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.device
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(self.model_path, sess_options=self._opts, providers=providers)
+        self.device = device
+        return device
 
     def params(self) -> dict[str, Any]:
         return {"weights": self.digest, "input": self.INPUT}
@@ -253,6 +277,13 @@ class MaskRCNNSegmenter(Segmenter):
         else:
             self.digest = "random"
         self.net = net.eval()
+        self.device = "cpu"
+
+    def to_device(self, device: str) -> str:
+        """Run the network on ``device`` ("cpu" or "cuda"); returns it."""
+        self.net.to(device)
+        self.device = device
+        return device
 
     def params(self) -> dict[str, Any]:
         return {"weights": self.digest, "min_score": self.min_score}
@@ -264,7 +295,7 @@ class MaskRCNNSegmenter(Segmenter):
         with torch.inference_mode():
             for img in images:
                 x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-                det = self.net([x])[0]
+                det = {k: v.cpu() for k, v in self.net([x.to(self.device)])[0].items()}
                 soft = det["masks"][:, 0].numpy() if len(det["scores"]) else np.zeros((0, img.height, img.width))
                 pick = choose_instance(soft, det["scores"].numpy(), min_score=self.min_score)
                 out.append(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,8 +36,9 @@ def test_place_moves_only_components_that_have_a_network():
         def __init__(self) -> None:
             self.moved: list[str] = []
 
-        def to_device(self, device: str) -> None:
+        def to_device(self, device: str) -> str:
             self.moved.append(device)
+            return device
 
     net = Net()
     assert place(net, "cuda") == "cuda" and net.moved == ["cuda"]
@@ -65,3 +67,53 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     bar.close()
     assert "3/3" in __import__("sys").stderr.getvalue()
     assert progress_bar(total=3, desc="x", enabled=False).disable  # --quiet / --json
+
+
+def test_u2netp_runs_on_cuda_only_with_onnxruntimes_cuda_provider():
+    import onnxruntime as ort
+
+    from similarity.segmenters import create_segmenter
+
+    seg = create_segmenter("u2netp")
+    assert place(seg, "cpu") == "cpu" and seg.session.get_providers() == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu on a GPU machine
+        assert place(seg, "cuda") == "cuda" and seg.session.get_providers()[0] == "CUDAExecutionProvider"
+    else:  # says so, names the fix, and keeps working on the CPU
+        with pytest.warns(RuntimeWarning, match="no CUDA provider .*pip install onnxruntime-gpu"):
+            assert place(seg, "cuda") == "cpu"
+        assert seg.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_maskrcnn_and_the_local_executor_place_segmenters(monkeypatch, small_catalog, tmp_path):
+    from PIL import Image
+
+    from similarity.cache import Cache
+    from similarity.catalog import load_catalog
+    from similarity.segmenters import create_segmenter
+
+    seg = create_segmenter("maskrcnn", pretrained=None)  # random init: tests only
+    moved: list[str] = []
+    monkeypatch.setattr(seg.net, "to", lambda device: moved.append(device) or seg.net)
+    assert place(seg, "cuda") == "cuda" and moved == ["cuda"] and seg.device == "cuda"
+    seg.device = "cpu"  # there is no GPU here: run where the weights are
+    assert seg.masks([Image.new("RGB", (64, 48), "white")])[0].shape == (48, 64)
+
+    class Recording:  # a segmenter that records where the executor put it
+        name, trivial, placed = "rec", False, []
+
+        def identity(self) -> str:
+            return "rec-1"
+
+        def to_device(self, device: str) -> str:
+            self.placed.append(device)
+            return device
+
+        def masks(self, images):
+            return [np.ones((im.height, im.width), np.float32) for im in images]
+
+    ex = LocalExecutor()
+    ex.device = "cuda"  # as select_device gives on a GPU machine
+    items = load_catalog(small_catalog).items[:2]
+    rec = Recording()
+    ex.segment(items, rec, cache=Cache(tmp_path), progress=False)
+    assert rec.placed == ["cuda"]
