@@ -31,6 +31,10 @@ NGINX = "/usr/sbin/nginx"
 PING_INTERVAL_S = 25
 PROXY_TIMEOUT_S = 120
 ROUTE_COOKIE = "lookalike_route"
+#: An app process that dies is restarted, unless it died this often within the window (a crash
+#: loop: a broken database URL, a bad study file), when restarting would only hide the cause.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300
 
 #: Streamlit's server settings for a study (command-line flags of ``streamlit run``).
 STREAMLIT_OPTIONS: dict[str, str] = {
@@ -226,9 +230,7 @@ class Farm:
         try:
             farm.backends = tuple(free_port() for _ in range(processes))
             for p in farm.backends:
-                farm.apps.append(
-                    subprocess.Popen(streamlit_command(p, "127.0.0.1"), env=dict(env), start_new_session=True)
-                )
+                farm.apps.append(farm._spawn(p))
             for p, proc in zip(farm.backends, farm.apps, strict=True):
                 _wait_healthy(f"http://127.0.0.1:{p}/_stcore/health", proc, timeout)
             conf = run_dir / "nginx.conf"
@@ -243,6 +245,9 @@ class Farm:
             farm.stop()
             raise
         return farm
+
+    def _spawn(self, port: int) -> subprocess.Popen:
+        return subprocess.Popen(streamlit_command(port, "127.0.0.1"), env=dict(self.env), start_new_session=True)
 
     def stop(self) -> None:
         procs = [p for p in (self.nginx, *self.apps) if p is not None]
@@ -259,24 +264,39 @@ class Farm:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def wait(self) -> int:
-        """Until nginx exits or a signal stops the farm; an app process that dies is reported
-        (nginx sends its participants to the others, who resume from the database)."""
-        dead: set[int] = set()
+        """Until nginx exits or a signal stops the farm. An app process that dies is restarted on
+        its port (meanwhile nginx sends its participants to the others, who resume from the
+        database), unless it died :data:`MAX_RESTARTS` times within :data:`RESTART_WINDOW_S`: then
+        it stays down, reported, and the farm runs on the others until none is left."""
+        restarts: dict[int, list[float]] = {port: [] for port in self.backends}
+        down: set[int] = set()
         while True:
             assert self.nginx is not None
             if self.nginx.poll() is not None:
                 print(f"nginx exited ({self.nginx.returncode}); see {self.run_dir}/error.log", flush=True)
                 return 1
-            for port, proc in zip(self.backends, self.apps, strict=True):
-                if proc.poll() is not None and port not in dead:
-                    dead.add(port)
+            for i, (port, proc) in enumerate(zip(self.backends, self.apps, strict=True)):
+                if port in down or proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = restarts[port] = [t for t in restarts[port] if now - t < RESTART_WINDOW_S]
+                head = f"app process on port {port} exited ({proc.returncode})"
+                if len(recent) >= MAX_RESTARTS:
+                    down.add(port)
                     print(
-                        f"app process on port {port} exited ({proc.returncode}); its participants move to the "
-                        f"other {len(self.apps) - len(dead)} process(es) and resume; restart `lookalike serve` "
-                        "to bring it back",
+                        f"{head}, {len(recent) + 1} times in {RESTART_WINDOW_S // 60} min: not restarting it (see its "
+                        f"output above); its participants use the other {len(self.apps) - len(down)} process(es)",
                         flush=True,
                     )
-            if len(dead) == len(self.apps):
+                    continue
+                recent.append(now)
+                self.apps[i] = self._spawn(port)
+                print(
+                    f"{head}; restarted it (pid {self.apps[i].pid}); meanwhile its participants move to the "
+                    "other process(es) and resume from the database",
+                    flush=True,
+                )
+            if len(down) == len(self.apps):
                 return 1
             time.sleep(1)
 

@@ -1,7 +1,7 @@
 """`lookalike serve --processes 2`: Debian's nginx in front of two app processes on a real
 PostgreSQL server, all started here. Affinity by route cookie; a Chromium participant takes the
 study through nginx; the process serving them is killed mid-study, they reload, land on the other
-process and resume with every answer intact."""
+process and resume with every answer intact, and the killed process is restarted on its port."""
 
 from __future__ import annotations
 
@@ -136,7 +136,8 @@ def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres,
             before = _answers(make_session, token)
             assert len(before) == 5
             serving_port = _one_established(backends)
-            os.killpg(_app_pid(serving_port), signal.SIGKILL)  # the participant's process dies mid-study
+            killed_pid = _app_pid(serving_port)
+            os.killpg(killed_pid, signal.SIGKILL)  # the participant's process dies mid-study
             page.goto(page.url)  # the participant reloads
             settled(page, "Screen 6 of")
             assert _one_established(backends) == (backends - {serving_port}).pop()  # now on the other process
@@ -147,10 +148,19 @@ def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres,
             browser.close()
         after = _answers(make_session, token)
         assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
-        deadline = time.monotonic() + 10
-        while f"app process on port {serving_port} exited" not in log.read_text():
+        # the dead process was restarted on its port: a new process answers there, and it serves
+        deadline = time.monotonic() + 120
+        while not re.search(rf"app process on port {serving_port} exited \(-9\); restarted it", log.read_text()):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.3)
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{serving_port}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        assert _app_pid(serving_port) != killed_pid
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGTERM)
@@ -159,6 +169,6 @@ def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres,
     assert serve.returncode == 0 and not run_dir.exists()  # stopped cleanly, its run folder removed
     with pytest.raises(OSError):
         _get(base)
-    for p in backends - {serving_port}:
+    for p in backends:  # the restarted process too
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{p}/_stcore/health", timeout=2)

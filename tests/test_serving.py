@@ -89,3 +89,36 @@ def test_the_generated_nginx_configuration_is_accepted_by_nginx(tmp_path):
     timeout = int(re.search(r"proxy_read_timeout (\d+)s", text).group(1))
     assert timeout > serving.PING_INTERVAL_S  # an idle participant's WebSocket outlives the proxy's wait
     assert "hash $lookalike_route consistent" in text and "Upgrade $http_upgrade" in text
+
+
+def test_a_dead_app_process_is_restarted_but_a_crash_loop_is_given_up(tmp_path, monkeypatch, capsys):
+    """Farm.wait with stand-in processes: nginx a sleeping process, app processes that exit at once.
+    Each death is restarted on its port until MAX_RESTARTS in the window; then it stays down, and
+    with every process down the farm ends with status 1."""
+    import sys
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    crash = [sys.executable, "-c", "raise SystemExit(3)"]
+    spawned: list[int] = []
+
+    def spawn(self, port):
+        spawned.append(port)
+        return subprocess.Popen(crash)
+
+    monkeypatch.setattr(serving.Farm, "_spawn", spawn)
+    monkeypatch.setattr(serving, "MAX_RESTARTS", 3)
+    real_sleep = serving.time.sleep
+    monkeypatch.setattr(serving.time, "sleep", lambda s: real_sleep(min(s, 0.2)))
+    nginx = subprocess.Popen(sleeper)
+    farm = serving.Farm(8000, "127.0.0.1", 2, {}, tmp_path, [subprocess.Popen(crash), subprocess.Popen(crash)])
+    farm.nginx, farm.backends = nginx, (8101, 8102)
+    try:
+        assert farm.wait() == 1
+    finally:
+        nginx.kill()
+        nginx.wait()
+    out = capsys.readouterr().out
+    assert sorted(spawned) == [8101] * 3 + [8102] * 3  # 3 restarts each, then given up
+    assert out.count("app process on port 8101 exited (3); restarted it (pid ") == 3
+    assert "app process on port 8101 exited (3), 4 times in 5 min: not restarting it" in out
+    assert "app process on port 8102 exited (3), 4 times in 5 min: not restarting it" in out
