@@ -59,8 +59,8 @@ class Interval:
 
 
 @dataclass(frozen=True)
-class MetricsCI:
-    """Recall@1, recall@5 and mAP of one condition, each with its bootstrap interval."""
+class _BootstrapIntervals:
+    """Recall@1, recall@5 and mAP, each with its interval, and how the intervals were made."""
 
     recall_at_1: Interval
     recall_at_5: Interval
@@ -69,20 +69,20 @@ class MetricsCI:
     level: float
     resamples: int
     seed: int
+    method: str
+
+
+@dataclass(frozen=True)
+class MetricsCI(_BootstrapIntervals):
+    """Recall@1, recall@5 and mAP of one condition, each with its bootstrap interval."""
+
     method: str = "percentile bootstrap over queries"
 
 
 @dataclass(frozen=True)
-class PairedComparison:
+class PairedComparison(_BootstrapIntervals):
     """Condition A minus condition B on the same queries, each difference with its paired interval."""
 
-    recall_at_1: Interval
-    recall_at_5: Interval
-    mean_average_precision: Interval
-    queries: int
-    level: float
-    resamples: int
-    seed: int
     method: str = "paired percentile bootstrap over queries"
 
 
