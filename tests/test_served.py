@@ -92,6 +92,8 @@ def test_app_killed_mid_study_resumes_with_every_answer(study_db):
         with sync_playwright() as pw:
             browser = launch(pw)
             page = browser.new_page()
+            # the recruiter's completion page (there is no internet here): answered by the browser
+            page.route("https://example.org/**", lambda route: route.fulfill(body="<p>recruiter</p>"))
             start(page, server.url + "?PROLIFIC_PID=crash-1")
             for _ in range(5):
                 advance(page)
@@ -106,6 +108,9 @@ def test_app_killed_mid_study_resumes_with_every_answer(study_db):
             while advance(page) != "done":
                 pass
             assert "DONE42" in page.inner_text("body")
+            # after the visible countdown (redirect_seconds, 5 s) the page itself goes to the recruiter
+            page.wait_for_url("https://example.org/complete?cc=DONE42", timeout=20_000)
+            assert page.inner_text("body") == "recruiter"
             browser.close()
     finally:
         server.stop()
