@@ -10,7 +10,7 @@ import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from survey import assignment, planning, service
-from survey.analysis.consistency import per_participant, retest_consistency, weighted_kappa
+from survey.analysis.consistency import participant_spread, per_participant, retest_consistency, weighted_kappa
 from survey.analysis.exclusions import ExclusionRules, apply_exclusions
 from survey.export import tables
 
@@ -89,6 +89,17 @@ def test_consistency_per_protocol_and_participant_with_bootstrap_intervals():
     assert erratic < 1.0
     with pytest.raises(ValueError, match="lacks"):
         retest_consistency(df.drop(columns="agree"))
+    # the spread over participants, recomputed with pandas (quantiles interpolate linearly in both)
+    by_person = df.assign(agree=df["agree"].astype(float)).groupby(["protocol", "participant"])["agree"].mean()
+    for s in participant_spread(df):
+        a = by_person.loc[s.protocol]
+        assert s.participants == len(a) == 30
+        assert (s.lowest, s.q1, s.median, s.q3) == pytest.approx(
+            (a.min(), a.quantile(0.25), a.median(), a.quantile(0.75))
+        )
+        assert s.below_half == int((a < 0.5).sum())
+    rating_spread = participant_spread(df)[0]
+    assert rating_spread.protocol == "rating" and rating_spread.lowest < rating_spread.median == 1.0
 
 
 def test_inconsistent_simulated_raters_are_found_and_excluded(tiny_study):
@@ -108,6 +119,12 @@ def test_inconsistent_simulated_raters_are_found_and_excluded(tiny_study):
     results = compute_results(sessions, study.id, n_boot=50, rules=ExclusionRules(consistency_min=0.99))
     (rating,) = results.consistency
     assert rating.pairs == 2 * flow.kept
+    (spread,) = results.consistency_spread
+    assert spread.participants == flow.kept and spread.lowest >= 0.99  # the excluded are not in it
+    from survey.analysis.report import render_html
+
+    page = render_html(results)
+    assert "Per participant: each participant's agreement with themselves" in page and "below 0.5" in page
     with sessions() as s:
         assert sum(planning.unit_counts(s, study.id).values()) == 16 * 4
     assert service.current_study(sessions, "rep").status == "open"

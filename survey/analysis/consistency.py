@@ -142,3 +142,33 @@ def per_participant(repeats: pd.DataFrame) -> list[ParticipantConsistency]:
         agreement, kappa = _stats(rows, str(protocol))
         out.append(ParticipantConsistency(int(pid), str(protocol), len(rows), agreement, kappa))
     return out
+
+
+@dataclass(frozen=True)
+class ConsistencySpread:
+    """How far participants differ: the distribution of each participant's agreement with
+    themselves in one protocol (quartiles by linear interpolation, as ``numpy.percentile``)."""
+
+    protocol: str
+    participants: int
+    lowest: float
+    q1: float
+    median: float
+    q3: float
+    below_half: int  # participants agreeing with themselves on fewer than half of their repeats
+
+
+def participant_spread(repeats: pd.DataFrame) -> list[ConsistencySpread]:
+    """Per protocol with repeats: the spread of :func:`per_participant` agreement."""
+    people = per_participant(repeats)
+    out = []
+    for protocol in ("rating", "pairwise", "ranking"):
+        a = np.array([p.agreement for p in people if p.protocol == protocol], dtype=float)
+        if len(a):
+            q1, median, q3 = np.percentile(a, [25, 50, 75])
+            out.append(
+                ConsistencySpread(
+                    protocol, len(a), float(a.min()), float(q1), float(median), float(q3), int((a < 0.5).sum())
+                )
+            )
+    return out

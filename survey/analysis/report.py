@@ -11,7 +11,7 @@ from .agreement import Agreement, SplitHalf
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss
 from .conditions import ConditionSummary
-from .consistency import Consistency
+from .consistency import Consistency, ConsistencySpread
 from .exclusions import ExclusionFlow
 from .formatting import (
     CI_NEEDS_TWO_PARTICIPANTS,
@@ -378,8 +378,9 @@ def objective_section(objective: list[ObjectiveVsHuman], spearman: float | None)
     )
 
 
-def consistency_section(consistency: list[Consistency]) -> str:
-    """Test-retest consistency from repeat trials (only when the study repeated some)."""
+def consistency_section(consistency: list[Consistency], spread: list[ConsistencySpread] | None = None) -> str:
+    """Test-retest consistency from repeat trials (only when the study repeated some): over all
+    participants, then how far participants differ."""
     if not consistency:
         return ""
     rows = [
@@ -392,11 +393,26 @@ def consistency_section(consistency: list[Consistency]) -> str:
         ]
         for c in consistency
     ]
+    per_person = [
+        [s.protocol, s.participants, f"{s.lowest:.2f}", f"{s.q1:.2f}", f"{s.median:.2f}", f"{s.q3:.2f}", s.below_half]
+        for s in spread or []
+    ]
     return join_html(
         "<h2>Test-retest consistency</h2><p>Repeat trials: a unit shown to the same participant again, later and "
         "with the sets in other positions. Agreement: ratings within one point, choices identical. Ratings also "
         "give the quadratic-weighted kappa. 95% intervals from a bootstrap over participants.</p>",
         html_table(["protocol", "repeats", "participants", "agreement [95% CI]", "weighted kappa [95% CI]"], rows),
+        ""
+        if not per_person
+        else "<p>Per participant: each participant's agreement with themselves (the export's "
+        "<code>consistency</code> column has it per participant, over all protocols; "
+        "<code>report --min-consistency X</code> excludes those below X).</p>",
+        ""
+        if not per_person
+        else html_table(
+            ["protocol", "participants", "lowest", "25%", "median", "75%", "below 0.5"],
+            per_person,
+        ),
     )
 
 
@@ -418,7 +434,7 @@ def render_html(results: StudyResults) -> str:
         plackett_luce_section(r.plackett_luce),
         agreement_section(r.agreement, r.split_half),
         objective_section(r.objective, r.objective_spearman),
-        consistency_section(r.consistency),
+        consistency_section(r.consistency, r.consistency_spread),
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Lookalike report: {esc(r.study)}</title>

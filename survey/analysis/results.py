@@ -21,7 +21,7 @@ from .agreement import Agreement, SplitHalf, agreement, split_half
 from .bootstrap import StrengthEstimate
 from .bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
 from .conditions import ConditionSummary, condition_resamples, condition_summaries, ratings_from_judgements
-from .consistency import Consistency, retest_consistency
+from .consistency import Consistency, ConsistencySpread, participant_spread, retest_consistency
 from .exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
 from .mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
 from .plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
@@ -81,6 +81,7 @@ class StudyResults:
     n_boot: int
     seed: int
     consistency: list[Consistency] = dataclasses.field(default_factory=list)  # test-retest, from repeat trials
+    consistency_spread: list[ConsistencySpread] = dataclasses.field(default_factory=list)  # per participant
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -162,6 +163,7 @@ def compute_results(
         ]
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     rho = float(sps.spearmanr(*zip(*paired, strict=True)).statistic) if len(paired) >= 3 else None
+    kept_repeats = t["repeats"][t["repeats"]["participant"].isin(flow.kept_ids)]
     return StudyResults(
         study=name,
         exclusions=flow,
@@ -183,7 +185,6 @@ def compute_results(
         objective_spearman=rho,
         n_boot=n_boot,
         seed=seed,
-        consistency=retest_consistency(
-            t["repeats"][t["repeats"]["participant"].isin(flow.kept_ids)], n_boot=n_boot, seed=seed
-        ),
+        consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
+        consistency_spread=participant_spread(kept_repeats),
     )
