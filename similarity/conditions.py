@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .cache import Cache
 from .catalog import Catalog, Item
 from .evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
@@ -45,19 +47,24 @@ def compute_conditions(
     progress: bool = True,
     executor: Executor | None = None,
     block_rows: int = BLOCK_ROWS,
+    metric_queries: int | None = None,
+    seed: int = 0,
 ) -> tuple[dict[tuple[str, str], ConditionOutput], dict[str, dict[str, MaskInfo]]]:
     """Every condition's top-k per reference (keyed by (method, segmenter) names), plus its
-    retrieval metrics when groups exist (every grouped item as a query against its own
-    category), and each segmenter's masks (item_id -> coverage).
+    retrieval metrics when groups exist (grouped items as queries against their own category:
+    all of them, or ``metric_queries`` per category drawn with ``seed``, the same for every
+    condition; 0: no metrics), and each segmenter's masks (item_id -> coverage).
 
     Features stay on disk; each category is searched in slabs of rows (:func:`similarity_slabs`),
-    so memory depends on ``block_rows``, not on the catalog's size."""
+    so memory depends on ``block_rows``, not on the catalog's size; with ``metric_queries`` the
+    search time grows linearly with it too (all-pairs grows with its square)."""
     by_category: dict[str, list[Item]] = {}
     for it in catalog.items:
         by_category.setdefault(it.category, []).append(it)
     ref_ids = {r.item_id for r in references}
-    # The queries of a category: its references and (for the metrics) every grouped item.
-    queries = {c: [it for it in g if it.item_id in ref_ids or it.group] for c, g in by_category.items()}
+    metric_ids = _metric_queries(by_category, metric_queries, seed)
+    # The queries of a category: its references and the metrics' queries.
+    queries = {c: [it for it in g if it.item_id in ref_ids or it.item_id in metric_ids] for c, g in by_category.items()}
     # every item a query: the gallery itself, so symmetric methods (SSIM) score diagonal blocks once
     queries = {c: by_category[c] if len(q) == len(by_category[c]) else q for c, q in queries.items()}
     outputs: dict[tuple[str, str], ConditionOutput] = {}
@@ -80,7 +87,7 @@ def compute_conditions(
                 refs = [i for i, q in enumerate(q_items) if q.item_id in ref_ids]
                 if refs:
                     lists.extend(rank_rows(method, gallery, [q_items[i] for i in refs], slab[refs], k=k))
-                grouped = [i for i, q in enumerate(q_items) if q.group]
+                grouped = [i for i, q in enumerate(q_items) if q.item_id in metric_ids]
                 if grouped:
                     qs = [q_items[i] for i in grouped]
                     groups = [it.group for it in gallery]
@@ -97,6 +104,19 @@ def compute_conditions(
             lists, merge_metrics(parts) if parts else None, c.seconds, time.perf_counter() - t0
         )
     return outputs, masks
+
+
+def _metric_queries(by_category: dict[str, list[Item]], per_category: int | None, seed: int) -> set[str]:
+    """The item ids that query the metrics: every grouped item of a category, or ``per_category``
+    of them drawn without replacement (seeded, independent of the catalog's row order)."""
+    out: set[str] = set()
+    for category in sorted(by_category):
+        grouped = sorted(it.item_id for it in by_category[category] if it.group)
+        if per_category is not None and len(grouped) > per_category:
+            rng = np.random.default_rng([seed, *category.encode()])
+            grouped = [grouped[i] for i in rng.choice(len(grouped), size=per_category, replace=False)]
+        out.update(grouped)
+    return out
 
 
 def merge_metrics(parts: Sequence[RetrievalMetrics]) -> RetrievalMetrics:

@@ -123,7 +123,16 @@ def build_study(
     cache = Cache(cache_dir) if cache_dir is not None else None
     t_conditions = time.perf_counter()
     outputs, masks = compute_conditions(
-        catalog, references, methods, segmenters, k=config.k, cache=cache, progress=progress, executor=executor
+        catalog,
+        references,
+        methods,
+        segmenters,
+        k=config.k,
+        cache=cache,
+        progress=progress,
+        executor=executor,
+        metric_queries=config.metric_queries_per_category,
+        seed=config.seed,
     )
     search_seconds = sum(o.search_seconds for o in outputs.values())
     feature_seconds = time.perf_counter() - t_conditions - search_seconds

@@ -89,6 +89,9 @@ class StudyConfig:
     segmenters: tuple[Component, ...] = (Component("none"), Component("u2netp"))
     references_per_category: int = 3
     reference_filter: dict[str, str] = field(default_factory=dict)  # e.g. {"view": "packshot"}
+    # grouped items per category, drawn with the seed, that query the build's retrieval metrics
+    # (0: no metrics); bounds the search at catalog scale: all-pairs would grow with the square
+    metric_queries_per_category: int = 1000
     k: int = 5
     seed: int = 0
     protocols: tuple[str, ...] = ("rating",)
@@ -156,7 +159,7 @@ class StudyConfig:
             raise ConfigError(f"participants.repeat_rate: must be between 0 and 0.5, got {self.repeat_rate}")
         if not 0 <= self.comprehension <= 10:
             raise ConfigError(f"participants.comprehension: 0 (none) to 10 practice screens, got {self.comprehension}")
-        for key in ("min_response_ms", "max_participants", "judgements_per_unit"):
+        for key in ("min_response_ms", "max_participants", "judgements_per_unit", "metric_queries_per_category"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
         for key in ("redirect_url", "screened_out_url", "failed_check_url"):
@@ -228,7 +231,7 @@ def check_components(
 
 _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "catalog", "seed", "k", "language"},
-    "references": {"per_category", "filter"},
+    "references": {"per_category", "filter", "metric_queries"},
     "protocols": {"use", "rating_item_ticks", "trials_per_participant"},
     "participants": {
         "attention_check_rate",
@@ -308,6 +311,7 @@ def load_config(path: str | Path) -> StudyConfig:
         ("study", "k", "k", int, "must be an integer"),
         ("study", "language", "language", str, f"must be one of {', '.join(text_catalog.LANGUAGES)}"),
         ("references", "per_category", "references_per_category", int, "must be an integer"),
+        ("references", "metric_queries", "metric_queries_per_category", int, "must be an integer (0: no metrics)"),
         ("protocols", "trials_per_participant", "trials_per_participant", int, "must be an integer"),
         ("protocols", "rating_item_ticks", "rating_item_ticks", bool, "must be true or false"),
         ("participants", "attention_check_rate", "attention_check_rate", (int, float), "must be a number"),

@@ -34,6 +34,10 @@ def test_minimal_config_and_relative_catalog(tmp_path):
     config = load_config(_write(tmp_path, MINIMAL))
     assert config.catalog == str((tmp_path / "cat" / "manifest.csv").resolve())
     assert config.protocols == ("rating",) and [c.name for c in config.segmenters] == ["none", "u2netp"]
+    assert config.metric_queries_per_category == 1000  # bounds the build's metric search at catalog scale
+    assert (
+        load_config(_write(tmp_path, MINIMAL + "[references]\nmetric_queries = 0\n")).metric_queries_per_category == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,6 +55,8 @@ def test_minimal_config_and_relative_catalog(tmp_path):
             MINIMAL + "[demographics]\nquestions = [{ key = 'age', label = 'Age' }]\n",
             r"demographics.questions\[0\]: missing options",
         ),
+        (MINIMAL + "[references]\nmetric_queries = -1\n", r"metric_queries_per_category: must be 0 or more"),
+        (MINIMAL + "[references]\nmetric_queries = 'all'\n", r"references.metric_queries: must be an integer"),
         ("[study\nname=", r"not valid TOML"),
     ],
 )

@@ -85,3 +85,44 @@ def test_block_search_equals_in_memory_search(tmp_path, small_catalog):
         sum(p.mean_average_precision * p.queries for p in parts) / n
     )
     assert out.metrics.recall_at_1 == pytest.approx(sum(p.recall_at_1 * p.queries for p in parts) / n)
+
+
+def test_metric_queries_are_a_seeded_sample_per_category_and_leave_the_grids_alone(tmp_path, small_catalog):
+    """With ``metric_queries`` the metrics are those of a seeded sample of each category's grouped
+    items (recomputed here in memory on that sample); the references' top-k are unchanged."""
+    catalog = load_catalog(small_catalog)
+    method, none = create_method("ssim", size=32), create_segmenter("none")
+    refs = [catalog.in_category(c)[0] for c in catalog.categories]
+    run = lambda **kw: compute_conditions(
+        catalog, refs, [method], [none], k=5, cache=Cache(tmp_path), progress=False, block_rows=3, **kw
+    )[0][("ssim", "none")]
+    full, capped, again, other = (
+        run(),
+        run(metric_queries=5, seed=1),
+        run(metric_queries=5, seed=1),
+        run(metric_queries=5, seed=2),
+    )
+    assert [(t.reference, t.item_ids) for t in capped.rankings] == [(t.reference, t.item_ids) for t in full.rankings]
+    assert capped.metrics == again.metrics and capped.metrics != other.metrics  # seeded
+    assert full.metrics is not None and full.metrics.queries == len(catalog.items)
+    assert capped.metrics is not None and capped.metrics.queries == 5 * len(catalog.categories)
+    assert run(metric_queries=0).metrics is None
+
+    from similarity.conditions import _metric_queries
+
+    by_cat = {c: catalog.in_category(c) for c in catalog.categories}
+    sample = _metric_queries(by_cat, 5, 1)
+    parts = []
+    for cat in catalog.categories:
+        gallery = catalog.in_category(cat)
+        qs = [it for it in gallery if it.item_id in sample]
+        assert len(qs) == 5
+        feats = method.features([load_rgb(it.path) for it in gallery])
+        rows = [gallery.index(q) for q in qs]
+        sims = method.similarity(feats[rows], feats)
+        groups = [it.group for it in gallery]
+        parts.append(retrieval_metrics(sims, [q.group for q in qs], groups, exclude=exclusion_mask(qs, gallery, "all")))
+    n = sum(p.queries for p in parts)
+    assert capped.metrics.mean_average_precision == pytest.approx(
+        sum(p.mean_average_precision * p.queries for p in parts) / n
+    )
