@@ -163,7 +163,9 @@ def test_evaluate_on_ray_scores_as_the_local_executor(tmp_path, small_catalog, c
     ex = RayExecutor(workers=2)
     on_ray = evaluate(catalog, methods, segmenters, cache=Cache(tmp_path / "ray"), executor=ex, **kw)
     local = evaluate(catalog, methods, segmenters, cache=Cache(tmp_path / "local"), **kw)
-    assert len(ex.pids) >= 2 and os.getpid() not in ex.pids
+    # Ray's workers did it (how many of the two got blocks depends on which started first; the
+    # build test above asserts two)
+    assert ex.pids and os.getpid() not in ex.pids
     assert [r.condition for r in on_ray] == [r.condition for r in local] == ["ssim/none", "efficientnet/none"]
     for a, b in zip(on_ray, local, strict=True):
         assert a.metrics.queries == b.metrics.queries > 0
