@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ class _Worker:
         return [Item(item_id=str(s), path=Path(str(p)), category="", sha256=str(s)) for p, s in pairs]
 
     def _out(self, batch: dict[str, np.ndarray], **columns: np.ndarray) -> dict[str, np.ndarray]:
-        pid = np.full(len(batch["sha256"]), os.getpid(), dtype=np.int64)
-        return {"sha256": np.asarray(batch["sha256"]), "pid": pid, **columns}
+        n = len(batch["sha256"])
+        pid, device = np.full(n, os.getpid(), dtype=np.int64), np.full(n, self.device)
+        return {"sha256": np.asarray(batch["sha256"]), "pid": pid, "device": device, **columns}
 
 
 class _SegmentWorker(_Worker):
@@ -184,11 +186,24 @@ class RayExecutor:
         rows = [{"path": str(it.path), "sha256": it.sha256} for it in items]
         out = self._map(_SegmentWorker, rows, 8, {"component": segmenter, "cache_root": str(cache.root)})
         bar = progress_bar(total=len(items), desc=f"segmenting ({segmenter.name}, ray)", enabled=progress)
+        devices: set[str] = set()
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            self.pids.update(int(p) for p in batch["pid"])
-            self.rows_returned += len(batch["pid"])
+            self._received(batch)
+            devices.update(str(d) for d in batch["device"])
             bar.update(len(batch["sha256"]))
         bar.close()
+        if self._cluster().get("GPU", 0) and "cpu" in devices:
+            # the worker's own warning (U²-Net without onnxruntime's CUDA provider) stays in its log
+            warnings.warn(
+                f"{segmenter.name} ran on the CPU in Ray workers that hold a GPU: their onnxruntime has no "
+                "CUDA provider (install onnxruntime-gpu on the cluster's nodes)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _received(self, batch: dict[str, np.ndarray]) -> None:
+        self.pids.update(int(p) for p in batch["pid"])
+        self.rows_returned += len(batch["pid"])
 
     def embed(
         self, items: Sequence[Item], method: Method, segmenter: Segmenter, *, cache: Cache, progress: bool
@@ -234,8 +249,7 @@ class RayExecutor:
                         pending[j][0].append(str(key))
                         pending[j][1].append(np.frombuffer(cell, dtype=np.float32).reshape(dims))
                 flush(j, RESULT_ROWS)
-            self.pids.update(int(p) for p in batch["pid"])
-            self.rows_returned += len(batch["pid"])
+            self._received(batch)
             bar.update(len(batch["sha256"]))
         for j in range(len(methods)):
             flush(j, 1)

@@ -393,26 +393,28 @@ def consistency_section(consistency: list[Consistency], spread: list[Consistency
         ]
         for c in consistency
     ]
-    per_person = [
-        [s.protocol, s.participants, f"{s.lowest:.2f}", f"{s.q1:.2f}", f"{s.median:.2f}", f"{s.q3:.2f}", s.below_half]
-        for s in spread or []
-    ]
     return join_html(
         "<h2>Test-retest consistency</h2><p>Repeat trials: a unit shown to the same participant again, later and "
         "with the sets in other positions. Agreement: ratings within one point, choices identical. Ratings also "
         "give the quadratic-weighted kappa. 95% intervals from a bootstrap over participants.</p>",
         html_table(["protocol", "repeats", "participants", "agreement [95% CI]", "weighted kappa [95% CI]"], rows),
-        ""
-        if not per_person
-        else "<p>Per participant: each participant's agreement with themselves (the export's "
+        _spread_part(spread or []),
+    )
+
+
+def _spread_part(spread: list[ConsistencySpread]) -> str:
+    """How far participants differ in their agreement with themselves (empty without repeats)."""
+    if not spread:
+        return ""
+    rows = [
+        [s.protocol, s.participants, *(f"{v:.2f}" for v in (s.lowest, s.q1, s.median, s.q3)), s.below_half]
+        for s in spread
+    ]
+    return join_html(
+        "<p>Per participant: each participant's agreement with themselves (the export's "
         "<code>consistency</code> column has it per participant, over all protocols; "
         "<code>report --min-consistency X</code> excludes those below X).</p>",
-        ""
-        if not per_person
-        else html_table(
-            ["protocol", "participants", "lowest", "25%", "median", "75%", "below 0.5"],
-            per_person,
-        ),
+        html_table(["protocol", "participants", "lowest", "25%", "median", "75%", "below 0.5"], rows),
     )
 
 
