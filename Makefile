@@ -1,5 +1,5 @@
 # make demo: build the demo study and serve the survey; make test: run the test suite;
-# make lint: ruff (lint and format check) and mypy, as CI runs them.
+# make lint: ruff (lint and format check), mypy and the import contracts (import-linter), as CI runs them.
 # Both create .venv and install the project into it when needed.
 PYTHON ?= python3
 VENV := .venv
@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .lookalike

@@ -1,5 +1,5 @@
 """Streamlit entry point: `streamlit run app.py` (or `lookalike serve`)."""
 
-from survey.app import main
+from survey.web.app import main
 
 main()

@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import emit
 from db.engine import make_engine, make_sessionmaker
-from similarity.demo_catalog import generate_demo_catalog
+from similarity.catalogs.demo import generate_demo_catalog
 from similarity.runtime import tune_for_throughput
-from survey.build import build_study
-from survey.config import StudyConfig
+from survey.study.build import build_study
+from survey.study.config import StudyConfig
 
 
 def main() -> None:

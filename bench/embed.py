@@ -16,11 +16,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import emit, shared_data
-from similarity.cache import Cache
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
+from similarity.execution.cache import Cache
+from similarity.execution.pipeline import feature_matrix
 from similarity.images import load_rgb
 from similarity.methods import create_method
-from similarity.pipeline import feature_matrix
 from similarity.runtime import tune_for_throughput
 from similarity.segmenters import create_segmenter
 

@@ -29,12 +29,12 @@ from sqlalchemy import func, select
 from bench._common import emit
 from db.engine import make_engine, make_sessionmaker
 from db.models import Participant, Response, Trial
-from survey import service
+from survey.participants import service
 
 
 def build_load_study(url: str, catalog: Path, cache_dir: Path, trials: int = 6):
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
+    from survey.study.build import build_study
+    from survey.study.config import Component, StudyConfig
 
     engine = make_engine(url)
     config = StudyConfig(
@@ -168,7 +168,7 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = ap.parse_args()
     from db.pgserver import TempPostgres
-    from similarity.demo_catalog import generate_demo_catalog
+    from similarity.catalogs.demo import generate_demo_catalog
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

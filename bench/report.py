@@ -44,18 +44,18 @@ from sqlalchemy import insert, select
 from bench._common import emit
 from db.engine import make_engine, make_sessionmaker
 from db.models import CatalogItem, Participant, Response, Trial, UnitCount
-from survey import assignment, planning
-from survey.config import PROTOCOLS
+from survey.participants import assignment, planning
+from survey.study.config import PROTOCOLS
 
 EFFECTS = {"efficientnet/u2netp": 1.5, "efficientnet/none": 1.0, "ssim/u2netp": -0.5, "ssim/none": -1.0}
 
 
 def build(url: str, protocols: tuple[str, ...], home: Path | None) -> int:
     """The demo study (as ``lookalike demo`` builds it) serving ``protocols``; returns its id."""
-    from similarity.demo_catalog import generate_demo_catalog
-    from survey.build import build_study
-    from survey.config import StudyConfig
+    from similarity.catalogs.demo import generate_demo_catalog
     from survey.settings import Settings
+    from survey.study.build import build_study
+    from survey.study.config import StudyConfig
 
     settings = Settings.from_env()
     home = home or settings.home
@@ -172,7 +172,7 @@ def report_timings(url: str, study_id: int, n_boot: int, seed: int) -> dict:
     from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
     from survey.cli import main as cli
-    from survey.export import tables
+    from survey.study.export import tables
 
     engine = make_engine(url)
     make_session = make_sessionmaker(engine)

@@ -36,7 +36,7 @@ LITE0 = "efficientnet:variant=lite0,input_size=none"
 def generate(out: Path, images: int) -> Path:
     """The demo catalog with at least ``images`` photos, and a manifest of ``images`` of them
     (an equal share per category); returns that manifest."""
-    from similarity.demo_catalog import CATEGORIES, generate_demo_catalog
+    from similarity.catalogs.demo import CATEGORIES, generate_demo_catalog
 
     per_cat = math.ceil(images / len(CATEGORIES))
     products = min(MAX_PRODUCTS, math.ceil(per_cat / 2))
@@ -56,10 +56,10 @@ def generate(out: Path, images: int) -> Path:
 def forward_only_rate(manifest: Path, spec: str, n: int = 256) -> float:
     import numpy as np
 
-    from similarity.catalog import load_catalog
+    from similarity.catalogs.catalog import load_catalog
     from similarity.images import load_rgb
     from similarity.methods import create_method
-    from survey.config import Component
+    from survey.study.config import Component
 
     component = Component.parse(spec)
     method = create_method(component.name, **component.options)
@@ -76,7 +76,7 @@ def forward_only_rate(manifest: Path, spec: str, n: int = 256) -> float:
 
 
 def main() -> None:
-    from survey.config import StudyConfig
+    from survey.study.config import StudyConfig
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", type=int, default=2000)
@@ -97,10 +97,10 @@ def main() -> None:
         print(generate(args.generate_only, args.images))
         return
     from db.engine import make_engine, make_sessionmaker
-    from similarity.executors import create_executor
+    from similarity.execution.executors import create_executor
     from similarity.runtime import tune_for_throughput
-    from survey.build import build_study
-    from survey.config import Component
+    from survey.study.build import build_study
+    from survey.study.config import Component
 
     runtime = tune_for_throughput()
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,9 +42,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 def build_bench_study(url: str, home: Path, trials: int) -> None:
     """The demo catalog (4 categories x 8 products), 4 conditions, all three protocols."""
     from db.engine import make_engine, make_sessionmaker
-    from similarity.demo_catalog import generate_demo_catalog
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
+    from similarity.catalogs.demo import generate_demo_catalog
+    from survey.study.build import build_study
+    from survey.study.config import Component, StudyConfig
 
     catalog = generate_demo_catalog(home / "catalog", seed=5, per_category=8)
     engine = make_engine(url)
@@ -101,7 +101,7 @@ def server_snapshot(root: int) -> dict:
 
 
 def start_server(db_url: str, port: int, processes: int, env: dict[str, str], options: list[str], log: Path):
-    from survey import serving
+    from survey.web import serving
 
     if options:  # one app process with changed Streamlit options (e.g. runner.postScriptGC=true)
         cmd = serving.streamlit_command(port, "localhost")

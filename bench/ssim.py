@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import emit, shared_data
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
 from similarity.images import letterbox, load_rgb
 from similarity.runtime import tune_for_throughput
 from similarity.ssim import ssim_matrix

@@ -1,7 +1,7 @@
 """Persistence: typed models and the engine/session factory."""
 
-from .engine import make_engine, make_sessionmaker, resolve_db_url
-from .models import (
+from db.engine import make_engine, make_sessionmaker, resolve_db_url
+from db.models import (
     Base,
     CatalogItem,
     Condition,

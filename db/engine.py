@@ -9,9 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.migrate import ensure_schema
 from similarity.errors import UserError
-
-from .migrate import ensure_schema
 
 DEFAULT_DB = "lookalike.db"
 BUSY_TIMEOUT_MS = 10_000

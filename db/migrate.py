@@ -17,9 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from db.models import Base
 from similarity.errors import UserError
-
-from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The pre-Alembic ``lookalike_schema`` version that revision 0001 reproduces.

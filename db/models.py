@@ -129,7 +129,7 @@ class Participant(Base):
     instructions_done_at: Mapped[datetime | None]
     trials_done_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]  # after the optional questions: the code was shown
-    #: active | completed | returned | timed_out | screened_out (survey.lifecycle); each leaving
+    #: active | completed | returned | timed_out | screened_out (survey.participants.lifecycle); each leaving
     #: transition has its own time below, ``completed_at`` the completion
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active", index=True)
     last_active_at: Mapped[datetime | None]  # consent, then every answer: what the time limit runs from
@@ -166,7 +166,7 @@ class UnitCount(Base):
     """Per unit (``Trial.unit``) of a study, attention checks and repeats not counted: ``trials``,
     the trials that count for balance, i.e. answered ones plus unanswered ones held by *active*
     participants (what the assignment reads to find the least-judged units, in one short query
-    whatever the study's size); ``answered``, the answers stored. Kept by :mod:`survey.planning`:
+    whatever the study's size); ``answered``, the answers stored. Kept by :mod:`survey.participants.planning`:
     added in the transaction (and under the study-row lock) that inserts the trials, decreased
     when a participant leaves (returned, timed out, screened out: their unanswered units go back
     to the pool), ``answered`` increased with each answer; so both always equal counting."""

@@ -1,9 +1,9 @@
 """Every condition (method x segmenter) over a catalog: the top-k of chosen references within
 their category, and the retrieval metrics against the catalog's ``group`` column.
 
-Features come from :func:`similarity.pipeline.condition_features` (computed once per condition,
+Features come from :func:`similarity.execution.pipeline.condition_features` (computed once per condition,
 or read from the cache), as for ``lookalike evaluate``; they serve both the top-k lists and the
-metrics, read from disk in blocks. The study build (:mod:`survey.build`) stores the result as blinded grids.
+metrics, read from disk in blocks. The study build (:mod:`survey.study.build`) stores the result as blinded grids.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cache import Cache
-from .catalog import Catalog, Item
-from .evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
-from .methods import Method
-from .pipeline import MaskInfo, condition_features
-from .progress import progress_bar
-from .search import BLOCK_ROWS, TopK, rank_rows, similarity_slabs
-from .segmenters import Segmenter
+from similarity.catalogs.catalog import Catalog, Item
+from similarity.evaluation.evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
+from similarity.execution.cache import Cache
+from similarity.execution.pipeline import MaskInfo, condition_features
+from similarity.methods import Method
+from similarity.progress import progress_bar
+from similarity.search import BLOCK_ROWS, TopK, rank_rows, similarity_slabs
+from similarity.segmenters import Segmenter
 
 if TYPE_CHECKING:
-    from .executors import Executor
+    from similarity.execution.executors import Executor
 
 
 @dataclass(frozen=True)

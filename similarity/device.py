@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UserError
+from similarity.errors import UserError
 
 DEVICES = ("auto", "cuda", "cpu")
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .images import file_sha256, letterbox
-from .registry import InvalidOption, Registry
-from .ssim import SSIMParams, ssim_matrix
-from .weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_weights, weight_spec
+from similarity.images import file_sha256, letterbox
+from similarity.registry import InvalidOption, Registry
+from similarity.ssim import SSIMParams, ssim_matrix
+from similarity.weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_weights, weight_spec
 
 
 class Method(ABC):

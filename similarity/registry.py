@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import UserError
+from similarity.errors import UserError
 
 T = TypeVar("T")
 

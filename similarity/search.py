@@ -2,7 +2,7 @@
 
 A category of a hundred thousand products has ten billion pairs: their similarities are never
 held at once. :func:`similarity_slabs` walks the queries in blocks, reads the gallery's features
-in blocks of ``block_rows`` (from a :class:`~similarity.store.FeatureStore`, through the
+in blocks of ``block_rows`` (from a :class:`~similarity.execution.store.FeatureStore`, through the
 ``read`` callable) and hands back one slab of rows at a time, each at most ``slab_entries``
 similarities; memory depends on those two sizes, not on the catalog's.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Item
-from .methods import Method
+from similarity.catalogs.catalog import Item
+from similarity.methods import Method
 
 #: Feature rows read from the store at once.
 BLOCK_ROWS = 512

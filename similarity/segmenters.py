@@ -20,9 +20,9 @@ from typing import Any, NoReturn
 import numpy as np
 from PIL import Image
 
-from .images import file_sha256
-from .registry import InvalidOption, Registry
-from .weights import WeightsUnavailable, weight_spec
+from similarity.images import file_sha256
+from similarity.registry import InvalidOption, Registry
+from similarity.weights import WeightsUnavailable, weight_spec
 
 MIN_COVERAGE = 0.005
 

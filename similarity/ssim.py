@@ -111,7 +111,7 @@ def ssim_matrix(
     Memory: five filtered maps per image, plus a few rows of scratch per thread; nothing
     grows with the number of pairs but the (Q, G) result.
     """
-    from .ssim_kernel import mean_ssim_pairs
+    from similarity.ssim_kernel import mean_ssim_pairs
 
     q = _validate(queries, "queries", params, dtype)
     symmetric = gallery is None

@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import UserError
-from .registry import UnknownName
+from similarity.errors import UserError
+from similarity.registry import UnknownName
 
 
 class WeightsUnavailable(UserError, RuntimeError):

@@ -26,7 +26,7 @@ class Settings:
     home: Path  # generated files: demo catalog, mask and feature caches
     offline: bool = False  # True: never download weights; missing ones are an error
     admin_password: str | None = None  # the /admin page's password (else Streamlit secrets; none: disabled)
-    preview: bool = False  # serve the participant flow as a preview that writes nothing (survey/preview.py)
+    preview: bool = False  # serve the participant flow as a preview that writes nothing (survey/web/preview.py)
 
     @property
     def cache_dir(self) -> Path:
@@ -34,12 +34,12 @@ class Settings:
 
     @property
     def image_store(self) -> Path:
-        """Images fetched from product-feed URLs, by content hash, with a status per URL (similarity/fetch.py)."""
+        """Images fetched from product-feed URLs, by content hash, with a status per URL (similarity.catalogs.fetch)."""
         return self.home / "images"
 
     @property
     def media_dir(self) -> Path:
-        """Thumbnails the participant page shows, by content hash (survey/media.py)."""
+        """Thumbnails the participant page shows, by content hash (survey/study/media.py)."""
         return self.home / "media"
 
     @classmethod

@@ -41,7 +41,7 @@ def click(at: AppTest, label: str) -> AppTest:
 def _admin_script(db_url: str) -> None:
     from db.engine import make_engine, make_sessionmaker
     from survey.settings import Settings
-    from survey.views import admin
+    from survey.web.views import admin
 
     admin.render(make_sessionmaker(make_engine(db_url)), None, Settings.from_env().admin_password)
 

@@ -62,7 +62,7 @@ def synthetic_design(
 def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True) -> None:
     """Answer every trial of a consented participant through the service (any protocol), then,
     with ``finish``, the closing questions (left unanswered)."""
-    from survey import service
+    from survey.participants import service
 
     service.finish_instructions(make_session, token)
     while (st := service.participant_state(make_session, token)).stage == "trial":
@@ -88,13 +88,13 @@ def make_session(tmp_path):
 @pytest.fixture(scope="session")
 def small_catalog(tmp_path_factory) -> Path:
     """The demo generator at a small size: 4 categories x 8 products x 2 photos."""
-    from similarity.demo_catalog import generate_demo_catalog
+    from similarity.catalogs.demo import generate_demo_catalog
 
     return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
 
 
 def _built_study_config(small_catalog):
-    from survey.config import Question, StudyConfig
+    from survey.study.config import Question, StudyConfig
 
     return StudyConfig(
         name="t",
@@ -117,9 +117,9 @@ def tiny_study(tmp_path, small_catalog):
     """A factory for quick studies on the small catalog: SSIM on raw photos (no weights), one reference per
     category, in a new SQLite file unless ``make_session`` is given; keyword arguments override any
     StudyConfig field. Returns (database path or None, session factory, StudyInfo)."""
-    from survey import service
-    from survey.build import build_study
-    from survey.config import Component, StudyConfig
+    from survey.participants import service
+    from survey.study.build import build_study
+    from survey.study.config import Component, StudyConfig
 
     engines = []
 
@@ -147,7 +147,7 @@ def tiny_study(tmp_path, small_catalog):
 def built_study(tmp_path_factory, small_catalog):
     """A study built with all four default conditions on the small catalog (real weights),
     serving all three protocols (4 trials each + 1 attention check each) and one question."""
-    from survey.build import build_study
+    from survey.study.build import build_study
 
     db_path = tmp_path_factory.mktemp("db") / "study.db"
     engine = make_engine(f"sqlite:///{db_path}")
@@ -187,7 +187,7 @@ def db_url(request, tmp_path):
 @pytest.fixture(scope="session")
 def pg_built_study(postgres, built_study, small_catalog):
     """The built study again, in a PostgreSQL template database (features come from the warm cache)."""
-    from survey.build import build_study
+    from survey.study.build import build_study
 
     db_path, _ = built_study
     url = postgres.create_database("template")

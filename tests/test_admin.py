@@ -6,10 +6,9 @@ import numpy as np
 from sqlalchemy import select
 
 from db.models import Participant
-from survey import service
-
-from .apptest import admin_page
-from .conftest import answer_all
+from survey.participants import service
+from tests.apptest import admin_page
+from tests.conftest import answer_all
 
 
 def test_refuses_without_a_configured_password(study_db, monkeypatch):

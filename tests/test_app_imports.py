@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_app_and_its_pages_import_no_similarity_stack():
     code = f"""
 import runpy, sys
-runpy.run_path({str(ROOT / "survey" / "app.py")!r}, run_name="app_under_test")  # the main module, not run
-from survey.views import admin, participant
-from survey.config import Component, StudyConfig
+runpy.run_path({str(ROOT / "survey" / "web" / "app.py")!r}, run_name="app_under_test")  # the main module, not run
+from survey.web.views import admin, participant
+from survey.study.config import Component, StudyConfig
 config = StudyConfig(name="s", catalog="c", methods=(Component("ssim"), Component("clip")),
                      segmenters=(Component("none"), Component("u2netp")))
 assert StudyConfig.from_dict(config.to_dict()) == config  # what the service does with a stored study
@@ -35,10 +35,10 @@ def test_the_analysis_stack_loads_only_when_the_admin_page_is_opened():
     analysis = ("pandas", "scipy", "statsmodels", "matplotlib")
     code = f"""
 import runpy, sys
-runpy.run_path({str(ROOT / "survey" / "app.py")!r}, run_name="app_under_test")
-from survey.views import participant
+runpy.run_path({str(ROOT / "survey" / "web" / "app.py")!r}, run_name="app_under_test")
+from survey.web.views import participant
 print(sorted(m for m in {analysis!r} if m in sys.modules))
-from survey.views import admin
+from survey.web.views import admin
 print(sorted(m for m in {analysis!r} if m in sys.modules))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)

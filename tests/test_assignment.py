@@ -1,4 +1,4 @@
-"""survey.assignment: one algorithm for the participant service and the simulator."""
+"""survey.participants.assignment: one algorithm for the participant service and the simulator."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from db.models import CatalogItem, Participant, Trial
-from survey import assignment, service
 from survey.analysis.simulate import ResponseModel, plan_participants, simulate_judgements, study_design
-from survey.config import MAX_RANKING_GRIDS
+from survey.participants import assignment, service
+from survey.study.config import MAX_RANKING_GRIDS
 
 GRIDS = {10: ["c", "a", "b"], 7: ["f", "d", "e", "g"], 3: ["h"]}  # reference -> condition grids
 CATCH = {10: "x10", 7: "x7", 3: "x3"}

@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 
 from db.models import Participant, Response, Trial
 from db.pgserver import free_port
-
-from .served import Server, launch, needs_chromium, settled
+from tests.served import Server, launch, needs_chromium, settled
 
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
 
@@ -25,7 +24,7 @@ pytestmark = needs_chromium
 
 @pytest.fixture
 def served_pairwise_study(tiny_study):
-    from survey.config import Component
+    from survey.study.config import Component
 
     db, sessions, _ = tiny_study(
         "pw",

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Study
 from similarity.weights import WeightsUnavailable, clip_spec
-from survey.build import StudyExists, build_study
-from survey.config import Component, ConfigError, StudyConfig
+from survey.study.build import StudyExists, build_study
+from survey.study.config import Component, ConfigError, StudyConfig
 
 
 def test_built_study_has_every_condition_and_a_grid_per_reference(study_db):

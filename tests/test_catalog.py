@@ -5,9 +5,8 @@ import csv
 import pytest
 from PIL import Image
 
-from similarity.catalog import CatalogError, load_catalog
-
-from .conftest import shared_data
+from similarity.catalogs.catalog import CatalogError, load_catalog
+from tests.conftest import shared_data
 
 
 def _write(tmp_path, rows, header=("file", "item_id", "category")):

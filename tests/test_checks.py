@@ -1,10 +1,10 @@
-"""The attention-check rule (survey.checks): what fails, what an attentive person may answer."""
+"""The attention-check rule (survey.participants.checks): what fails, what an attentive person may answer."""
 
 from __future__ import annotations
 
 import pytest
 
-from survey.checks import CATCH_RATING_MAX, failed_check
+from survey.participants.checks import CATCH_RATING_MAX, failed_check
 
 REAL, OTHER, CATCH = "r1", "r2", "c"
 

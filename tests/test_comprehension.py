@@ -1,4 +1,4 @@
-"""The comprehension phase (survey/comprehension.py): practice screens with a known answer, feedback,
+"""The comprehension phase (survey/participants/comprehension.py): practice screens with a known answer, feedback,
 two attempts, screened out on failure with its own code, no trial and nothing counted as data."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Participant, Response
-from survey import comprehension, lifecycle, planning, service
-
-from .apptest import app, click
+from survey.participants import comprehension, lifecycle, planning, service
+from tests.apptest import app, click
 
 
 def state_time(s):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from survey.config import Component, ConfigError, Question, StudyConfig, load_config
+from survey.study.config import Component, ConfigError, Question, StudyConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "survey" / "example_study.toml"
 
@@ -68,7 +68,7 @@ def test_errors_name_the_key_and_the_fix(tmp_path, text, message):
 def test_component_names_and_options_are_checked_at_build_time_not_when_loading(tmp_path, make_session):
     """Loading (and serving) a config needs no similarity code; the build checks every name and
     option against the registries before any work (here: before it finds the catalog missing)."""
-    from survey.build import build_study
+    from survey.study.build import build_study
 
     config = load_config(_write(tmp_path, MINIMAL + "[[methods]]\nname = 'sift'\n"))
     assert [c.name for c in config.methods] == ["sift"]
@@ -112,7 +112,7 @@ def test_build_from_config_file(tmp_path, small_catalog, make_session):
     from sqlalchemy import select
 
     from db.models import Study
-    from survey.build import build_study
+    from survey.study.build import build_study
 
     path = _write(
         tmp_path,

@@ -8,12 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from similarity.catalog import load_catalog
-from similarity.evaluate import evaluate, parse_filter, retrieval_metrics
+from similarity.catalogs.catalog import load_catalog
+from similarity.evaluation.evaluate import evaluate, parse_filter, retrieval_metrics
 from similarity.methods import create_method
 from similarity.segmenters import create_segmenter
-
-from .conftest import shared_data
+from tests.conftest import shared_data
 
 
 def test_metrics_on_a_worked_example():

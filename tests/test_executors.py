@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from similarity.device import DeviceError, place, select_device
-from similarity.executors import ExecutorError, LocalExecutor, create_executor
+from similarity.execution.executors import create_executor
+from similarity.execution.local import LocalExecutor
+from similarity.execution.protocol import ExecutorError
 from similarity.progress import progress_bar
 
 
@@ -87,8 +89,8 @@ def test_u2netp_runs_on_cuda_only_with_onnxruntimes_cuda_provider():
 def test_maskrcnn_and_the_local_executor_place_segmenters(monkeypatch, small_catalog, tmp_path):
     from PIL import Image
 
-    from similarity.cache import Cache
-    from similarity.catalog import load_catalog
+    from similarity.catalogs.catalog import load_catalog
+    from similarity.execution.cache import Cache
     from similarity.segmenters import create_segmenter
 
     seg = create_segmenter("maskrcnn", pretrained=None)  # random init: tests only

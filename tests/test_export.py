@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey import service
 from survey.analysis.simulate import ResponseModel, simulate
 from survey.cli import main
-from survey.export import DICTIONARY, export, tables
+from survey.participants import service
+from survey.study.export import DICTIONARY, export, tables
 
 
 @pytest.fixture

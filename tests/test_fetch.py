@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from similarity.catalog import CatalogError, catalog_rows, image_urls, load_catalog
-from similarity.feeds import FeedError
-from similarity.fetch import Fetcher, FetchError, FetchPolicy, ImageStore
+from similarity.catalogs.catalog import CatalogError, catalog_rows, image_urls, load_catalog
+from similarity.catalogs.feeds import FeedError
+from similarity.catalogs.fetch import Fetcher, FetchError, FetchPolicy, ImageStore
 from tests.conftest import shared_data
 from tests.fetchserver import FaultServer
 
@@ -101,7 +101,7 @@ def test_one_host_gets_at_most_per_host_requests_at_once(tmp_path):
 
 _FETCH_SCRIPT = """
 import sys
-from similarity.fetch import Fetcher, FetchPolicy, ImageStore
+from similarity.catalogs.fetch import Fetcher, FetchPolicy, ImageStore
 urls = sys.argv[2:]
 Fetcher(ImageStore(sys.argv[1]), FetchPolicy(workers=1, per_host=1)).fetch(urls)
 """

@@ -14,11 +14,10 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Base, GridCondition, Participant, Response
-from survey import sanitize, service
-from survey.export import tables
-
-from .apptest import APP, admin_page, rendered
-from .conftest import answer_all
+from survey.participants import sanitize, service
+from survey.study.export import tables
+from tests.apptest import APP, admin_page, rendered
+from tests.conftest import answer_all
 
 HOSTILE = {
     "sql": "x'); DROP TABLE participants; --",
@@ -53,7 +52,7 @@ def test_hostile_url_parameters_are_stored_as_inert_text(study_db, kind):
     token = service.start_participant(make_session, study.id, params, np.random.default_rng(0))
     after = _row_counts(make_session)
     assert after["participants"] == before["participants"] + 1  # one new row and nothing else touched
-    # the assignment's maintained counts gain at most one row per trial assigned (survey/planning.py)
+    # the assignment's maintained counts gain at most one row per trial assigned (survey/participants/planning.py)
     assert after["unit_counts"] - before["unit_counts"] <= after["trials"] - before["trials"]
     planned = ("participants", "trials", "unit_counts")
     assert {k: v for k, v in after.items() if k not in planned} == {k: v for k, v in before.items() if k not in planned}
@@ -173,7 +172,7 @@ def test_admin_password_is_compared_in_constant_time(study_db, monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("survey.views.admin.hmac.compare_digest", spy)
+    monkeypatch.setattr("survey.web.views.admin.hmac.compare_digest", spy)
     at = admin_page(study_db[0], monkeypatch, "correct horse")
     at.text_input[0].input("correct hors")
     at.button[0].click().run()
@@ -209,7 +208,7 @@ def test_closed_and_full_studies_refuse_new_participants_politely(study_db, monk
 def test_spreadsheet_safe_export_defuses_formulas_in_free_text(study_db, tmp_path):
     import pandas as pd
 
-    from survey.export import export
+    from survey.study.export import export
 
     _, make_session, _ = study_db
     study = service.current_study(make_session)

@@ -1,4 +1,4 @@
-"""Thumbnails (survey/media.py): rendered at build time at the widths the page shows, named by the
+"""Thumbnails (survey/study/media.py): rendered at build time at the widths the page shows, named by the
 photo's content hash, handed to Streamlit as bytes it serves without resizing or re-encoding; a
 study built without them still works (rendered on first use, or by `lookalike thumbnails`)."""
 
@@ -13,9 +13,8 @@ from sqlalchemy import select
 
 from db.models import CatalogItem, Grid
 from similarity.images import file_sha256
-from survey import media
-
-from .apptest import app, click
+from survey.study import media
+from tests.apptest import app, click
 
 
 def _photo(manifest):

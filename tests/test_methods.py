@@ -5,13 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
 from similarity.images import load_rgb
 from similarity.methods import METHODS, create_method, list_methods, parse_scales, pool_feature_map
 from similarity.registry import InvalidOption, UnknownName
 from similarity.weights import WeightsUnavailable, clip_spec, list_weights, weight_spec
-
-from .conftest import shared_data
+from tests.conftest import shared_data
 
 
 def _grocery():

@@ -18,9 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
 from db.models import Base, Participant, Response, Study, Trial
-from survey import planning, service
-
-from .conftest import answer_all
+from survey.participants import planning, service
+from tests.conftest import answer_all
 
 
 def _counts(engine) -> dict[str, int]:

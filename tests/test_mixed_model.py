@@ -14,8 +14,7 @@ from survey.analysis import mixed_model
 from survey.analysis.conditions import ratings_from_judgements
 from survey.analysis.mixed_model import MixedModelError, fit_crossed_intercepts, method_segmenter_model
 from survey.analysis.simulate import ResponseModel, simulate_judgements
-
-from .conftest import CONDITIONS, expected_rating, synthetic_design
+from tests.conftest import CONDITIONS, expected_rating, synthetic_design
 
 INTERACTION = "C(method)[T.ssim]:C(segmenter)[T.u2netp]"
 
@@ -324,10 +323,10 @@ def test_the_reports_fixed_effects_agree_with_an_independent_crossed_fit_of_the_
     the mean of its producing conditions' treatment-coded rows, coded here by hand."""
     import statsmodels.formula.api as smf
 
-    from survey import service
     from survey.analysis.results import compute_results
     from survey.analysis.simulate import simulate
-    from survey.export import tables
+    from survey.participants import service
+    from survey.study.export import tables
 
     _, make_session, _ = study_db
     study = service.current_study(make_session)
@@ -368,11 +367,11 @@ def test_the_reports_fixed_effects_agree_with_an_independent_crossed_fit_of_the_
 
 
 def test_a_model_that_cannot_be_estimated_is_said_in_the_report_which_still_renders(study_db, monkeypatch):
-    from survey import service
     from survey.analysis import results as results_module
     from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
     from survey.analysis.simulate import simulate
+    from survey.participants import service
 
     _, make_session, _ = study_db
     study = service.current_study(make_session)

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from db.pgserver import free_port
-from survey import serving
-
-from .served import advance, launch, needs_chromium, settled, start
-from .test_served import TRIALS, _answers, _token
-from .test_serving import needs_nginx
+from survey.web import serving
+from tests.served import advance, launch, needs_chromium, settled, start
+from tests.test_served import TRIALS, _answers, _token
+from tests.test_serving import needs_nginx
 
 pytestmark = [needs_chromium, needs_nginx, pytest.mark.slow]  # real servers, real weights (built_study)
 

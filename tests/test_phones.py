@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from db.pgserver import free_port
-
-from .served import Server, launch, needs_chromium, settled
-from .test_browser import ARTIFACTS
+from tests.served import Server, launch, needs_chromium, settled
+from tests.test_browser import ARTIFACTS
 
 pytestmark = [needs_chromium, pytest.mark.slow]  # real browser, real servers, EfficientNet weights
 PHONE = {"width": 390, "height": 844}
@@ -22,7 +21,7 @@ IPHONE_UA = (
 
 @pytest.fixture
 def served_three_protocols(tiny_study):
-    from survey.config import Component
+    from survey.study.config import Component
 
     db, _, _ = tiny_study(
         "phones",

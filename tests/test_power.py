@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from survey import service
 from survey.analysis.conditions import condition_summaries, ratings_from_judgements, ratings_table
 from survey.analysis.power import default_pair, power_curve
 from survey.analysis.simulate import ResponseModel, SimulationError, simulate, simulate_judgements, study_design
 from survey.cli import main
-
-from .conftest import CONDITIONS, synthetic_design
+from survey.participants import service
+from tests.conftest import CONDITIONS, synthetic_design
 
 
 def test_power_grows_with_participants_and_is_about_alpha_without_an_effect():

@@ -1,4 +1,4 @@
-"""The researcher's preview (survey/preview.py): the whole participant flow with a PREVIEW banner,
+"""The researcher's preview (survey/web/preview.py): the whole participant flow with a PREVIEW banner,
 writing nothing to the study's database (row counts of every table unchanged)."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from db.models import Base
-from survey.preview import preview_key
-
-from .apptest import admin_page, app, click
+from survey.web.preview import preview_key
+from tests.apptest import admin_page, app, click
 
 
 def _rows(make_session) -> dict[str, int]:

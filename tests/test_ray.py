@@ -16,13 +16,13 @@ import pytest
 import ray  # the test extra installs it (pyproject): missing, these tests fail rather than skip
 
 from db.engine import make_engine, make_sessionmaker
-from similarity.cache import Cache
-from similarity.catalog import load_catalog
-from similarity.executors import LocalExecutor
+from similarity.catalogs.catalog import load_catalog
+from similarity.execution.cache import Cache
+from similarity.execution.local import LocalExecutor
 from similarity.methods import create_method
 from similarity.segmenters import create_segmenter
-from survey.build import build_study
-from survey.config import Component, StudyConfig
+from survey.study.build import build_study
+from survey.study.config import Component, StudyConfig
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def _same_features(tmp, a, b, catalog, segmenters=("none", "u2netp")):
 
 
 def test_ray_build_equals_local_and_leaves_a_warm_cache(tmp_path, small_catalog, cluster, monkeypatch):
-    from similarity.ray_executor import RayExecutor
+    from similarity.execution.ray_executor import RayExecutor
 
     ex = RayExecutor(workers=2, batch_rows=8)
     ray_db = _build(tmp_path, "ray", small_catalog, ex)
@@ -98,7 +98,7 @@ def test_ray_build_equals_local_and_leaves_a_warm_cache(tmp_path, small_catalog,
 
 
 def test_a_worker_killed_mid_build_gives_the_same_result(tmp_path, small_catalog, cluster):
-    from similarity.ray_executor import RayExecutor
+    from similarity.execution.ray_executor import RayExecutor
 
     ex = RayExecutor(workers=2, batch_rows=2)
     killed: list[int] = []
@@ -129,8 +129,8 @@ def test_a_worker_killed_mid_build_gives_the_same_result(tmp_path, small_catalog
 
 
 def test_one_pass_computes_only_what_each_method_lacks(tmp_path, small_catalog, cluster, monkeypatch):
-    from similarity.pipeline import compute_features
-    from similarity.ray_executor import RayExecutor
+    from similarity.execution.pipeline import compute_features
+    from similarity.execution.ray_executor import RayExecutor
 
     items = load_catalog(small_catalog).items
     ssim, none = create_method("ssim"), create_segmenter("none")
@@ -154,8 +154,8 @@ def test_one_pass_computes_only_what_each_method_lacks(tmp_path, small_catalog, 
 
 
 def test_evaluate_on_ray_scores_as_the_local_executor(tmp_path, small_catalog, cluster):
-    from similarity.evaluate import evaluate
-    from similarity.ray_executor import RayExecutor
+    from similarity.evaluation.evaluate import evaluate
+    from similarity.execution.ray_executor import RayExecutor
 
     catalog = load_catalog(small_catalog)
     methods, segmenters = [create_method("ssim"), create_method("efficientnet")], [create_segmenter("none")]

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 
-from survey import assignment, planning, service
 from survey.analysis.consistency import participant_spread, per_participant, retest_consistency, weighted_kappa
 from survey.analysis.exclusions import ExclusionRules, apply_exclusions
-from survey.export import tables
+from survey.participants import assignment, planning, service
+from survey.study.export import tables
 
 GRIDS = {1: ["a", "b", "c"], 2: ["d", "e", "f"]}
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from similarity.evaluate import EvaluationError, EvaluationResult, metrics_of, query_scores
-from similarity.evaluate_report import format_report, report_json, resolve_compare, summarise
-from similarity.retrieval_stats import (
+from similarity.evaluation.evaluate import EvaluationError, EvaluationResult, metrics_of, query_scores
+from similarity.evaluation.report import format_report, report_json, resolve_compare, summarise
+from similarity.evaluation.retrieval_stats import (
     QueryScores,
     bootstrap_means,
     bootstrap_metrics,
@@ -207,10 +207,9 @@ def test_compare_names_are_checked():
 
 
 def test_breakdown_keys_come_from_the_manifest():
-    from similarity.catalog import load_catalog
-    from similarity.evaluate_report import query_keys
-
-    from .conftest import shared_data
+    from similarity.catalogs.catalog import load_catalog
+    from similarity.evaluation.report import query_keys
+    from tests.conftest import shared_data
 
     cat = load_catalog(shared_data("grocery"), verify_images=False)
     keys = query_keys(cat, "department")

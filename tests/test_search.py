@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from similarity.catalog import Item
+from similarity.catalogs.catalog import Item
 from similarity.methods import create_method
 from similarity.search import rank_category, top_k
 

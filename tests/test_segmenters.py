@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
 from similarity.images import load_rgb
 from similarity.registry import UnknownName
 from similarity.segmenters import create_segmenter, cut_out, list_segmenters
@@ -87,7 +87,7 @@ def test_maskrcnn_missing_weights_say_how_to_get_them():
 
 
 def test_cache_round_trips_and_accounts(tmp_path):
-    from similarity.cache import Cache
+    from similarity.execution.cache import Cache
 
     cache = Cache(tmp_path)
     mask = np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(20, 30)

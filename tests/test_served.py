@@ -16,9 +16,8 @@ from sqlalchemy import select
 
 from db.models import Condition, Grid, GridCondition, Participant, Response, Trial
 from db.pgserver import free_port
-from survey import assignment, planning, service
-
-from .served import Server, advance, launch, needs_chromium, screen_number, settled, start
+from survey.participants import assignment, planning, service
+from tests.served import Server, advance, launch, needs_chromium, screen_number, settled, start
 
 pytestmark = needs_chromium
 TRIALS = 15  # conftest.built_study: 3 protocols x (4 + 1 attention check)

@@ -1,7 +1,7 @@
 """The admin page as served (`lookalike serve`, /admin) in Debian's Chromium: the researcher signs
 in, sees progress, unblinds and downloads the report; a participant reaches no admin content by any
 URL or password. tests/test_admin.py drives the page as a function with AppTest, which never sees how
-the served app routes a URL: a `pages/` folder beside survey/app.py once made Streamlit run
+the served app routes a URL: a `pages/` folder beside survey/web/app.py once made Streamlit run
 pages/admin.py as a script, and /admin crashed (issue 11). Each server here is opened at /admin
 first, which is the request that crashed."""
 
@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from db.models import Condition
 from db.pgserver import free_port
-from survey import monitor, service
-
-from .conftest import answer_all
-from .served import Server, launch, needs_chromium, settled, start
+from survey.participants import service
+from survey.study import monitor
+from tests.conftest import answer_all
+from tests.served import Server, launch, needs_chromium, settled, start
 
 PASSWORD = "correct horse 7"
 #: texts only the signed-in admin page shows (the login form shows none of them)
@@ -243,7 +243,7 @@ def test_a_participant_reaches_no_admin_content(answered_study, tmp_path):
                 "admin.py",
                 "pages/admin",
                 "views/admin",
-                "survey/views/admin",
+                "survey/web/views/admin",
                 "study",
                 "study?page=admin",
                 "?page=admin",
@@ -286,26 +286,26 @@ def test_admin_page_without_a_configured_password_is_disabled(answered_study, tm
 
 def test_no_pages_folder_beside_the_main_script():
     """Streamlit treats a `pages` folder beside the main script as old-style pages, whatever else
-    the script does; the page modules live in survey/views/."""
-    import survey.app
+    the script does; the page modules live in survey/web/views/."""
+    import survey.web.app
 
-    assert not (Path(survey.app.__file__).parent / "pages").exists()
+    assert not (Path(survey.web.app.__file__).parent / "pages").exists()
 
 
 def test_serve_refuses_a_stale_pages_folder(tmp_path, monkeypatch, capsys):
     """A `pages` folder left behind (e.g. its __pycache__ after a pull that moved the modules)
     would turn /admin into a crash: `lookalike serve` refuses to start and says what to remove."""
-    from survey import serving
     from survey.cli import main
     from survey.cli import study as study_cli
+    from survey.web import serving
 
     def execve(*args: object) -> None:
         raise AssertionError("lookalike serve started Streamlit beside a pages folder")
 
     root = tmp_path.resolve()
-    (root / "survey" / "pages" / "__pycache__").mkdir(parents=True)
-    monkeypatch.setattr(serving, "APP", root / "survey" / "app.py")  # the check looks beside the app
+    (root / "survey" / "web" / "pages" / "__pycache__").mkdir(parents=True)
+    monkeypatch.setattr(serving, "APP", root / "survey" / "web" / "app.py")  # the check looks beside the app
     monkeypatch.setattr(study_cli.os, "execve", execve)
     assert main(["serve", "--db", f"sqlite:///{root / 'x.db'}", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
-    assert f"remove the folder {root / 'survey' / 'pages'}" in err and len(err.splitlines()) == 1
+    assert f"remove the folder {root / 'survey' / 'web' / 'pages'}" in err and len(err.splitlines()) == 1

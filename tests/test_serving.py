@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from db.pgserver import free_port
-from survey import serving
 from survey.cli import main
-
-from .served import Server
+from survey.web import serving
+from tests.served import Server
 
 TRIALS = 15  # conftest.built_study: 3 protocols x (4 + 1 attention check)
 needs_nginx = pytest.mark.skipif(

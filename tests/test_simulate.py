@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Participant, Response, Trial
-from survey import service
 from survey.analysis.conditions import condition_summaries, ratings_table
 from survey.analysis.exclusions import ExclusionRules, apply_exclusions
 from survey.analysis.simulate import (
@@ -17,7 +16,8 @@ from survey.analysis.simulate import (
     unrelated_rating_from_latent,
 )
 from survey.cli import main
-from survey.export import tables
+from survey.participants import service
+from survey.study.export import tables
 
 TRUE = {"efficientnet/u2netp": 1.5, "efficientnet/none": 0.5, "ssim/none": -0.5, "ssim/u2netp": -1.5}
 
@@ -89,7 +89,7 @@ def _failed_checks(make_session, study_id: int) -> set[int]:
 def test_exclusion_rule_finds_the_inattentive(sqlite_study_db):
     """Precision and recall of excluding on failed checks, over 200 participants of whom 20 %
     answer at random; recall is compared with the rule's own chance of catching each random
-    responder, computed from the checks they were shown (survey.checks: rating 4/7, pairwise 1/3,
+    responder, computed from the checks they were shown (survey.participants.checks: rating 4/7, pairwise 1/3,
     ranking 1/k of k sets)."""
     _, make_session, _ = sqlite_study_db
     study = service.current_study(make_session)

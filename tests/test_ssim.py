@@ -5,11 +5,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
 from similarity.images import letterbox, load_rgb
 from similarity.ssim import SSIMParams, ssim_matrix
-
-from .conftest import shared_data
+from tests.conftest import shared_data
 
 
 def _real(n: int, color: bool) -> np.ndarray:

@@ -7,15 +7,14 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from survey import service
 from survey.analysis.bradley_terry import _bt_negloglik, bradley_terry, bradley_terry_bootstrap, win_matrix
 from survey.analysis.exclusions import ExclusionRules, apply_exclusions
 from survey.analysis.plackett_luce import best_worst_scores
 from survey.analysis.ratings import friedman, pairwise_wilcoxon
 from survey.analysis.simulate import ResponseModel, simulate
-from survey.export import tables
-
-from .conftest import synthetic_design
+from survey.participants import service
+from survey.study.export import tables
+from tests.conftest import synthetic_design
 
 
 def _ratings(matrix: np.ndarray) -> pd.DataFrame:

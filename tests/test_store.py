@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from similarity.cache import Cache
-from similarity.catalog import load_catalog
+from similarity.catalogs.catalog import load_catalog
 from similarity.conditions import compute_conditions
-from similarity.evaluate import exclusion_mask, retrieval_metrics
+from similarity.evaluation.evaluate import exclusion_mask, retrieval_metrics
+from similarity.execution.cache import Cache
+from similarity.execution.store import FeatureStore
 from similarity.images import load_rgb
 from similarity.methods import create_method
 from similarity.search import rank_category, similarity_slabs
 from similarity.segmenters import create_segmenter
-from similarity.store import FeatureStore
 
 KEYS = [f"{i:064x}" for i in range(10)]
 

@@ -1,4 +1,4 @@
-"""The participant page's submit callbacks (survey/views/submits.py): an answer is stored in the
+"""The participant page's submit callbacks (survey/web/views/submits.py): an answer is stored in the
 callback of its submit button, so a failed store must leave nothing behind and keep the form."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from db.models import Response
-from survey import service
-
-from .apptest import app, click, rendered
+from survey.participants import service
+from tests.apptest import app, click, rendered
 
 
 def _responses(make_session) -> list[int | None]:

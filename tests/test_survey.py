@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Grid, Participant, Response, Trial
-from survey import assignment, planning, service
-
-from .apptest import app, click, rendered
-from .conftest import answer_all
+from survey.participants import assignment, planning, service
+from tests.apptest import app, click, rendered
+from tests.conftest import answer_all
 
 FORBIDDEN = ("ssim", "efficientnet", "lite0", "clip", "u2net", "maskrcnn", "segment", "method", "condition", "catch")
 TRIALS = 3 * (4 + 1)
@@ -287,7 +286,7 @@ def test_full_study_refuses_politely(tiny_study, monkeypatch):
 
 
 def test_a_participant_of_an_older_study_keeps_its_own_texts(monkeypatch, study_db, tiny_study):
-    from survey.config import Texts
+    from survey.study.config import Texts
 
     db_path, make_session, _ = study_db
     at = click(app(monkeypatch, db_path), "I agree, start")  # joins study "t"

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from survey import texts
-from survey.config import ConfigError, StudyConfig, load_config
+from survey.study import texts
+from survey.study.config import ConfigError, StudyConfig, load_config
+from tests.apptest import app, click
 
-from .apptest import app, click
-
-PARTICIPANT_PAGE = Path(__file__).resolve().parents[1] / "survey" / "views" / "participant.py"
+PARTICIPANT_PAGE = Path(__file__).resolve().parents[1] / "survey" / "web" / "views" / "participant.py"
 
 
 @pytest.mark.parametrize("language", texts.LANGUAGES)

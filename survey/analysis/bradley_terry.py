@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bootstrap import StrengthEstimate, strength_estimates
-from .newton import newton_minimize
+from survey.analysis.bootstrap import StrengthEstimate, strength_estimates
+from survey.analysis.newton import newton_minimize
 
 
 def win_matrix(judgements: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from .bootstrap import ClusterResamples, resample_clusters, resampled_mean_ci
+from survey.analysis.bootstrap import ClusterResamples, resample_clusters, resampled_mean_ci
 
 RATING_COLUMNS = (
     "response_id",
@@ -44,7 +44,7 @@ RATING_COLUMNS = (
 
 
 def ratings_from_judgements(judgements: pd.DataFrame) -> pd.DataFrame:
-    """The tidy ratings table from :func:`survey.export.tables` judgements (attention checks left out)."""
+    """The tidy ratings table from :func:`survey.study.export.tables` judgements (attention checks left out)."""
     r = judgements[(judgements["protocol"] == "rating") & ~judgements["is_catch"].astype(bool)]
     r = r.assign(rating=r["rating"].astype(int))
     return r[list(RATING_COLUMNS)].reset_index(drop=True)
@@ -52,7 +52,7 @@ def ratings_from_judgements(judgements: pd.DataFrame) -> pd.DataFrame:
 
 def ratings_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
     """Rating-protocol answers, attention checks left out, one row per rating x condition."""
-    from ..export import tables
+    from survey.study.export import tables
 
     return ratings_from_judgements(tables(make_session, study_id)["judgements"])
 

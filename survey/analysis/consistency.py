@@ -1,7 +1,7 @@
 """Test-retest consistency from repeat trials (``repeat_rate``): the same unit shown to the same
 participant twice, the second time later and with the grids in other positions.
 
-Input: the ``repeats`` table of :func:`survey.export.tables` (one row per answered repeat, with
+Input: the ``repeats`` table of :func:`survey.study.export.tables` (one row per answered repeat, with
 the first answer beside it; documented columns ``participant``, ``protocol``, ``first``,
 ``repeat``, ``agree``).
 
@@ -79,7 +79,7 @@ class ParticipantConsistency:
 def _iv(repeats: pd.DataFrame) -> None:
     missing = {"participant", "protocol", "first", "repeat", "agree"} - set(repeats.columns)
     if missing:
-        raise ValueError(f"repeats table lacks {sorted(missing)}; use survey.export.tables()['repeats']")
+        raise ValueError(f"repeats table lacks {sorted(missing)}; use survey.study.export.tables()['repeats']")
 
 
 def _stats(rows: pd.DataFrame, protocol: str) -> tuple[float, float | None]:

@@ -38,9 +38,9 @@ def apply_exclusions(participants: pd.DataFrame, rules: ExclusionRules = DEFAULT
     a participant without answered repeats is not excluded by it."""
     missing = {"participant", "flags", "trials_done_at"} - set(participants.columns)
     if missing:
-        raise ValueError(f"participants table lacks {sorted(missing)}; use survey.export.tables()")
+        raise ValueError(f"participants table lacks {sorted(missing)}; use survey.study.export.tables()")
     if rules.consistency_min is not None and "consistency" not in participants.columns:
-        raise ValueError("participants table lacks 'consistency'; use survey.export.tables()")
+        raise ValueError("participants table lacks 'consistency'; use survey.study.export.tables()")
     kept, failed, fast, incomplete, inconsistent = [], 0, 0, 0, 0
     completed = 0
     for row in participants.itertuples(index=False):

@@ -42,9 +42,8 @@ import pandas as pd
 from scipy import linalg, optimize, sparse
 
 from similarity.errors import UserError
-
-from .ordinal import OrdinalResult, proportional_odds
-from .wald import WaldTerm, wald_terms
+from survey.analysis.ordinal import OrdinalResult, proportional_odds
+from survey.analysis.wald import WaldTerm, wald_terms
 
 FIXED = "C(method) * C(segmenter)"
 FORMULA = f"rating ~ {FIXED} + (1 | participant) + (1 | reference)"

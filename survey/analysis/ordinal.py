@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import expit
 
-from .newton import newton_minimize
-from .wald import WaldTerm, wald_terms
+from survey.analysis.newton import newton_minimize
+from survey.analysis.wald import WaldTerm, wald_terms
 
 
 @dataclass(frozen=True)

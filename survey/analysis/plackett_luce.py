@@ -8,15 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bootstrap import StrengthEstimate, strength_estimates
-from .newton import newton_minimize
+from survey.analysis.bootstrap import StrengthEstimate, strength_estimates
+from survey.analysis.newton import newton_minimize
 
 
 def _ranking_iv(judgements: pd.DataFrame) -> pd.DataFrame:
     need = {"protocol", "is_catch", "participant", "response_id", "grid_position", "condition", "outcome"}
     missing = need - set(judgements.columns)
     if missing:
-        raise ValueError(f"judgements lack {sorted(missing)}; use survey.export.tables()")
+        raise ValueError(f"judgements lack {sorted(missing)}; use survey.study.export.tables()")
     return judgements[(judgements["protocol"] == "ranking") & ~judgements["is_catch"].astype(bool)]
 
 

@@ -7,12 +7,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .agreement import Agreement
-from .bootstrap import StrengthEstimate
-from .bradley_terry import WinTieLoss
-from .conditions import ConditionSummary
-from .exclusions import ExclusionFlow
-from .ratings import RatingDistribution
+from survey.analysis.agreement import Agreement
+from survey.analysis.bootstrap import StrengthEstimate
+from survey.analysis.bradley_terry import WinTieLoss
+from survey.analysis.conditions import ConditionSummary
+from survey.analysis.exclusions import ExclusionFlow
+from survey.analysis.ratings import RatingDistribution
 
 
 def _axes(n_rows: int, *, figsize: tuple[float, float] | None = None) -> tuple[Any, Any]:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ratings import friedman, pairwise_wilcoxon
-from .results import nan_to_none
-from .simulate import Design, ResponseModel, SimulationError, simulate_judgements
+from survey.analysis.ratings import friedman, pairwise_wilcoxon
+from survey.analysis.results import nan_to_none
+from survey.analysis.simulate import Design, ResponseModel, SimulationError, simulate_judgements
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .bootstrap import ClusterResamples, cluster_bootstrap_mean_ci, resampled_mean_ci
-from .conditions import condition_resamples, resamples_of
+from survey.analysis.bootstrap import ClusterResamples, cluster_bootstrap_mean_ci, resampled_mean_ci
+from survey.analysis.conditions import condition_resamples, resamples_of
 
 
 def _rating_iv(judgements: pd.DataFrame, value: str = "rating") -> pd.DataFrame:
@@ -22,7 +22,7 @@ def _rating_iv(judgements: pd.DataFrame, value: str = "rating") -> pd.DataFrame:
     need = {"participant", "reference", "condition", value}
     missing = need - set(judgements.columns)
     if missing:
-        raise ValueError(f"judgements lack {sorted(missing)}; use survey.export.tables()")
+        raise ValueError(f"judgements lack {sorted(missing)}; use survey.study.export.tables()")
     r = judgements
     if "protocol" in r.columns:
         r = r[r["protocol"] == "rating"]
@@ -158,7 +158,7 @@ def precision_at_k(judgements: pd.DataFrame, *, n_boot: int = 2000, rng: np.rand
     "similar" (rating trials with ticks), with a participant-clustered bootstrap CI."""
     r = _rating_iv(judgements)
     if "ticks" not in r.columns:
-        raise ValueError("judgements lack 'ticks'; use survey.export.tables()")
+        raise ValueError("judgements lack 'ticks'; use survey.study.export.tables()")
     r = r[r["ticks"].notna()]
     share = r["ticks"].map(lambda t: float(np.mean(json.loads(t))) if isinstance(t, str) else float(np.mean(t)))
     r = r.assign(share=share)

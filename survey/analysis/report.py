@@ -7,13 +7,13 @@ import html
 import math
 from datetime import UTC, datetime
 
-from .agreement import Agreement, SplitHalf
-from .bootstrap import StrengthEstimate
-from .bradley_terry import WinTieLoss
-from .conditions import ConditionSummary
-from .consistency import Consistency, ConsistencySpread
-from .exclusions import ExclusionFlow
-from .formatting import (
+from survey.analysis.agreement import Agreement, SplitHalf
+from survey.analysis.bootstrap import StrengthEstimate
+from survey.analysis.bradley_terry import WinTieLoss
+from survey.analysis.conditions import ConditionSummary
+from survey.analysis.consistency import Consistency, ConsistencySpread
+from survey.analysis.exclusions import ExclusionFlow
+from survey.analysis.formatting import (
     CI_NEEDS_TWO_PARTICIPANTS,
     format_ci,
     format_p,
@@ -22,8 +22,8 @@ from .formatting import (
     join_html,
     p_clause,
 )
-from .plackett_luce import BestWorst
-from .plots import (
+from survey.analysis.plackett_luce import BestWorst
+from survey.analysis.plots import (
     agreement_png,
     condition_means_png,
     exclusion_flow_png,
@@ -32,9 +32,9 @@ from .plots import (
     strengths_png,
     win_rate_heatmap_png,
 )
-from .ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
-from .report_mixed import mixed_model_section
-from .results import ObjectiveVsHuman, StudyResults
+from survey.analysis.ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
+from survey.analysis.report_mixed import mixed_model_section
+from survey.analysis.results import ObjectiveVsHuman, StudyResults
 
 
 def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:

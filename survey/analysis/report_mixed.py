@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from .formatting import format_ci, format_p, html_table, join_html
-from .mixed_model import MixedModelResult
+from survey.analysis.formatting import format_ci, format_p, html_table, join_html
+from survey.analysis.mixed_model import MixedModelResult
 
 
 def mixed_model_section(mm: MixedModelResult | None, failure: str | None = None) -> str:

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Trial
 from similarity.errors import UserError
-
-from .. import service
-from ..checks import CATCH_RATING_MAX
+from survey.participants import service
+from survey.participants.checks import CATCH_RATING_MAX
 
 #: Latent similarity of an unrelated set (another category's products), before an attentive
 #: rater's view caps it (:func:`attentive_unrelated`).

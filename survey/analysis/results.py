@@ -14,18 +14,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Condition, ObjectiveMetric, Study
-
-from ..export import tables
-from ..service import StudyUnavailable
-from .agreement import Agreement, SplitHalf, agreement, split_half
-from .bootstrap import StrengthEstimate
-from .bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
-from .conditions import ConditionSummary, condition_resamples, condition_summaries, ratings_from_judgements
-from .consistency import Consistency, ConsistencySpread, participant_spread, retest_consistency
-from .exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
-from .mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
-from .plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
-from .ratings import (
+from survey.analysis.agreement import Agreement, SplitHalf, agreement, split_half
+from survey.analysis.bootstrap import StrengthEstimate
+from survey.analysis.bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
+from survey.analysis.conditions import (
+    ConditionSummary,
+    condition_resamples,
+    condition_summaries,
+    ratings_from_judgements,
+)
+from survey.analysis.consistency import Consistency, ConsistencySpread, participant_spread, retest_consistency
+from survey.analysis.exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
+from survey.analysis.mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
+from survey.analysis.plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
+from survey.analysis.ratings import (
     FriedmanResult,
     PairedComparison,
     PrecisionAtK,
@@ -37,6 +39,8 @@ from .ratings import (
     rating_distribution,
     zscored_analysis,
 )
+from survey.participants.service import StudyUnavailable
+from survey.study.export import tables
 
 
 def nan_to_none(x: Any) -> Any:

@@ -21,7 +21,7 @@ The response model, per participant and trial:
   the real set, or "equally similar" when the real set looks as unlike the product (a difference
   within the margin); a ranking check with the unrelated set as least similar, or level with the
   lowest real set (the first of the two in display order is then picked as least similar),
-  never as most similar. These are the answers :mod:`survey.checks` lets pass, by design: the
+  never as most similar. These are the answers :mod:`survey.participants.checks` lets pass, by design: the
   checks assume exactly this of attentive people;
 * a share ``inattentive`` of participants answers everything at random (uniform over the rating
   points, the three pairwise options, and the ordered best/worst pairs of sets), catch screens
@@ -49,20 +49,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Condition, Grid, GridCondition, Participant, Trial
-
-from .. import assignment, comprehension, service
-from ..config import PROTOCOLS
-from .response_model import CATCH_LATENT as CATCH_LATENT
-from .response_model import ResponseModel as ResponseModel
-from .response_model import SimulationError as SimulationError
-from .response_model import answer_trial
-from .response_model import attentive_unrelated as attentive_unrelated
-from .response_model import best_worst_from_latent as best_worst_from_latent
-from .response_model import pairwise_from_latent as pairwise_from_latent
-from .response_model import parse_effects as parse_effects
-from .response_model import rating_from_latent as rating_from_latent
-from .response_model import ticks_from_latent as ticks_from_latent
-from .response_model import unrelated_rating_from_latent as unrelated_rating_from_latent
+from survey.analysis.response_model import CATCH_LATENT as CATCH_LATENT
+from survey.analysis.response_model import ResponseModel as ResponseModel
+from survey.analysis.response_model import SimulationError as SimulationError
+from survey.analysis.response_model import answer_trial
+from survey.analysis.response_model import attentive_unrelated as attentive_unrelated
+from survey.analysis.response_model import best_worst_from_latent as best_worst_from_latent
+from survey.analysis.response_model import pairwise_from_latent as pairwise_from_latent
+from survey.analysis.response_model import parse_effects as parse_effects
+from survey.analysis.response_model import rating_from_latent as rating_from_latent
+from survey.analysis.response_model import ticks_from_latent as ticks_from_latent
+from survey.analysis.response_model import unrelated_rating_from_latent as unrelated_rating_from_latent
+from survey.participants import assignment, comprehension, service
+from survey.study.config import PROTOCOLS
 
 DEFAULT_MODEL = ResponseModel()
 
@@ -226,9 +225,9 @@ class Design:
     """What simulated participants can be shown, without a database.
 
     ``grids``: one row per grid x producing condition, columns ``grid``, ``reference``,
-    ``method``, ``segmenter``, ``condition`` (as :func:`survey.export.tables` ``grids``).
+    ``method``, ``segmenter``, ``condition`` (as :func:`survey.study.export.tables` ``grids``).
     ``catch_grids``: the attention-check grid of each reference that has one. Participants are
-    planned as the service plans them (:func:`survey.assignment.plan_trials`): a block per
+    planned as the service plans them (:func:`survey.participants.assignment.plan_trials`): a block per
     protocol of ``protocols`` (in order) with the ``trials_per_participant`` least judged units
     (random tie-break) and ``attention_check_rate`` catch units.
     """
@@ -254,7 +253,7 @@ class Design:
 
 def study_design(make_session: sessionmaker[Session], study_id: int) -> Design:
     """The design of a built study: its grids, catch grids and assignment settings."""
-    from ..export import tables
+    from survey.study.export import tables
 
     every = tables(make_session, study_id)["grids"]
     catch = every[every["kind"] == "catch"]
@@ -275,9 +274,9 @@ def plan_participants(
     design: Design, participants: int, rng: np.random.Generator, *, dropout: float = 0.0
 ) -> list[list[assignment.Unit]]:
     """The trials of ``participants`` participants, planned one after the other with
-    :func:`survey.assignment.plan_trials`, the counts kept in memory as the service's database
+    :func:`survey.participants.assignment.plan_trials`, the counts kept in memory as the service's database
     keeps them. For the design of a built study (:func:`study_design`) and a generator in the same
-    state, these are the trials :func:`survey.service.start_participant` plans (catch units
+    state, these are the trials :func:`survey.participants.service.start_participant` plans (catch units
     included), participant by participant.
 
     With ``dropout``, after each plan ``rng.random() < dropout`` decides whether the participant
@@ -314,7 +313,7 @@ def simulate_judgements(
     rng: np.random.Generator,
     dropout: float = 0.0,
 ) -> pd.DataFrame:
-    """Simulated answers of one protocol as the tidy judgements table of :func:`survey.export.tables`
+    """Simulated answers of one protocol as the tidy judgements table of :func:`survey.study.export.tables`
     (columns filled: response_id, participant, protocol, trial_position, is_catch, reference, grid,
     grid_position, method, segmenter, condition, rating, outcome).
 
@@ -412,7 +411,7 @@ def simulate_judgements(
     out["ticks"] = None
     out["response_ms"] = pd.array([pd.NA] * len(out), dtype="Int64")
     out["answered_at"] = None
-    from ..export import DICTIONARY
+    from survey.study.export import DICTIONARY
 
     return out[list(DICTIONARY["judgements"])].sort_values(
         ["response_id", "grid_position", "condition"], ignore_index=True

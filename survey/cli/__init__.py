@@ -17,9 +17,8 @@ import argparse
 import sys
 
 from similarity.errors import UserError
+from survey.cli import analysis, database, similarity, study
 from survey.settings import Settings
-
-from . import analysis, database, similarity, study
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,9 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from survey.cli.common import Subparsers, add_db_flag, open_db
 from survey.settings import Settings
-
-from .common import Subparsers, add_db_flag, open_db
 
 DEFAULT_REPORT = "report.html"
 
@@ -52,7 +51,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from survey.analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
     from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
-    from survey.service import current_study
+    from survey.participants.service import current_study
 
     make_session = open_db(settings, must_exist=True)
     study = current_study(make_session, args.study)
@@ -94,8 +93,8 @@ def add_export(sub: Subparsers) -> None:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from survey.export import export
-    from survey.service import current_study
+    from survey.participants.service import current_study
+    from survey.study.export import export
 
     make_session = open_db(settings, must_exist=True)
     study = current_study(make_session, args.study)
@@ -139,7 +138,7 @@ def add_simulate(sub: Subparsers) -> None:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from survey.analysis.simulate import ResponseModel, parse_effects, simulate
-    from survey.service import current_study
+    from survey.participants.service import current_study
 
     make_session = open_db(settings, must_exist=True)  # answers go into a built study
     study = current_study(make_session, args.study)
@@ -204,7 +203,7 @@ def add_power(sub: Subparsers) -> None:
 def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
     from survey.analysis.power import power_curve
     from survey.analysis.simulate import ResponseModel, SimulationError, parse_effects, study_design
-    from survey.service import current_study
+    from survey.participants.service import current_study
 
     try:
         sizes = [int(x) for x in args.participants.split(",") if x.strip()]

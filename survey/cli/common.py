@@ -11,7 +11,7 @@ from survey.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from similarity.executors import Executor
+    from similarity.execution.executors import Executor
 
 #: What ``add_subparsers()`` returns; each command module adds its commands to it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -40,6 +40,6 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
 
 
 def executor_from_flags(args: argparse.Namespace) -> Executor:
-    from similarity.executors import create_executor
+    from similarity.execution.executors import create_executor
 
     return create_executor(args.executor, address=args.ray_address, workers=args.workers)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from survey.cli.common import Subparsers, add_db_flag
 from survey.settings import Settings
-
-from .common import Subparsers, add_db_flag
 
 
 def register(sub: Subparsers) -> None:

@@ -7,9 +7,8 @@ import json
 import sys
 
 from similarity.errors import UserError
+from survey.cli.common import Subparsers, add_executor_flags, executor_from_flags
 from survey.settings import Settings
-
-from .common import Subparsers, add_executor_flags, executor_from_flags
 
 
 def register(sub: Subparsers) -> None:
@@ -40,8 +39,8 @@ def add_fetch(sub: Subparsers) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from similarity.catalog import catalog_rows, image_urls
-    from similarity.fetch import Fetcher, FetchPolicy, ImageStore
+    from similarity.catalogs.catalog import catalog_rows, image_urls
+    from similarity.catalogs.fetch import Fetcher, FetchPolicy, ImageStore
 
     policy = FetchPolicy(
         workers=args.workers,
@@ -102,15 +101,15 @@ def add_evaluate(sub: Subparsers) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from similarity.cache import Cache
-    from similarity.catalog import fetch_and_load
-    from similarity.evaluate import evaluate, parse_filter
-    from similarity.evaluate_report import format_report, query_keys, report_json, resolve_compare, summarise
-    from similarity.fetch import ImageStore
+    from similarity.catalogs.catalog import fetch_and_load
+    from similarity.catalogs.fetch import ImageStore
+    from similarity.evaluation.evaluate import evaluate, parse_filter
+    from similarity.evaluation.report import format_report, query_keys, report_json, resolve_compare, summarise
+    from similarity.execution.cache import Cache
     from similarity.methods import create_method
     from similarity.runtime import tune_for_throughput
     from similarity.segmenters import create_segmenter
-    from survey.config import Component, check_components
+    from survey.study.config import Component, check_components
 
     method_specs = [Component.parse(m) for m in args.methods]
     segmenter_specs = [Component.parse(s) for s in args.segmenters]
@@ -224,7 +223,7 @@ def _size(n: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace, settings: Settings) -> int:
-    from similarity.cache import Cache
+    from similarity.execution.cache import Cache
 
     cache = Cache(settings.cache_dir)
     if args.action == "clear":

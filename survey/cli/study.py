@@ -9,14 +9,13 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from similarity.errors import UserError
-from survey import serving
+from survey.cli.common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
 from survey.settings import Settings
-
-from .common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
+from survey.web import serving
 
 if TYPE_CHECKING:
-    from survey.build import BuildResult
-    from survey.config import StudyConfig
+    from survey.study.build import BuildResult
+    from survey.study.config import StudyConfig
 
 DEMO_STUDY = "demo"
 
@@ -85,8 +84,8 @@ def add_build(sub: Subparsers) -> None:
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from similarity.runtime import tune_for_throughput
-    from survey.build import build_study
-    from survey.config import check_components, load_config
+    from survey.study.build import build_study
+    from survey.study.config import check_components, load_config
 
     if args.config:
         config = load_config(args.config)
@@ -117,7 +116,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _config_from_flags(args: argparse.Namespace) -> StudyConfig:
-    from survey.config import Component, ConfigError, StudyConfig
+    from survey.study.config import Component, ConfigError, StudyConfig
 
     bad = [f for f in args.reference_filter if "=" not in f]
     if bad:
@@ -154,10 +153,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
     from db.models import Study
-    from similarity.demo_catalog import generate_demo_catalog
+    from similarity.catalogs.demo import generate_demo_catalog
     from similarity.runtime import tune_for_throughput
-    from survey.build import build_study
-    from survey.config import StudyConfig
+    from survey.study.build import build_study
+    from survey.study.config import StudyConfig
 
     tune_for_throughput()
     manifest = generate_demo_catalog(settings.home / "demo-catalog", seed=args.seed)
@@ -229,7 +228,7 @@ def _serve_env(settings: Settings) -> dict[str, str]:
 
 def serve(settings: Settings, *, port: int, address: str = "localhost") -> NoReturn:
     """Replace this process with one Streamlit server running the app with the settings of
-    :data:`survey.serving.STREAMLIT_OPTIONS`; the app (survey/app.py) builds its
+    :data:`survey.web.serving.STREAMLIT_OPTIONS`; the app (survey/web/app.py) builds its
     :class:`Settings` from the environment made here."""
     serving.check_app_folder()
     print(f"Survey at http://{address}:{port}/  (Ctrl+C stops it)", flush=True)
@@ -252,7 +251,8 @@ def add_thumbnails(sub: Subparsers) -> None:
 
 
 def cmd_thumbnails(args: argparse.Namespace, settings: Settings) -> int:
-    from survey import media, service
+    from survey.participants import service
+    from survey.study import media
 
     make_session = open_db(settings, must_exist=True)
     study = service.current_study(make_session, args.study or settings.study)
@@ -279,7 +279,7 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import func, select
 
     from db.models import Participant, Study
-    from survey import service
+    from survey.participants import service
 
     make_session = open_db(settings, must_exist=True)
     if args.action == "list":
@@ -303,7 +303,7 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "status":
         import json
 
-        from survey.status import format_status, study_status
+        from survey.participants.status import format_status, study_status
 
         now = study_status(make_session, study.id)
         print(json.dumps(now.to_dict(), indent=2) if args.json else format_status(now))

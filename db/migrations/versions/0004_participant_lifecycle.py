@@ -3,7 +3,7 @@ time limit runs from, comprehension attempts, repeat trials, and answered counts
 
 Before this revision a participant who abandoned kept their place and their units forever. Now a
 participant is ``active``, ``completed``, ``returned``, ``timed_out`` or ``screened_out``; those
-who leave free their place and their unanswered units (:mod:`survey.lifecycle`). The upgrade marks
+who leave free their place and their unanswered units (:mod:`survey.participants.lifecycle`). The upgrade marks
 participants with a completion time ``completed`` and everyone else ``active`` (so nobody loses a
 place: the time limit then applies to them from their last answer), sets ``last_active_at`` to the
 last answer (else consent), and fills ``unit_counts.answered`` from the answers stored (attention

@@ -1,0 +1,256 @@
+"""Study build: catalog -> every condition's top-k per reference -> blinded grids in the DB."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import CatalogItem, Condition, Grid, GridCondition, ObjectiveMetric, Segmentation, Study
+from similarity.catalogs.catalog import Catalog, Item, Skipped, fetch_and_load, load_catalog
+from similarity.catalogs.fetch import ImageStore
+from similarity.conditions import compute_conditions
+from similarity.errors import UserError
+from similarity.execution.cache import Cache
+from similarity.execution.executors import Executor
+from similarity.methods import create_method
+from similarity.segmenters import create_segmenter
+from survey.study import media
+from survey.study.config import ConfigError, StudyConfig, check_components
+
+
+class StudyExists(UserError, RuntimeError):
+    """A study of that name is already built; the message says how to rebuild it or choose another name."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    study_id: int
+    name: str
+    conditions: int
+    references: int
+    grids: int
+    skipped: tuple[Skipped, ...]
+    not_segmented: dict[str, list[str]] = field(default_factory=dict)  # segmenter -> item_ids kept whole
+    seconds: float = 0.0
+    # where the time went: loading (and checking) the catalog, masks + features, searching
+    load_seconds: float = 0.0
+    feature_seconds: float = 0.0
+    search_seconds: float = 0.0
+
+
+def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Generator) -> list[Item]:
+    """``references_per_category`` items per category, matching ``reference_filter``, drawn with ``rng``."""
+    refs: list[Item] = []
+    for category in catalog.categories:
+        pool = [
+            it
+            for it in catalog.in_category(category)
+            if all(it.meta.get(k) == v for k, v in config.reference_filter.items())
+        ]
+        if len(catalog.in_category(category)) <= config.k:
+            raise ConfigError(
+                f"k: category '{category}' has {len(catalog.in_category(category))} items; "
+                f"top-{config.k} needs more than {config.k}: lower k or add products to it"
+            )
+        if not pool:
+            raise ConfigError(
+                f"reference_filter: no item of category '{category}' matches "
+                f"{config.reference_filter}; change the filter or the manifest"
+            )
+        n = min(config.references_per_category, len(pool))
+        refs.extend(pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False)))
+    return refs
+
+
+def build_study(
+    make_session: sessionmaker[Session],
+    config: StudyConfig,
+    *,
+    replace: bool = False,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    offline: bool = True,
+    executor: Executor | None = None,
+    feed: str = "manifest",
+    image_store: Path | None = None,
+    media_dir: Path | None = None,
+) -> BuildResult:
+    """Build ``config`` into the database.
+
+    Every method and segmenter is checked against the registries (names and options) before
+    any work, then constructed before any image is read, so a typo or missing weights fail
+    fast. Weights are downloaded (announced) only with ``offline=False``.
+
+    With ``cache_dir``, masks and features are kept there (see :mod:`similarity.execution.cache`), so
+    a rebuild -- or a build resumed after being killed -- computes only what is new. The
+    study itself is written in one transaction at the end: an interrupted build leaves no
+    half-built study behind.
+
+    With ``media_dir``, the thumbnails the participant page shows are rendered there (see
+    :mod:`survey.study.media`); without it they are rendered when first shown.
+
+    ``feed`` is the catalog's format (``manifest`` or ``merchant``); with ``image_store`` its
+    image URLs are fetched there first (see :mod:`similarity.catalogs.fetch`). ``executor`` runs the
+    models elsewhere (:mod:`similarity.execution.executors`; default: this process).
+    """
+    started = time.perf_counter()
+    check_components(config.methods, config.segmenters)
+    with make_session() as s:
+        existing = s.scalar(select(Study).where(Study.name == config.name))
+        if existing is not None and not replace:
+            raise StudyExists(
+                f"a study named '{config.name}' already exists in this database; "
+                "choose another name, or pass --replace to rebuild it (its answers are deleted)"
+            )
+    t_load = time.perf_counter()
+    if image_store is not None:  # product-feed URLs are fetched first (only those not yet stored)
+        catalog, _ = fetch_and_load(config.catalog, images=ImageStore(image_store), feed=feed, progress=progress)
+    else:
+        catalog = load_catalog(config.catalog, progress=progress, feed=feed)
+    load_seconds = time.perf_counter() - t_load
+    # Construct every component before any work, so missing weights fail fast.
+    methods = [create_method(c.name, offline=offline, **c.options) for c in config.methods]
+    segmenters = [create_segmenter(c.name, offline=offline, **c.options) for c in config.segmenters]
+    rng = np.random.default_rng(config.seed)
+    references = pick_references(catalog, config, rng)
+    cache = Cache(cache_dir) if cache_dir is not None else None
+    t_conditions = time.perf_counter()
+    outputs, masks = compute_conditions(
+        catalog,
+        references,
+        methods,
+        segmenters,
+        k=config.k,
+        cache=cache,
+        progress=progress,
+        executor=executor,
+        metric_queries=config.metric_queries_per_category,
+        seed=config.seed,
+    )
+    search_seconds = sum(o.search_seconds for o in outputs.values())
+    feature_seconds = time.perf_counter() - t_conditions - search_seconds
+
+    with make_session.begin() as s:
+        if existing is not None:
+            s.execute(delete(Study).where(Study.id == existing.id))  # cascades in the database
+        study = Study(
+            name=config.name,
+            catalog_root=str(catalog.root),
+            config=config.to_dict(),
+            completion_code=config.completion_code or secrets.token_hex(4).upper(),
+        )
+        s.add(study)
+        s.flush()
+        rows = {
+            it.item_id: CatalogItem(
+                study_id=study.id,
+                item_id=it.item_id,
+                path=str(it.path),
+                category=it.category,
+                group_name=it.group,
+                sha256=it.sha256,
+                meta=it.meta,
+            )
+            for it in catalog.items
+        }
+        s.add_all(rows.values())
+        conditions = {}
+        for m in methods:
+            for g in segmenters:
+                conditions[(m.name, g.name)] = Condition(
+                    study_id=study.id,
+                    method=m.name,
+                    segmenter=g.name,
+                    method_params=m.params(),
+                    segmenter_params=g.params(),
+                )
+        s.add_all(conditions.values())
+        s.flush()
+        # Conditions whose top-k holds the same products for a reference share one grid
+        # (shown in the order of the first condition that produced it).
+        grids: dict[tuple[str, frozenset[str]], Grid] = {}
+        order: dict[str, list[str]] = {}
+        for key, output in outputs.items():
+            if output.metrics is not None and output.metrics.queries:
+                metrics = output.metrics
+                s.add(
+                    ObjectiveMetric(
+                        condition_id=conditions[key].id,
+                        recall_at_1=metrics.recall_at_1,
+                        recall_at_5=metrics.recall_at_5,
+                        mean_average_precision=metrics.mean_average_precision,
+                        queries=metrics.queries,
+                    )
+                )
+            for top in output.rankings:
+                gkey = (top.reference, frozenset(top.item_ids))
+                if gkey not in grids:
+                    grids[gkey] = Grid(
+                        id=secrets.token_hex(8),
+                        study_id=study.id,
+                        reference_id=rows[top.reference].id,
+                        item_ids=[rows[i].id for i in top.item_ids],
+                        kind="condition",
+                    )
+                    order[grids[gkey].id] = list(top.item_ids)
+                    s.add(grids[gkey])
+                    s.flush()
+                grid = grids[gkey]
+                score_of = dict(zip(top.item_ids, top.scores, strict=True))
+                s.add(
+                    GridCondition(
+                        grid_id=grid.id, condition_id=conditions[key].id, scores=[score_of[i] for i in order[grid.id]]
+                    )
+                )
+        # Attention-check grids: for each reference, k products of another category.
+        catch_rng = np.random.default_rng([config.seed, 1])
+        for ref in references:
+            others = [it for it in catalog.items if it.category != ref.category]
+            if len(others) >= config.k:
+                pick = catch_rng.choice(len(others), size=config.k, replace=False)
+                s.add(
+                    Grid(
+                        id=secrets.token_hex(8),
+                        study_id=study.id,
+                        reference_id=rows[ref.item_id].id,
+                        item_ids=[rows[others[i].item_id].id for i in pick],
+                        kind="catch",
+                    )
+                )
+        for seg in segmenters:
+            for item_id, info in masks[seg.name].items():
+                mask_path = cache.mask_path(seg.identity(), rows[item_id].sha256) if cache and not seg.trivial else None
+                s.add(
+                    Segmentation(
+                        study_id=study.id,
+                        catalog_item_id=rows[item_id].id,
+                        segmenter=seg.name,
+                        coverage=info.coverage,
+                        found=info.found,
+                        mask_path=str(mask_path) if mask_path else None,
+                    )
+                )
+        study_id = study.id
+    if media_dir is not None:
+        with make_session() as s:
+            media.build_thumbnails(media_dir, media.study_photos(s, study_id))
+    not_found = {seg: [i for i, info in res.items() if not info.found] for seg, res in masks.items()}
+    return BuildResult(
+        study_id=study_id,
+        name=config.name,
+        conditions=len(conditions),
+        references=len(references),
+        grids=len(grids),
+        skipped=catalog.skipped,
+        not_segmented={k: v for k, v in not_found.items() if v},
+        seconds=time.perf_counter() - started,
+        load_seconds=load_seconds,
+        feature_seconds=feature_seconds,
+        search_seconds=search_seconds,
+    )
