@@ -6,76 +6,7 @@ from pathlib import Path
 import pytest
 
 from db.engine import make_engine, make_sessionmaker
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_data(sub: str) -> Path:
-    """Real photos in ../shared/data (never copied into the repo)."""
-    path = SHARED_DATA / sub
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the tests read real photos from ../shared/data beside the checkout")
-    return path
-
-
-#: The demo study's four conditions (method/segmenter), for simulated designs.
-CONDITIONS = ["efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"]
-
-
-def expected_rating(effect: float, model) -> float:
-    """E[rating] under the simulate response model: latent + bias ~ N(effect, noise^2 + bias^2), rating =
-    round(4 + 1.5 x) clipped to 1..7, so P(rating <= k) = Phi(((k + 0.5 - 4) / 1.5 - effect) / s)."""
-    import numpy as np
-    from scipy import stats
-
-    s = np.hypot(model.noise_sd, model.bias_sd)
-    cdf = stats.norm.cdf(((np.arange(1, 7) + 0.5 - 4) / 1.5 - effect) / s)
-    return float(7 - cdf.sum())
-
-
-def synthetic_design(
-    conditions: list[str],
-    references: int,
-    trials_per_participant: int,
-    protocols: tuple[str, ...] = ("rating", "pairwise", "ranking"),
-):
-    """A simulation design without a database: every condition its own grid for each of ``references``
-    references (no shared grids), no attention checks."""
-    import pandas as pd
-
-    from survey.analysis.simulate import Design
-
-    rows = [
-        {
-            "grid": f"g{r}-{i}",
-            "reference": f"r{r}",
-            "method": c.split("/")[0],
-            "segmenter": c.split("/", 1)[1] if "/" in c else "",
-            "condition": c,
-        }
-        for r in range(references)
-        for i, c in enumerate(conditions)
-    ]
-    return Design(pd.DataFrame(rows), trials_per_participant, protocols)
-
-
-def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True) -> None:
-    """Answer every trial of a consented participant through the service (any protocol), then,
-    with ``finish``, the closing questions (left unanswered)."""
-    from survey.participants import service
-
-    service.finish_instructions(make_session, token)
-    while (st := service.participant_state(make_session, token)).stage == "trial":
-        t = st.trial
-        service.mark_shown(make_session, token, t.trial_id)
-        if t.protocol == "rating":
-            service.submit_rating(make_session, token, t.trial_id, 7 if fail_checks else int(rng.integers(1, 8)))
-        elif t.protocol == "pairwise":
-            service.submit_pairwise(make_session, token, t.trial_id, str(rng.choice(["left", "right", "tie"])))
-        else:
-            service.submit_ranking(make_session, token, t.trial_id, 0, len(t.grids) - 1)
-    if finish and st.stage == "questions":
-        service.submit_questions(make_session, token, {}, None)
+from tests.helpers import built_study_config, sqlite_copy
 
 
 @pytest.fixture
@@ -91,25 +22,6 @@ def small_catalog(tmp_path_factory) -> Path:
     from similarity.catalogs.demo import generate_demo_catalog
 
     return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
-
-
-def _built_study_config(small_catalog):
-    from survey.study.config import Question, StudyConfig
-
-    return StudyConfig(
-        name="t",
-        catalog=str(small_catalog),
-        references_per_category=2,
-        reference_filter={"view": "packshot"},
-        seed=1,
-        protocols=("rating", "pairwise", "ranking"),
-        trials_per_participant=4,
-        rating_item_ticks=True,
-        attention_check_rate=0.25,
-        completion_code="DONE42",
-        redirect_url="https://example.org/complete?cc=DONE42",
-        demographics=(Question("age", "Your age group", ("18-29", "30-49", "50+")),),
-    )
 
 
 @pytest.fixture
@@ -153,7 +65,7 @@ def built_study(tmp_path_factory, small_catalog):
     engine = make_engine(f"sqlite:///{db_path}")
     sessions = make_sessionmaker(engine)
     result = build_study(
-        sessions, _built_study_config(small_catalog), cache_dir=db_path.parent / "cache", progress=False
+        sessions, built_study_config(small_catalog), cache_dir=db_path.parent / "cache", progress=False
     )
     engine.dispose()
     return db_path, result
@@ -194,7 +106,7 @@ def pg_built_study(postgres, built_study, small_catalog):
     engine = make_engine(url)
     result = build_study(
         make_sessionmaker(engine),
-        _built_study_config(small_catalog),
+        built_study_config(small_catalog),
         cache_dir=db_path.parent / "cache",
         progress=False,
     )
@@ -202,24 +114,12 @@ def pg_built_study(postgres, built_study, small_catalog):
     return url.rsplit("/", 1)[1], result
 
 
-def _sqlite_copy(built_study, tmp_path) -> str:
-    import sqlite3
-
-    src_path, _ = built_study
-    dst_path = tmp_path / "copy.db"
-    src, dst = sqlite3.connect(src_path), sqlite3.connect(dst_path)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return f"sqlite:///{dst_path}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def study_db(request, tmp_path, built_study):
     """A private copy of the built study, in SQLite and in PostgreSQL, so tests can answer freely.
     Yields (database URL, session factory, build result)."""
     if request.param == "sqlite":
-        url, result = _sqlite_copy(built_study, tmp_path), built_study[1]
+        url, result = sqlite_copy(built_study, tmp_path), built_study[1]
     else:
         template, result = request.getfixturevalue("pg_built_study")
         url = request.getfixturevalue("postgres").create_database(template=template)
@@ -231,7 +131,7 @@ def study_db(request, tmp_path, built_study):
 @pytest.fixture
 def sqlite_study_db(tmp_path, built_study):
     """``study_db``, SQLite only (for what only SQLite has, e.g. file backups)."""
-    url = _sqlite_copy(built_study, tmp_path)
+    url = sqlite_copy(built_study, tmp_path)
     engine = make_engine(url)
     yield url, make_sessionmaker(engine), built_study[1]
     engine.dispose()

@@ -13,8 +13,13 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
+from sqlalchemy import select
+
+from db.models import Participant, Response
+from survey.web import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -29,6 +34,29 @@ ARGS = [
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"
 )
+needs_nginx = pytest.mark.skipif(
+    not (shutil.which("nginx") or Path(serving.NGINX).exists()),
+    reason="Debian nginx is not installed (apt-get install nginx)",
+)
+#: where browser tests leave screenshots
+ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
+#: the trials of one participant of the shared study (conftest.built_study): 3 protocols x (4 + 1 attention check)
+TRIALS = 15
+
+
+def participant_token(page) -> str:
+    """The participant token in a study page's URL."""
+    return parse_qs(urlparse(page.url).query)["p"][0]
+
+
+def stored_answers(make_session, token: str) -> dict[int, tuple]:
+    """A participant's stored answers by trial id: (rating, choice, best, worst, created_at)."""
+    with make_session() as s:
+        p = s.scalar(select(Participant).where(Participant.token == token))
+        return {
+            r.trial_id: (r.rating, r.choice, r.best, r.worst, r.created_at)
+            for r in s.scalars(select(Response).where(Response.participant_id == p.id))
+        }
 
 
 @dataclass

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from db.models import Participant
 from survey.participants import service
 from tests.apptest import admin_page
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 
 def test_refuses_without_a_configured_password(study_db, monkeypatch):

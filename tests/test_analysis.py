@@ -8,7 +8,7 @@ from survey.analysis.bootstrap import cluster_bootstrap_mean_ci
 from survey.analysis.conditions import RATING_COLUMNS, condition_summaries, ratings_table
 from survey.analysis.report import render_html
 from survey.participants import service
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 
 def test_cluster_bootstrap_ci_covers_the_truth_at_the_nominal_rate():

@@ -12,7 +12,7 @@ from db.backup import BackupError, backup_sqlite
 from db.engine import make_engine
 from survey.cli import main
 from survey.participants import service
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 
 def test_backup_of_a_live_database_is_a_consistent_committed_state(sqlite_study_db, tmp_path):

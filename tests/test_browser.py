@@ -6,18 +6,14 @@ with the install command.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from db.models import Participant, Response, Trial
 from db.pgserver import free_port
-from tests.served import Server, launch, needs_chromium, settled
-
-ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
+from tests.served import ARTIFACTS, Server, launch, needs_chromium, settled
 
 pytestmark = needs_chromium
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from similarity.catalogs.catalog import CatalogError, load_catalog
-from tests.conftest import shared_data
+from tests.helpers import shared_data
 
 
 def _write(tmp_path, rows, header=("file", "item_id", "category")):

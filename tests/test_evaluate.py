@@ -12,7 +12,7 @@ from similarity.catalogs.catalog import load_catalog
 from similarity.evaluation.evaluate import evaluate, parse_filter, retrieval_metrics
 from similarity.methods import create_method
 from similarity.segmenters import create_segmenter
-from tests.conftest import shared_data
+from tests.helpers import shared_data
 
 
 def test_metrics_on_a_worked_example():

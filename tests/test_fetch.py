@@ -17,8 +17,8 @@ import pytest
 from similarity.catalogs.catalog import CatalogError, catalog_rows, image_urls, load_catalog
 from similarity.catalogs.feeds import FeedError
 from similarity.catalogs.fetch import Fetcher, FetchError, FetchPolicy, ImageStore
-from tests.conftest import shared_data
 from tests.fetchserver import FaultServer
+from tests.helpers import shared_data
 
 POLICY = FetchPolicy(
     workers=8,

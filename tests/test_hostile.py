@@ -17,7 +17,7 @@ from db.models import Base, GridCondition, Participant, Response
 from survey.participants import sanitize, service
 from survey.study.export import tables
 from tests.apptest import APP, admin_page, rendered
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 HOSTILE = {
     "sql": "x'); DROP TABLE participants; --",

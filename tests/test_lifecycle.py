@@ -15,7 +15,7 @@ from db.models import Participant, Response, Study, Trial
 from survey.participants import lifecycle, planning, service
 from survey.participants.status import format_status, study_status
 from tests.apptest import app, click
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -242,7 +242,7 @@ def test_simulated_dropouts_time_out_and_answered_judgements_stay_balanced(tiny_
 def test_power_counts_recruited_participants_some_of_whom_drop_out():
     from survey.analysis.power import power_curve
     from survey.analysis.simulate import ResponseModel, plan_participants, simulate_judgements
-    from tests.conftest import CONDITIONS, synthetic_design
+    from tests.helpers import CONDITIONS, synthetic_design
 
     design = synthetic_design(CONDITIONS, references=6, trials_per_participant=8, protocols=("rating",))
     plans = plan_participants(design, 40, np.random.default_rng(0), dropout=0.5)

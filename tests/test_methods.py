@@ -10,7 +10,7 @@ from similarity.images import load_rgb
 from similarity.methods import METHODS, create_method, list_methods, parse_scales, pool_feature_map
 from similarity.registry import InvalidOption, UnknownName
 from similarity.weights import WeightsUnavailable, clip_spec, list_weights, weight_spec
-from tests.conftest import shared_data
+from tests.helpers import shared_data
 
 
 def _grocery():

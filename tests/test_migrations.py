@@ -19,7 +19,7 @@ from db import migrate
 from db.engine import make_engine, make_sessionmaker
 from db.models import Base, Participant, Response, Study, Trial
 from survey.participants import planning, service
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 
 def _counts(engine) -> dict[str, int]:

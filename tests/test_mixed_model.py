@@ -14,7 +14,7 @@ from survey.analysis import mixed_model
 from survey.analysis.conditions import ratings_from_judgements
 from survey.analysis.mixed_model import MixedModelError, fit_crossed_intercepts, method_segmenter_model
 from survey.analysis.simulate import ResponseModel, simulate_judgements
-from tests.conftest import CONDITIONS, expected_rating, synthetic_design
+from tests.helpers import CONDITIONS, expected_rating, synthetic_design
 
 INTERACTION = "C(method)[T.ssim]:C(segmenter)[T.u2netp]"
 

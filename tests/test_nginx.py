@@ -19,9 +19,17 @@ import pytest
 
 from db.pgserver import free_port
 from survey.web import serving
-from tests.served import advance, launch, needs_chromium, settled, start
-from tests.test_served import TRIALS, _answers, _token
-from tests.test_serving import needs_nginx
+from tests.served import (
+    TRIALS,
+    advance,
+    launch,
+    needs_chromium,
+    needs_nginx,
+    participant_token,
+    settled,
+    start,
+    stored_answers,
+)
 
 pytestmark = [needs_chromium, needs_nginx, pytest.mark.slow]  # real servers, real weights (built_study)
 
@@ -131,8 +139,8 @@ def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres,
             start(page, base + "?PROLIFIC_PID=nginx-1")
             for _ in range(5):
                 advance(page)
-            token = _token(page)
-            before = _answers(make_session, token)
+            token = participant_token(page)
+            before = stored_answers(make_session, token)
             assert len(before) == 5
             serving_port = _one_established(backends)
             killed_pid = _app_pid(serving_port)
@@ -140,12 +148,12 @@ def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres,
             page.goto(page.url)  # the participant reloads
             settled(page, "Screen 6 of")
             assert _one_established(backends) == (backends - {serving_port}).pop()  # now on the other process
-            assert _answers(make_session, token) == before  # every earlier answer, unchanged
+            assert stored_answers(make_session, token) == before  # every earlier answer, unchanged
             while advance(page) != "done":
                 pass
             assert "DONE42" in page.inner_text("body")
             browser.close()
-        after = _answers(make_session, token)
+        after = stored_answers(make_session, token)
         assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
         # the dead process was restarted on its port: a new process answers there, and it serves
         deadline = time.monotonic() + 120

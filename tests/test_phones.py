@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from db.pgserver import free_port
-from tests.served import Server, launch, needs_chromium, settled
-from tests.test_browser import ARTIFACTS
+from tests.served import ARTIFACTS, Server, launch, needs_chromium, settled
 
 pytestmark = [needs_chromium, pytest.mark.slow]  # real browser, real servers, EfficientNet weights
 PHONE = {"width": 390, "height": 844}

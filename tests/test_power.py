@@ -12,7 +12,7 @@ from survey.analysis.power import default_pair, power_curve
 from survey.analysis.simulate import ResponseModel, SimulationError, simulate, simulate_judgements, study_design
 from survey.cli import main
 from survey.participants import service
-from tests.conftest import CONDITIONS, synthetic_design
+from tests.helpers import CONDITIONS, synthetic_design
 
 
 def test_power_grows_with_participants_and_is_about_alpha_without_an_effect():

@@ -13,7 +13,7 @@ from survey.analysis.bootstrap import cluster_bootstrap_mean_ci, resample_cluste
 from survey.analysis.conditions import condition_resamples, condition_summaries, ratings_from_judgements
 from survey.analysis.ratings import zscored_analysis
 from survey.analysis.simulate import ResponseModel, simulate_judgements
-from tests.conftest import synthetic_design
+from tests.helpers import synthetic_design
 
 CONDITIONS = ["a/x", "a/y", "b/x", "b/y"]
 MODEL = ResponseModel(effects={"a/x": 1.0, "b/y": -0.5}, noise_sd=0.8)

@@ -209,7 +209,7 @@ def test_compare_names_are_checked():
 def test_breakdown_keys_come_from_the_manifest():
     from similarity.catalogs.catalog import load_catalog
     from similarity.evaluation.report import query_keys
-    from tests.conftest import shared_data
+    from tests.helpers import shared_data
 
     cat = load_catalog(shared_data("grocery"), verify_images=False)
     keys = query_keys(cat, "department")

@@ -9,7 +9,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import select
@@ -17,23 +17,20 @@ from sqlalchemy import select
 from db.models import Condition, Grid, GridCondition, Participant, Response, Trial
 from db.pgserver import free_port
 from survey.participants import assignment, planning, service
-from tests.served import Server, advance, launch, needs_chromium, screen_number, settled, start
+from tests.served import (
+    TRIALS,
+    Server,
+    advance,
+    launch,
+    needs_chromium,
+    participant_token,
+    screen_number,
+    settled,
+    start,
+    stored_answers,
+)
 
 pytestmark = needs_chromium
-TRIALS = 15  # conftest.built_study: 3 protocols x (4 + 1 attention check)
-
-
-def _token(page) -> str:
-    return parse_qs(urlparse(page.url).query)["p"][0]
-
-
-def _answers(make_session, token: str) -> dict[int, tuple]:
-    with make_session() as s:
-        p = s.scalar(select(Participant).where(Participant.token == token))
-        return {
-            r.trial_id: (r.rating, r.choice, r.best, r.worst, r.created_at)
-            for r in s.scalars(select(Response).where(Response.participant_id == p.id))
-        }
 
 
 def test_two_app_processes_share_one_database(study_db):
@@ -96,14 +93,14 @@ def test_app_killed_mid_study_resumes_with_every_answer(study_db):
             start(page, server.url + "?PROLIFIC_PID=crash-1")
             for _ in range(5):
                 advance(page)
-            token = _token(page)
-            before = _answers(make_session, token)
+            token = participant_token(page)
+            before = stored_answers(make_session, token)
             assert len(before) == 5
             server.kill()  # SIGKILL, mid-study
             server.start()  # same port, same database
             page.goto(page.url)  # the participant reloads
             settled(page, "Screen 6 of")
-            assert _answers(make_session, token) == before  # every earlier answer, unchanged
+            assert stored_answers(make_session, token) == before  # every earlier answer, unchanged
             while advance(page) != "done":
                 pass
             assert "DONE42" in page.inner_text("body")
@@ -113,7 +110,7 @@ def test_app_killed_mid_study_resumes_with_every_answer(study_db):
             browser.close()
     finally:
         server.stop()
-    after = _answers(make_session, token)
+    after = stored_answers(make_session, token)
     assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
 
 
@@ -276,8 +273,8 @@ def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalo
             page = browser.new_page()
             start(page, server.url + "?PROLIFIC_PID=db-crash")
             advance(page), advance(page)
-            token = _token(page)
-            before = _answers(make_session, token)
+            token = participant_token(page)
+            before = stored_answers(make_session, token)
             assert len(before) == 2
             engine.dispose()
             pg.halt()  # the database goes away mid-study
@@ -294,7 +291,7 @@ def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalo
             while advance(page) != "done":
                 pass
             browser.close()
-        after = _answers(make_session, token)
+        after = stored_answers(make_session, token)
         assert all(after[k] == v for k, v in before.items()) and len(after) > len(before)
         engine.dispose()
     finally:

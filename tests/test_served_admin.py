@@ -20,7 +20,7 @@ from db.models import Condition
 from db.pgserver import free_port
 from survey.participants import service
 from survey.study import monitor
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 from tests.served import Server, launch, needs_chromium, settled, start
 
 PASSWORD = "correct horse 7"

@@ -8,22 +8,14 @@ import asyncio
 import itertools
 import random
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from db.pgserver import free_port
 from survey.cli import main
 from survey.web import serving
-from tests.served import Server
-
-TRIALS = 15  # conftest.built_study: 3 protocols x (4 + 1 attention check)
-needs_nginx = pytest.mark.skipif(
-    not (shutil.which("nginx") or Path(serving.NGINX).exists()),
-    reason="Debian nginx is not installed (apt-get install nginx)",
-)
+from tests.served import TRIALS, Server, needs_nginx
 
 
 @pytest.mark.slow  # a real server on the built study (real weights)

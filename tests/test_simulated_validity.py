@@ -19,7 +19,7 @@ from survey.analysis.simulate import (
     rating_from_latent,
     simulate_judgements,
 )
-from tests.conftest import CONDITIONS, expected_rating, synthetic_design
+from tests.helpers import CONDITIONS, expected_rating, synthetic_design
 
 
 def test_frames_follow_the_response_model_and_the_assignment_rule():

@@ -8,7 +8,7 @@ from skimage.metrics import structural_similarity
 from similarity.catalogs.catalog import load_catalog
 from similarity.images import letterbox, load_rgb
 from similarity.ssim import SSIMParams, ssim_matrix
-from tests.conftest import shared_data
+from tests.helpers import shared_data
 
 
 def _real(n: int, color: bool) -> np.ndarray:

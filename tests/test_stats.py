@@ -14,7 +14,7 @@ from survey.analysis.ratings import friedman, pairwise_wilcoxon
 from survey.analysis.simulate import ResponseModel, simulate
 from survey.participants import service
 from survey.study.export import tables
-from tests.conftest import synthetic_design
+from tests.helpers import synthetic_design
 
 
 def _ratings(matrix: np.ndarray) -> pd.DataFrame:

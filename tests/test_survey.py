@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from db.models import Grid, Participant, Response, Trial
 from survey.participants import assignment, planning, service
 from tests.apptest import app, click, rendered
-from tests.conftest import answer_all
+from tests.helpers import answer_all
 
 FORBIDDEN = ("ssim", "efficientnet", "lite0", "clip", "u2net", "maskrcnn", "segment", "method", "condition", "catch")
 TRIALS = 3 * (4 + 1)
