@@ -104,6 +104,42 @@ def test_fit_agrees_with_statsmodels_crossed_random_intercepts():
     assert b.z == pytest.approx(b.estimate / b.std_error)
 
 
+def test_mixed_model_matches_ols_without_random_variance_and_finds_a_method_effect():
+    import statsmodels.formula.api as smf
+
+    from survey.analysis.mixed_model import method_segmenter_model
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for p in range(30):
+        for ref in range(6):
+            for m in ("a", "b"):
+                for s in ("x", "y"):
+                    mu = 4 + (1.0 if m == "b" else 0.0)
+                    rows.append(
+                        {
+                            "response_id": len(rows),
+                            "participant": p,
+                            "reference": f"r{ref}",
+                            "method": m,
+                            "segmenter": s,
+                            "condition": f"{m}/{s}",
+                            "rating": mu + rng.normal(0, 1),
+                        }
+                    )
+    df = pd.DataFrame(rows)
+    res = method_segmenter_model(df)
+    terms = {t.term: t for t in res.terms}
+    ols = smf.ols("rating ~ C(method) * C(segmenter)", df).fit()
+    for name in ols.params.index:  # balanced design: fixed effects equal the OLS estimates
+        assert terms[name].estimate == pytest.approx(ols.params[name], abs=1e-6)
+    b = terms["C(method)[T.b]"]
+    assert b.pvalue < 1e-6 and b.ci_low < 1.0 < b.ci_high
+    assert terms["C(segmenter)[T.y]"].ci_low < 0 < terms["C(segmenter)[T.y]"].ci_high
+    assert (res.n, res.participants, res.references) == (720, 30, 6)
+    assert method_segmenter_model(df[df["segmenter"] == "x"]) is None
+
+
 def test_shared_grid_answers_enter_once_with_the_mean_design_row():
     """Multiple membership checked against statsmodels on the answer table with averaged dummy columns."""
     import statsmodels.formula.api as smf
