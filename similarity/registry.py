@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from similarity.errors import UserError
+from similarity.errors import UserError, WeightsUnavailable
 
 T = TypeVar("T")
 
@@ -30,7 +30,8 @@ class InvalidOption(UserError, ValueError):
 class Entry(Generic[T]):
     """One registered component. ``factory`` is called as ``factory(offline=..., **options)``:
     ``offline`` forbids weight downloads. ``check(offline=...)`` returns the weights status of the
-    defaults ('present' or 'downloads on first use') and raises when they cannot run."""
+    defaults ('present' or 'downloads on first use') and raises :class:`WeightsUnavailable` when they
+    cannot run."""
 
     name: str
     factory: Callable[..., T]
@@ -92,7 +93,7 @@ class Registry(Generic[T]):
             return "ready"
         try:
             weights = e.check(offline=offline)
-        except RuntimeError as exc:  # WeightsUnavailable and kin
+        except WeightsUnavailable as exc:  # missing weights are a status; any other error is a bug and raises
             return f"UNAVAILABLE: {exc}"
         return "ready" if weights == "present" else "ready (weights download on first use)"
 

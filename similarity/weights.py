@@ -20,12 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from similarity.errors import UserError
+from similarity.errors import WeightsUnavailable as WeightsUnavailable  # defined below the registry, raised here
 from similarity.registry import UnknownName
-
-
-class WeightsUnavailable(UserError, RuntimeError):
-    """Weights needed by a method or segmenter are not on this machine."""
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,23 @@ def test_options_are_checked_without_constructing(registry, name):
         reg.check_options(name, {"nope": 1})
     with pytest.raises(UnknownOption):
         reg.create(name, nope=1)
+
+
+def test_status_reports_missing_weights_and_raises_other_errors():
+    """Registry.status turns WeightsUnavailable into 'UNAVAILABLE: ...'; any other error in a check is a
+    bug and propagates (a RuntimeError from torch must not read as missing weights)."""
+    from similarity.registry import Registry
+    from similarity.weights import WeightsUnavailable
+
+    def missing(*, offline):
+        raise WeightsUnavailable("weights 'x' are not on this machine: get them")
+
+    def broken(*, offline):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    reg: Registry[object] = Registry("thing")
+    reg.register("missing", description="", check=missing)(object)
+    reg.register("broken", description="", check=broken)(object)
+    assert reg.status("missing") == "UNAVAILABLE: weights 'x' are not on this machine: get them"
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        reg.status("broken")
