@@ -287,7 +287,7 @@ USER_ERRORS = [
     ("similarity.weights", "WeightsUnavailable"),
     ("survey.study.build", "StudyExists"),
     ("survey.study.config", "ConfigError"),
-    ("survey.participants.service", "StudyUnavailable"),
+    ("survey.study.errors", "StudyUnavailable"),
     ("survey.web.serving", "ServeError"),
     ("survey.analysis.simulate", "SimulationError"),
 ]

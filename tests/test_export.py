@@ -66,3 +66,16 @@ def test_files_and_dictionary(answered, tmp_path):
     assert d["description"].notna().all() and len(d) == sum(len(c) for c in DICTIONARY.values())
     assert main(["export", "--db", str(db_path), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "judgements.csv").is_file()
+
+
+def test_no_study_is_study_unavailable_as_in_the_participant_service(make_session):
+    """The export raises the one error for a missing study that the service and the analysis raise."""
+    from similarity.errors import UserError
+    from survey.participants.service import StudyUnavailable as ServiceStudyUnavailable
+    from survey.study.errors import StudyUnavailable
+
+    assert ServiceStudyUnavailable is StudyUnavailable and issubclass(StudyUnavailable, UserError)
+    with pytest.raises(StudyUnavailable, match="no study with id 404"):
+        tables(make_session, 404)
+    with pytest.raises(LookupError):  # still a LookupError for callers that caught that
+        tables(make_session, 404)

@@ -39,7 +39,7 @@ from survey.analysis.ratings import (
     rating_distribution,
     zscored_analysis,
 )
-from survey.participants.service import StudyUnavailable
+from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
 
 

@@ -10,11 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Participant, Study
-from similarity.errors import UserError
-
-
-class StudyUnavailable(UserError, LookupError):
-    pass
+from survey.study.errors import StudyUnavailable as StudyUnavailable  # re-exported: the service raises it from here
 
 
 def participant(s: Session, token: str) -> Participant | None:

@@ -21,6 +21,8 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Trial
+from survey.study import protocol_answers
+from survey.study.errors import StudyUnavailable
 
 DICTIONARY: dict[str, dict[str, str]] = {
     "judgements": {
@@ -84,25 +86,6 @@ DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 
-def _outcome(protocol: str, pos: int, grids: list[str], choice: str | None, best: str | None, worst: str | None):
-    if protocol == "pairwise":
-        if choice == "tie":
-            return "tie"
-        return "win" if (choice == "left") == (pos == 0) else "loss"
-    if protocol == "ranking":
-        return "best" if grids[pos] == best else "worst" if grids[pos] == worst else "middle"
-    return None
-
-
-def _in_grid_terms(protocol: str, grids: list[str], r: Response) -> str | int | None:
-    """An answer in terms that survive new positions: the rating, the grid chosen, best|worst grids."""
-    if protocol == "rating":
-        return r.rating
-    if protocol == "pairwise":
-        return "tie" if r.choice == "tie" else grids[0 if r.choice == "left" else 1]
-    return f"{r.best}|{r.worst}"
-
-
 def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
     """Each answered repeat trial beside the first answer to its unit."""
     rows = s.execute(
@@ -119,8 +102,11 @@ def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
         if original is None:
             continue
         t0, r0 = original
-        a, b = _in_grid_terms(t0.protocol, t0.grid_ids, r0), _in_grid_terms(t.protocol, t.grid_ids, r)
-        agree = abs(a - b) <= 1 if isinstance(a, int) and isinstance(b, int) else a == b
+        a, b = (
+            protocol_answers.in_grid_terms(t0.protocol, t0.grid_ids, r0),
+            protocol_answers.in_grid_terms(t.protocol, t.grid_ids, r),
+        )
+        agree = protocol_answers.agrees(t.protocol, a, b)
         out.append((t.participant_id, t.protocol, item[t.reference_id], t0.unit, t0.position, t.position, a, b, agree))
     return pd.DataFrame(out, columns=list(DICTIONARY["repeats"]))
 
@@ -128,7 +114,7 @@ def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
 def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.DataFrame]:
     with make_session() as s:
         if s.get(Study, study_id) is None:
-            raise LookupError(f"no study with id {study_id}")
+            raise StudyUnavailable(f"no study with id {study_id}")
         item = dict(
             s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all()
         )
@@ -195,7 +181,7 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
         grid_ids = grid_lists(shown)
         ticked = json.dumps(ticks) if ticks is not None else None
         for pos, gid in enumerate(grid_ids):
-            outcome = _outcome(protocol, pos, grid_ids, choice, best, worst)
+            outcome = protocol_answers.outcome(protocol, pos, grid_ids, choice, best, worst)
             for m, g, label, _ in made_by.get(gid, catch_grid):
                 row = (rid, pid, protocol, position, is_catch, item[ref], category[ref], gid, pos, m, g, label)
                 rows.append((*row, rating, ticked, outcome, ms, at))
