@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import pandas as pd
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Trial
-from survey.study import protocol_answers
 from survey.study.errors import StudyUnavailable
 
 DICTIONARY: dict[str, dict[str, str]] = {
@@ -86,6 +87,25 @@ DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 
+def _outcome(protocol: str, pos: int, grids: list[str], choice: str | None, best: str | None, worst: str | None):
+    if protocol == "pairwise":
+        if choice == "tie":
+            return "tie"
+        return "win" if (choice == "left") == (pos == 0) else "loss"
+    if protocol == "ranking":
+        return "best" if grids[pos] == best else "worst" if grids[pos] == worst else "middle"
+    return None
+
+
+def _in_grid_terms(protocol: str, grids: list[str], r: Response) -> str | int | None:
+    """An answer in terms that survive new positions: the rating, the grid chosen, best|worst grids."""
+    if protocol == "rating":
+        return r.rating
+    if protocol == "pairwise":
+        return "tie" if r.choice == "tie" else grids[0 if r.choice == "left" else 1]
+    return f"{r.best}|{r.worst}"
+
+
 def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
     """Each answered repeat trial beside the first answer to its unit."""
     rows = s.execute(
@@ -102,133 +122,189 @@ def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
         if original is None:
             continue
         t0, r0 = original
-        a, b = (
-            protocol_answers.in_grid_terms(t0.protocol, t0.grid_ids, r0),
-            protocol_answers.in_grid_terms(t.protocol, t.grid_ids, r),
-        )
-        agree = protocol_answers.agrees(t.protocol, a, b)
+        a, b = _in_grid_terms(t0.protocol, t0.grid_ids, r0), _in_grid_terms(t.protocol, t.grid_ids, r)
+        agree = abs(a - b) <= 1 if isinstance(a, int) and isinstance(b, int) else a == b
         out.append((t.participant_id, t.protocol, item[t.reference_id], t0.unit, t0.position, t.position, a, b, agree))
     return pd.DataFrame(out, columns=list(DICTIONARY["repeats"]))
 
 
+class _Answer(NamedTuple):
+    """One answer to a trial that is not a repeat, with what the trial showed (a row of :func:`_answers`)."""
+
+    response_id: int
+    participant: int
+    protocol: str
+    trial_position: int
+    is_catch: bool
+    reference_id: int
+    grid_ids_json: str  # the trial's grid ids as JSON text: parsed once per distinct list
+    rating: int | None
+    ticks: list[bool] | None
+    choice: str | None
+    best: str | None
+    worst: str | None
+    response_ms: int | None
+    answered_at: datetime
+
+
+#: A grid's producing conditions: (method, segmenter, condition label, that condition's scores per item).
+MadeBy = dict[str, list[tuple[str, str, str, list[float]]]]
+
+
 def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.DataFrame]:
+    """The study's tidy tables by name: ``judgements``, ``participants``, ``repeats`` and ``grids``, with
+    the columns of :data:`DICTIONARY`. Raises :class:`StudyUnavailable` when there is no such study."""
     with make_session() as s:
         if s.get(Study, study_id) is None:
             raise StudyUnavailable(f"no study with id {study_id}")
-        item = dict(
-            s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all()
-        )
-        category = dict(
-            s.execute(select(CatalogItem.id, CatalogItem.category).where(CatalogItem.study_id == study_id)).all()
-        )
-        made_by: dict[str, list[tuple[str, str, str, list[float]]]] = {}
-        for gid, m, g, label, scores in s.execute(
-            select(GridCondition.grid_id, Condition.method, Condition.segmenter, Condition.label, GridCondition.scores)
-            .join(Condition)
-            .where(Condition.study_id == study_id)
-        ):
-            made_by.setdefault(gid, []).append((m, g, label, scores))
+        item, category = _item_ids_and_categories(s, study_id)
+        made_by = _made_by(s, study_id)
         grids = s.scalars(select(Grid).where(Grid.study_id == study_id).order_by(Grid.id)).all()
-        # plain columns, not ORM objects: building an object per answer and trial took two thirds
-        # of the time at 100,000 judgement rows
-        answered = s.execute(
-            select(
-                Response.id,
-                Response.participant_id,
-                Trial.protocol,
-                Trial.position,
-                Trial.is_catch,
-                Trial.reference_id,
-                cast(Trial.grid_ids, Text),  # parsed below, once per distinct list
-                Response.rating,
-                Response.ticks,
-                Response.choice,
-                Response.best,
-                Response.worst,
-                Response.response_ms,
-                Response.created_at,
-            )
-            .join(Trial, Trial.id == Response.trial_id)
-            .join(Participant, Participant.id == Trial.participant_id)
-            .where(Participant.study_id == study_id, Trial.is_repeat.is_(False))  # repeats: the repeats table
-            .order_by(Response.id)
-        ).all()
+        answers = _answers(s, study_id)
         repeats = _repeats(s, study_id, item)
-        people = s.execute(
-            select(
-                Participant.id,
-                Participant.source,
-                Participant.consented_at,
-                Participant.trials_done_at,
-                Participant.completed_at,
-                Participant.status,
-                Participant.last_active_at,
-                Participant.returned_at,
-                Participant.timed_out_at,
-                Participant.screened_out_at,
-                Participant.comprehension_attempts,
-                Participant.flags,
-                Participant.demographics,
-                Participant.comment,
-            )
-            .where(Participant.study_id == study_id)
-            .order_by(Participant.id)
-        ).all()
+        people = _people(s, study_id)
+    judgements = _judgements(answers, made_by, item, category)
+    return {
+        "judgements": judgements,
+        "participants": _participants(people, judgements, repeats),
+        "repeats": repeats,
+        "grids": _grids(grids, made_by, item),
+    }
+
+
+def _item_ids_and_categories(s: Session, study_id: int) -> tuple[dict[int, str], dict[int, str]]:
+    """The study's catalog rows: database id -> item_id, and database id -> category."""
+    item = dict(s.execute(select(CatalogItem.id, CatalogItem.item_id).where(CatalogItem.study_id == study_id)).all())
+    category = dict(
+        s.execute(select(CatalogItem.id, CatalogItem.category).where(CatalogItem.study_id == study_id)).all()
+    )
+    return item, category
+
+
+def _made_by(s: Session, study_id: int) -> MadeBy:
+    """Grid id -> the conditions that produced the grid (attention-check grids have none)."""
+    made_by: MadeBy = {}
+    for gid, m, g, label, scores in s.execute(
+        select(GridCondition.grid_id, Condition.method, Condition.segmenter, Condition.label, GridCondition.scores)
+        .join(Condition)
+        .where(Condition.study_id == study_id)
+    ):
+        made_by.setdefault(gid, []).append((m, g, label, scores))
+    return made_by
+
+
+def _answers(s: Session, study_id: int) -> list[_Answer]:
+    """Every answer to a non-repeat trial (repeats have their own table), in the order stored.
+
+    Plain columns, not ORM objects: building an object per answer and trial took two thirds of the
+    time at 100,000 judgement rows."""
+    rows = s.execute(
+        select(
+            Response.id,
+            Response.participant_id,
+            Trial.protocol,
+            Trial.position,
+            Trial.is_catch,
+            Trial.reference_id,
+            cast(Trial.grid_ids, Text),
+            Response.rating,
+            Response.ticks,
+            Response.choice,
+            Response.best,
+            Response.worst,
+            Response.response_ms,
+            Response.created_at,
+        )
+        .join(Trial, Trial.id == Response.trial_id)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .where(Participant.study_id == study_id, Trial.is_repeat.is_(False))
+        .order_by(Response.id)
+    )
+    return list(map(_Answer._make, rows))
+
+
+def _people(s: Session, study_id: int) -> Sequence[Row]:
+    """The study's participants, the columns the participants table reports (named as in the model)."""
+    return s.execute(
+        select(
+            Participant.id,
+            Participant.source,
+            Participant.consented_at,
+            Participant.trials_done_at,
+            Participant.completed_at,
+            Participant.status,
+            Participant.last_active_at,
+            Participant.returned_at,
+            Participant.timed_out_at,
+            Participant.screened_out_at,
+            Participant.comprehension_attempts,
+            Participant.flags,
+            Participant.demographics,
+            Participant.comment,
+        )
+        .where(Participant.study_id == study_id)
+        .order_by(Participant.id)
+    ).all()
+
+
+def _judgements(
+    answers: list[_Answer], made_by: MadeBy, item: dict[int, str], category: dict[int, str]
+) -> pd.DataFrame:
+    """One row per (answer, grid shown, condition that produced the grid); attention-check grids count
+    as condition ``catch/catch``."""
     catch_grid: list[tuple[str, str, str, list[float]]] = [("catch", "catch", "catch/catch", [])]
     rows = []  # in the column order of DICTIONARY["judgements"]
     grid_lists = functools.lru_cache(maxsize=None)(json.loads)  # trials show few distinct lists of grids
-    for rid, pid, protocol, position, is_catch, ref, shown, rating, ticks, choice, best, worst, ms, at in answered:
-        grid_ids = grid_lists(shown)
-        ticked = json.dumps(ticks) if ticks is not None else None
+    for a in answers:
+        grid_ids = grid_lists(a.grid_ids_json)
+        ticked = json.dumps(a.ticks) if a.ticks is not None else None
+        shown = (a.response_id, a.participant, a.protocol, a.trial_position, a.is_catch)
+        reference = (item[a.reference_id], category[a.reference_id])
         for pos, gid in enumerate(grid_ids):
-            outcome = protocol_answers.outcome(protocol, pos, grid_ids, choice, best, worst)
+            outcome = _outcome(a.protocol, pos, grid_ids, a.choice, a.best, a.worst)
             for m, g, label, _ in made_by.get(gid, catch_grid):
-                row = (rid, pid, protocol, position, is_catch, item[ref], category[ref], gid, pos, m, g, label)
-                rows.append((*row, rating, ticked, outcome, ms, at))
+                rows.append(
+                    (*shown, *reference, gid, pos, m, g, label, a.rating, ticked, outcome, a.response_ms, a.answered_at)
+                )
     judgements = pd.DataFrame(rows, columns=list(DICTIONARY["judgements"]))
-    consistency = repeats.groupby("participant")["agree"].mean().to_dict() if len(repeats) else {}
     judgements["rating"] = judgements["rating"].astype("Int64")
     judgements["response_ms"] = judgements["response_ms"].astype("Int64")
+    return judgements
+
+
+def _participants(people: Sequence[Row], judgements: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant: timestamps, status, answers counted in ``judgements``, the share of
+    ``repeats`` they agreed with, flags, demographics and comment."""
+    consistency = repeats.groupby("participant")["agree"].mean().to_dict() if len(repeats) else {}
     counts = judgements.drop_duplicates("response_id")["participant"].value_counts()
-    participants = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
-                "participant": pid,
-                "source": source,
-                "started_at": consented_at,
-                "trials_done_at": trials_done_at,
-                "completed_at": completed_at,
-                "status": status,
-                "last_active_at": last_active,
-                "returned_at": returned_at,
-                "timed_out_at": timed_out_at,
-                "screened_out_at": screened_out_at,
-                "comprehension_attempts": attempts,
-                "consistency": consistency.get(pid),
-                "answers": int(counts.get(pid, 0)),
-                "flags": ";".join(flags or []),
-                "demographics": json.dumps(demographics or {}),
-                "comment": comment,
+                "participant": p.id,
+                "source": p.source,
+                "started_at": p.consented_at,
+                "trials_done_at": p.trials_done_at,
+                "completed_at": p.completed_at,
+                "status": p.status,
+                "last_active_at": p.last_active_at,
+                "returned_at": p.returned_at,
+                "timed_out_at": p.timed_out_at,
+                "screened_out_at": p.screened_out_at,
+                "comprehension_attempts": p.comprehension_attempts,
+                "consistency": consistency.get(p.id),
+                "answers": int(counts.get(p.id, 0)),
+                "flags": ";".join(p.flags or []),
+                "demographics": json.dumps(p.demographics or {}),
+                "comment": p.comment,
             }
-            for (
-                pid,
-                source,
-                consented_at,
-                trials_done_at,
-                completed_at,
-                status,
-                last_active,
-                returned_at,
-                timed_out_at,
-                screened_out_at,
-                attempts,
-                flags,
-                demographics,
-                comment,
-            ) in people
+            for p in people
         ],
         columns=list(DICTIONARY["participants"]),
     )
+
+
+def _grids(grids: Sequence[Grid], made_by: MadeBy, item: dict[int, str]) -> pd.DataFrame:
+    """One row per (grid, condition that produced it); attention-check grids once, without a condition."""
     grid_rows = []
     unmade: list[tuple[None, None, None, None]] = [(None, None, None, None)]  # a grid no condition produced
     for grid in grids:
@@ -243,12 +319,7 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
                     "scores": json.dumps(made_scores) if made_scores is not None else None,
                 }
             )
-    return {
-        "judgements": judgements,
-        "participants": participants,
-        "repeats": repeats,
-        "grids": pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"])),
-    }
+    return pd.DataFrame(grid_rows, columns=list(DICTIONARY["grids"]))
 
 
 #: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
