@@ -45,7 +45,7 @@ from bench._common import emit
 from db.engine import make_engine, make_sessionmaker
 from db.models import CatalogItem, Participant, Response, Trial, UnitCount
 from survey.participants import assignment, planning
-from survey.study.config import PROTOCOLS
+from survey.protocols import NAMES as PROTOCOLS
 
 EFFECTS = {"efficientnet/u2netp": 1.5, "efficientnet/none": 1.0, "ssim/u2netp": -0.5, "ssim/none": -1.0}
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from db.models import CatalogItem, Participant, Trial
 from survey.analysis.simulate import ResponseModel, plan_participants, simulate_judgements, study_design
 from survey.participants import assignment, service
-from survey.study.config import MAX_RANKING_GRIDS
+from survey.protocols import MAX_RANKING_GRIDS
 
 GRIDS = {10: ["c", "a", "b"], 7: ["f", "d", "e", "g"], 3: ["h"]}  # reference -> condition grids
 CATCH = {10: "x10", 7: "x7", 3: "x3"}
@@ -47,7 +47,7 @@ def test_units_of_each_protocol_in_an_order_that_ignores_how_references_are_name
         assert [u.grid_ids for u in assignment.study_units(renamed, protocol)] == [
             u.grid_ids for u in assignment.study_units(GRIDS, protocol)
         ]
-    with pytest.raises(ValueError, match="protocol must be one of rating, pairwise, ranking"):
+    with pytest.raises(ValueError, match="unknown protocol .*; valid: rating, pairwise, ranking"):
         assignment.study_units(GRIDS, "triad")
     with pytest.raises(ValueError, match=r"references \[5\] have no grids"):
         assignment.study_units({5: []}, "rating")

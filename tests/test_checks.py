@@ -1,10 +1,10 @@
-"""The attention-check rule (survey.participants.checks): what fails, what an attentive person may answer."""
+"""The attention-check rule (survey.participants.protocol_parts): what fails, what an attentive person may answer."""
 
 from __future__ import annotations
 
 import pytest
 
-from survey.participants.checks import CATCH_RATING_MAX, failed_check
+from survey.participants.protocol_parts import CATCH_RATING_MAX, failed_check
 
 REAL, OTHER, CATCH = "r1", "r2", "c"
 
@@ -55,5 +55,5 @@ def test_random_answers_fail_at_the_documented_rates():
 def test_misuse_is_refused():
     with pytest.raises(ValueError, match="not among the grids shown"):
         failed_check("pairwise", [REAL, OTHER], CATCH, {"choice": "left"})
-    with pytest.raises(ValueError, match="protocol must be"):
+    with pytest.raises(ValueError, match="unknown protocol"):
         failed_check("triad", [CATCH], CATCH, {})

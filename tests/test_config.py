@@ -89,7 +89,7 @@ def test_missing_file(tmp_path):
 
 
 def test_protocol_constraints():
-    with pytest.raises(ConfigError, match="need at least two"):
+    with pytest.raises(ConfigError, match="pairwise compares conditions and needs at least 2"):
         StudyConfig(
             name="x",
             catalog="c",

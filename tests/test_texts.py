@@ -11,7 +11,9 @@ from survey.study import texts
 from survey.study.config import ConfigError, StudyConfig, load_config
 from tests.apptest import app, click
 
-PARTICIPANT_PAGE = Path(__file__).resolve().parents[1] / "survey" / "web" / "views" / "participant.py"
+VIEWS = Path(__file__).resolve().parents[1] / "survey" / "web" / "views"
+#: The modules that draw what a participant sees.
+PARTICIPANT_PAGES = [VIEWS / "participant.py", VIEWS / "protocol_parts.py", VIEWS / "products.py"]
 
 
 @pytest.mark.parametrize("language", texts.LANGUAGES)
@@ -28,10 +30,11 @@ def test_german_is_a_translation_not_a_copy():
     assert same == []
 
 
-def test_the_participant_page_holds_no_text_of_its_own():
+@pytest.mark.parametrize("page", PARTICIPANT_PAGES, ids=lambda p: p.name)
+def test_the_participant_pages_hold_no_text_of_their_own(page):
     """Every string literal shown by the page comes from the catalog: no st.* call in the page is
     given a literal (keys, formats, CSS and HTML scaffolding aside)."""
-    tree = ast.parse(PARTICIPANT_PAGE.read_text())
+    tree = ast.parse(page.read_text())
     shown = {"markdown", "button", "error", "warning", "success", "radio", "caption", "selectbox", "text_area"}
     literals = []
     for node in ast.walk(tree):

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from similarity.execution.local import LocalExecutor
 from similarity.execution.protocol import Executor, ExecutorError
+
+# The factories import their executor on use: naming one (the command line's choices) loads
+# neither torch nor Ray.
 
 
 def _local(address: str | None, workers: int | None) -> Executor:
     if address is not None:
         raise ExecutorError("--ray-address needs --executor ray; the local executor runs in this process")
+    from similarity.execution.local import LocalExecutor
+
     return LocalExecutor(workers=workers)
 
 
 def _ray(address: str | None, workers: int | None) -> Executor:
-    # Imported on use: Ray is an optional dependency (``pip install 'lookalike[ray]'``).
+    # Ray is an optional dependency (``pip install 'lookalike[ray]'``).
     from similarity.execution.ray_executor import RayExecutor
 
     return RayExecutor(address=address, workers=workers)

@@ -9,13 +9,15 @@ executor produces the same files and a build with one is a warm start for a buil
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from similarity.catalogs.catalog import Item
 from similarity.errors import UserError
-from similarity.execution.cache import Cache
-from similarity.methods import Method
-from similarity.segmenters import Segmenter
+
+if TYPE_CHECKING:  # annotations only: naming an executor must not load torch
+    from similarity.catalogs.catalog import Item
+    from similarity.execution.cache import Cache
+    from similarity.methods import Method
+    from similarity.segmenters import Segmenter
 
 
 class Executor(Protocol):

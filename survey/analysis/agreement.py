@@ -4,12 +4,12 @@ reliability of the condition means."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
-Level = Literal["nominal", "ordinal", "interval", "ratio"]  # Krippendorff levels of measurement
+from survey.analysis.protocol_parts import PARTS, Level
 
 
 @dataclass(frozen=True)
@@ -72,26 +72,11 @@ def agreement(judgements: pd.DataFrame, protocol: str, *, n_boot: int = 1000, rn
     choices in the same pair of grids (coded by which grid won, whatever side it was shown on)."""
     d = judgements[(judgements["protocol"] == protocol) & ~judgements["is_catch"].astype(bool)]
     d = d.drop_duplicates(["response_id", "grid"])
-    if protocol == "rating":
-        level: Level = "ordinal"
-        table = d.pivot_table(index="participant", columns="grid", values="rating", aggfunc="first")
-    elif protocol == "pairwise":
-        level = "nominal"
-        # per answer: its grids sorted (the unit, whatever side each was shown on) and the code,
-        # 0 for a tie, else 1 + the winner's place among the sorted grids
-        d = d.sort_values(["response_id", "grid"])
-        answers = d.groupby("response_id", sort=True)
-        place = answers.cumcount() + 1.0
-        won = place.where(d["outcome"] == "win").groupby(d["response_id"]).max()
-        table = pd.DataFrame(
-            {
-                "participant": answers["participant"].first(),
-                "unit": answers["grid"].agg("|".join),
-                "code": won.fillna(0.0),
-            }
-        ).pivot_table(index="participant", columns="unit", values="code", aggfunc="first")
-    else:
-        raise ValueError(f"agreement is defined here for rating and pairwise, not {protocol!r}")
+    coding = PARTS[protocol].agreement
+    if coding is None:
+        raise ValueError(f"agreement between people is not defined for {protocol!r} answers")
+    level, to_table = coding
+    table = to_table(d)
     if table.empty:
         return Agreement(protocol, level, float("nan"), float("nan"), float("nan"), 0, 0)
     alpha, lo, hi = krippendorff_alpha(table, level, n_boot=n_boot, rng=rng)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from survey.analysis.protocol_parts import PARTS
+from survey.protocols import NAMES
+
 SCALE = np.arange(1, 8)
 
 
@@ -84,7 +87,7 @@ def _iv(repeats: pd.DataFrame) -> None:
 
 def _stats(rows: pd.DataFrame, protocol: str) -> tuple[float, float | None]:
     agreement = float(rows["agree"].astype(float).mean()) if len(rows) else float("nan")
-    if protocol != "rating":
+    if not PARTS[protocol].retest_kappa:
         return agreement, None
     return agreement, weighted_kappa(rows["first"].astype(int).to_numpy(), rows["repeat"].astype(int).to_numpy())
 
@@ -95,7 +98,7 @@ def retest_consistency(repeats: pd.DataFrame, *, n_boot: int = 1000, seed: int =
     _iv(repeats)
     rng = np.random.default_rng(seed)
     out = []
-    for protocol in ("rating", "pairwise", "ranking"):
+    for protocol in NAMES:
         rows = repeats[repeats["protocol"] == protocol]
         if rows.empty:
             continue
@@ -162,7 +165,7 @@ def participant_spread(repeats: pd.DataFrame) -> list[ConsistencySpread]:
     """Per protocol with repeats: the spread of :func:`per_participant` agreement."""
     people = per_participant(repeats)
     out = []
-    for protocol in ("rating", "pairwise", "ranking"):
+    for protocol in NAMES:
         a = np.array([p.agreement for p in people if p.protocol == protocol], dtype=float)
         if len(a):
             q1, median, q3 = np.percentile(a, [25, 50, 75])

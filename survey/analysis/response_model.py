@@ -5,15 +5,11 @@ whose docstring states the model in full)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Trial
 from similarity.errors import UserError
-from survey.participants import service
-from survey.participants.checks import CATCH_RATING_MAX
+from survey.participants.protocol_parts import CATCH_RATING_MAX
 
 #: Latent similarity of an unrelated set (another category's products), before an attentive
 #: rater's view caps it (:func:`attentive_unrelated`).
@@ -90,53 +86,3 @@ def parse_effects(spec: str | None) -> dict[str, float]:
         except ValueError:
             raise SimulationError(f"effect '{part}': '{value}' is not a number") from None
     return out
-
-
-def answer_trial(
-    make_session: sessionmaker[Session],
-    token: str,
-    t: Trial,
-    view: service.TrialView,
-    careless: bool,
-    bias: float,
-    effect: dict[str, float],
-    catch: frozenset[str],
-    model: ResponseModel,
-    rng: np.random.Generator,
-    now: datetime,
-) -> int:
-    """One simulated answer to trial ``t`` (shown as ``view``), stored through the service at ``now``
-    (1 if stored): the response model above, as :func:`survey.analysis.simulate.simulate` applies it."""
-    latent = np.array([effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids])
-    attentive_check = t.is_catch and not careless
-    if attentive_check:  # an attentive view of the unrelated set (module docstring)
-        latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
-    if t.protocol == "rating":
-        if careless:
-            rating = int(rng.integers(1, 8))
-        else:
-            to_rating = unrelated_rating_from_latent if attentive_check else rating_from_latent
-            rating = int(to_rating(latent[0], bias))
-        ticks = None
-        if view.ticks:  # each item judged on its own: the grid's latent plus item noise
-            n_items = len(view.grids[0])
-            ticks = [
-                bool(x)
-                for x in (
-                    rng.random(n_items) < 0.5
-                    if careless
-                    else ticks_from_latent(latent[0], rng.normal(0, model.noise_sd, n_items))
-                )
-            ]
-        return int(service.submit_rating(make_session, token, t.id, rating, ticks, now=now))
-    if t.protocol == "pairwise":
-        if careless:
-            choice = str(rng.choice(["left", "right", "tie"]))
-        else:
-            choice = str(pairwise_from_latent(latent[0] - latent[1], model.tie_margin))
-        return int(service.submit_pairwise(make_session, token, t.id, choice, now=now))
-    if careless:
-        best, worst = (int(x) for x in rng.choice(len(latent), size=2, replace=False))
-    else:
-        best, worst = (int(x) for x in best_worst_from_latent(latent))
-    return int(service.submit_ranking(make_session, token, t.id, best, worst, now=now))

@@ -49,10 +49,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Condition, Grid, GridCondition, Participant, Trial
+from survey.analysis.protocol_parts import PARTS, SimulatedBlock, answer_trial
 from survey.analysis.response_model import CATCH_LATENT as CATCH_LATENT
 from survey.analysis.response_model import ResponseModel as ResponseModel
 from survey.analysis.response_model import SimulationError as SimulationError
-from survey.analysis.response_model import answer_trial
 from survey.analysis.response_model import attentive_unrelated as attentive_unrelated
 from survey.analysis.response_model import best_worst_from_latent as best_worst_from_latent
 from survey.analysis.response_model import pairwise_from_latent as pairwise_from_latent
@@ -61,7 +61,7 @@ from survey.analysis.response_model import rating_from_latent as rating_from_lat
 from survey.analysis.response_model import ticks_from_latent as ticks_from_latent
 from survey.analysis.response_model import unrelated_rating_from_latent as unrelated_rating_from_latent
 from survey.participants import assignment, comprehension, service
-from survey.study.config import PROTOCOLS
+from survey.protocols import NAMES as PROTOCOL_NAMES
 
 DEFAULT_MODEL = ResponseModel()
 
@@ -234,7 +234,7 @@ class Design:
 
     grids: pd.DataFrame
     trials_per_participant: int
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = PROTOCOL_NAMES
     attention_check_rate: float = 0.0
     catch_grids: Mapping[str, str] = field(default_factory=dict)
     repeat_rate: float = 0.0
@@ -325,8 +325,8 @@ def simulate_judgements(
     participant's whole plan, as in the service. ``dropout``: participants who stop part-way
     (:func:`plan_participants`); their answers so far stay in the data.
     """
-    if protocol not in ("rating", "pairwise", "ranking"):
-        raise SimulationError(f"protocol must be rating, pairwise or ranking, got {protocol!r}")
+    if protocol not in PROTOCOL_NAMES:
+        raise SimulationError(f"protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {protocol!r}")
     if participants < 1:
         raise SimulationError("participants must be at least 1")
     unknown = set(model.effects) - set(design.conditions)
@@ -367,29 +367,7 @@ def simulate_judgements(
     valid = shown >= 0
     latent = np.where(valid, eff[np.where(valid, shown, 0)] + rng.normal(0, model.noise_sd, shown.shape), np.nan)
     lazy = careless[trial_participant]
-    rating = outcome = None
-    if protocol == "rating":
-        rating = np.where(lazy, rng.integers(1, 8, n_trials), rating_from_latent(latent[:, 0], bias[trial_participant]))
-    elif protocol == "pairwise":
-        choice = np.where(
-            lazy,
-            rng.choice(["left", "right", "tie"], n_trials),
-            pairwise_from_latent(latent[:, 0] - latent[:, 1], model.tie_margin),
-        )
-        outcome = np.column_stack(
-            [
-                np.select([choice == "left", choice == "right"], ["win", "loss"], "tie"),
-                np.select([choice == "left", choice == "right"], ["loss", "win"], "tie"),
-            ]
-        )
-    else:
-        best, worst = best_worst_from_latent(latent)
-        n_valid = valid.sum(axis=1)
-        rb = (rng.random(n_trials) * n_valid).astype(int)
-        rw = (rb + 1 + (rng.random(n_trials) * (n_valid - 1)).astype(int)) % n_valid  # a different position
-        best, worst = np.where(lazy, rb, best), np.where(lazy, rw, worst)
-        pos = np.arange(width)[None, :]
-        outcome = np.where(pos == best[:, None], "best", np.where(pos == worst[:, None], "worst", "middle"))
+    rating, outcome = PARTS[protocol].block(SimulatedBlock(latent, valid, lazy, bias[trial_participant], model, rng))
     t_idx, pos_idx = np.nonzero(valid)
     shown_df = pd.DataFrame(
         {

@@ -6,12 +6,13 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
+from similarity.execution.executors import EXECUTORS
 from survey.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from similarity.execution.executors import Executor
+    from similarity.execution.protocol import Executor
 
 #: What ``add_subparsers()`` returns; each command module adds its commands to it.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -34,7 +35,7 @@ def open_db(settings: Settings, *, must_exist: bool = False) -> sessionmaker[Ses
 
 def add_executor_flags(p: argparse.ArgumentParser) -> None:
     """``--executor``, ``--ray-address``, ``--workers``: where a command's models run."""
-    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where the models run")
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local", help="where the models run")
     p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, help="ray: actors per model (default: one per CPU or GPU); local: threads")
 

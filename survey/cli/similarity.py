@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from similarity.catalogs.feeds import FEEDS
 from similarity.errors import UserError
 from survey.cli.common import Subparsers, add_executor_flags, executor_from_flags
 from survey.settings import Settings
@@ -28,7 +29,7 @@ def add_fetch(sub: Subparsers) -> None:
         help="download a catalog's image URLs into the image store ($LOOKALIKE_HOME/images); exit 1 if any failed",
     )
     f.add_argument("--catalog", required=True, help="manifest.csv with an image_url column, or a feed (--feed)")
-    f.add_argument("--feed", choices=["manifest", "merchant"], default="manifest")
+    f.add_argument("--feed", choices=list(FEEDS), default="manifest")
     f.add_argument("--workers", type=int, default=16, help="downloads at once, all hosts together")
     f.add_argument("--per-host", type=int, default=4, help="downloads at once from one host")
     f.add_argument("--timeout", type=float, default=20.0, help="seconds to connect, and between bytes read")
@@ -68,7 +69,7 @@ def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
 def add_evaluate(sub: Subparsers) -> None:
     e = sub.add_parser("evaluate", help="objective retrieval quality against the manifest's group column")
     e.add_argument("--manifest", required=True, help="manifest.csv (or catalog folder) with a group column")
-    e.add_argument("--feed", choices=["manifest", "merchant"], default="manifest", help="catalog format")
+    e.add_argument("--feed", choices=list(FEEDS), default="manifest", help="catalog format")
     e.add_argument("--query", default="", metavar="COLUMN=VALUE", help="which items are queries (default: all)")
     e.add_argument("--gallery", default="", metavar="COLUMN=VALUE", help="which items are ranked (default: all)")
     e.add_argument("--methods", nargs="+", default=["ssim", "efficientnet"])

@@ -8,7 +8,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from similarity.catalogs.feeds import FEEDS
 from similarity.errors import UserError
+from survey import protocols
 from survey.cli.common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
 from survey.settings import Settings
 from survey.web import serving
@@ -51,7 +53,7 @@ def add_build(sub: Subparsers) -> None:
     b.add_argument("--config", help="study TOML file (see survey/example_study.toml); replaces the flags below")
     b.add_argument("--catalog", help="manifest.csv or a folder of category sub-folders")
     b.add_argument("--name", help="study name")
-    b.add_argument("--protocols", nargs="+", default=["rating"], choices=["rating", "pairwise", "ranking"])
+    b.add_argument("--protocols", nargs="+", default=["rating"], choices=list(protocols.NAMES))
     b.add_argument(
         "--methods",
         nargs="+",
@@ -74,7 +76,7 @@ def add_build(sub: Subparsers) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument(
         "--feed",
-        choices=["manifest", "merchant"],
+        choices=list(FEEDS),
         default="manifest",
         help="catalog format (merchant: a Merchant Center feed); image URLs are fetched first",
     )

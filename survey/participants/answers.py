@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Base, Grid, Participant, Response, Trial, utcnow
-from survey.participants import checks, lifecycle, planning
+from survey.participants import lifecycle, planning, protocol_parts
 from survey.participants.records import study_of
 from survey.study.config import StudyConfig
 
@@ -66,11 +66,11 @@ def insert_ignore(s: Session, model: type[Base], values: dict[str, Any]) -> bool
 
 
 def _failed_check(s: Session, t: Trial, answer: dict[str, Any]) -> bool:
-    """The rule and its reasons: :mod:`survey.participants.checks`."""
+    """The rule and its reasons: :mod:`survey.participants.protocol_parts`."""
     catch = s.scalar(select(Grid.id).where(Grid.id.in_(t.grid_ids), Grid.kind == "catch"))
     if catch is None:
         raise RuntimeError(f"attention-check trial {t.id} shows no catch grid; the study's trials are corrupt")
-    return checks.failed_check(t.protocol, t.grid_ids, catch, answer)
+    return protocol_parts.failed_check(t.protocol, t.grid_ids, catch, answer)
 
 
 def _store(
@@ -78,16 +78,19 @@ def _store(
     token: str,
     trial_id: int,
     protocol: str,
-    answer: dict[str, Any],
+    submitted: dict[str, Any],
     now: datetime | None,
 ) -> bool:
     """Insert the answer unless the trial was answered already or the participant is no longer
     active (returned, timed out, screened out; an idle one is timed out here); evaluate attention
-    checks and response time (flags are recorded, never shown to the participant)."""
+    checks and response time (flags are recorded, never shown to the participant). ``submitted``
+    is checked and turned into stored columns by the protocol's rules
+    (:func:`survey.participants.protocol_parts.answer_columns`)."""
     with make_session.begin() as s:
         t, p = owned_trial(s, token, trial_id)
         if t.protocol != protocol:
             raise ValueError(f"trial {trial_id} is a {t.protocol} trial, not {protocol}")
+        answer = protocol_parts.answer_columns(protocol, submitted, t.grid_ids)
         now = now or datetime.now(UTC)
         study = study_of(s, p)
         config = StudyConfig.from_dict(study.config)
@@ -132,6 +135,20 @@ def _store(
         return True
 
 
+def submit_answer(
+    make_session: sessionmaker[Session],
+    token: str,
+    trial_id: int,
+    protocol: str,
+    answer: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Store an answer to a ``protocol`` trial (its fields: the protocol's rules); ``False`` if
+    the trial was answered already (nothing changes). A ``ValueError`` names an invalid answer."""
+    return _store(make_session, token, trial_id, protocol, answer, now)
+
+
 def submit_rating(
     make_session: sessionmaker[Session],
     token: str,
@@ -142,10 +159,6 @@ def submit_rating(
     now: datetime | None = None,
 ) -> bool:
     """Store one rating (1-7, optional per-item ticks); ``False`` if already answered (nothing changes)."""
-    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7:
-        raise ValueError(f"rating must be an integer from 1 to 7, got {rating!r}")
-    if ticks is not None and (not isinstance(ticks, list) or not all(isinstance(x, bool) for x in ticks)):
-        raise ValueError("ticks must be a list of true/false, one per grid item")
     return _store(make_session, token, trial_id, "rating", {"rating": rating, "ticks": ticks}, now)
 
 
@@ -153,8 +166,6 @@ def submit_pairwise(
     make_session: sessionmaker[Session], token: str, trial_id: int, choice: str, *, now: datetime | None = None
 ) -> bool:
     """Store a pairwise choice: 'left', 'right' or 'tie' (equally similar)."""
-    if choice not in ("left", "right", "tie"):
-        raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
     return _store(make_session, token, trial_id, "pairwise", {"choice": choice}, now)
 
 
@@ -168,11 +179,4 @@ def submit_ranking(
     now: datetime | None = None,
 ) -> bool:
     """Store a best-worst choice, given as display positions (0-based); mapped to grids here."""
-    with make_session() as s:
-        grids = owned_trial(s, token, trial_id)[0].grid_ids
-    for name, pos in (("best", best), ("worst", worst)):
-        if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < len(grids):
-            raise ValueError(f"{name} must be a set number from 1 to {len(grids)}")
-    if best == worst:
-        raise ValueError("the most and the least similar set must be different")
-    return _store(make_session, token, trial_id, "ranking", {"best": grids[best], "worst": grids[worst]}, now)
+    return _store(make_session, token, trial_id, "ranking", {"best": best, "worst": worst}, now)

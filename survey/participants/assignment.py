@@ -11,7 +11,9 @@ A *unit* is what one trial shows, per protocol:
 
 * rating: one grid;
 * pairwise: two distinct grids of one reference;
-* ranking: all distinct grids of one reference (at least two, at most ``MAX_RANKING_GRIDS``).
+* ranking: all distinct grids of one reference (at least two, at most ``MAX_RANKING_GRIDS``)
+
+(the rules of each: :mod:`survey.participants.protocol_parts`).
 
 Units are listed in one canonical order: references by their smallest grid id, grids sorted
 within a reference. The order depends on the grid ids only, never on how a caller names its
@@ -43,7 +45,6 @@ Balance, as far as the design allows:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,10 +52,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from survey.study.config import MAX_RANKING_GRIDS, PROTOCOLS
+from survey.participants.protocol_parts import RULES, Reference
 
-#: How callers name a reference: a database row id (service) or a catalog item id (simulator).
-Reference = int | str
 R = TypeVar("R", int, str)
 
 CATCH_PREFIX = "catch:"
@@ -105,11 +104,6 @@ def _canonical(grids_by_reference: Mapping[R, Iterable[str]]) -> list[tuple[R, l
     return sorted(refs, key=lambda r: r[1][0])
 
 
-def _check_protocol(protocol: str) -> None:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-
-
 def study_units(
     grids_by_reference: Mapping[R, Iterable[str]],
     protocol: str,
@@ -118,21 +112,13 @@ def study_units(
     """Every unit of ``protocol``, in canonical order: grids (rating), pairs of distinct grids of one
     reference (pairwise), or the distinct grids of one reference with at least two (ranking).
     ``conditions``: the conditions that produced each grid (optional; used to spread them)."""
-    _check_protocol(protocol)
+    rules = RULES[protocol]
     made_by = conditions or {}
-
-    def unit(key: str, ref: R, gids: tuple[str, ...]) -> Unit:
-        return Unit(key, protocol, ref, gids, tuple(sorted(c for g in gids for c in made_by.get(g, ()))))
-
-    units: list[Unit] = []
-    for ref, gids in _canonical(grids_by_reference):
-        if protocol == "rating":
-            units += [unit(f"rating:{g}", ref, (g,)) for g in gids]
-        elif protocol == "pairwise":
-            units += [unit(f"pairwise:{a}|{b}", ref, (a, b)) for a, b in itertools.combinations(gids, 2)]
-        elif len(gids) >= 2:
-            units.append(unit(f"ranking:{ref}", ref, tuple(gids[:MAX_RANKING_GRIDS])))
-    return units
+    return [
+        Unit(key, protocol, ref, shown, tuple(sorted(c for g in shown for c in made_by.get(g, ()))))
+        for ref, gids in _canonical(grids_by_reference)
+        for key, shown in rules.units(ref, gids)
+    ]
 
 
 def catch_units(
@@ -142,13 +128,13 @@ def catch_units(
     (another category's products) and a real unit: the catch grid alone (rating: the right
     answer is a low rating), beside the reference's first grid (pairwise: the real grid wins), or
     among the reference's ranking grids (ranking: the catch grid is the worst)."""
-    _check_protocol(protocol)
+    rules = RULES[protocol]
     out: list[Unit] = []
     for ref, gids in _canonical(grids_by_reference):
-        if ref not in catch_by_reference or (protocol == "ranking" and len(gids) < 2):
+        if ref not in catch_by_reference or len(gids) < rules.catch_needs:
             continue
         catch = catch_by_reference[ref]
-        beside = {"rating": 0, "pairwise": 1, "ranking": MAX_RANKING_GRIDS - 1}[protocol]  # real grids shown too
+        beside = rules.catch_beside  # real grids shown too
         # not (*gids[:beside], catch): mypy cannot type that inside a function generic in R (a value-restricted TypeVar)
         out.append(Unit(f"{CATCH_PREFIX}{protocol}:{catch}", protocol, ref, tuple(gids[:beside]) + (catch,)))  # noqa: RUF005
     return out

@@ -11,16 +11,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
+from survey import protocols
 from survey.participants import comprehension, lifecycle, planning
 from survey.participants.answers import MAX_ROW_ID as MAX_ROW_ID
 from survey.participants.answers import mark_shown as mark_shown
+from survey.participants.answers import submit_answer as submit_answer
 from survey.participants.answers import submit_pairwise as submit_pairwise
 from survey.participants.answers import submit_ranking as submit_ranking
 from survey.participants.answers import submit_rating as submit_rating
@@ -28,17 +30,10 @@ from survey.participants.records import StudyUnavailable as StudyUnavailable
 from survey.participants.records import participant as _participant
 from survey.participants.records import study_of as _study_of
 from survey.participants.sanitize import MAX_COMMENT_LEN, plain_text, recruitment_params
-from survey.study.config import PROTOCOLS, StudyConfig
+from survey.study.config import StudyConfig
 
 #: URL parameters that identify a recruited participant, by platform.
 EXTERNAL_ID_PARAMS = {"prolific": "PROLIFIC_PID", "mturk": "workerId"}
-
-
-ProtocolName = Literal["rating", "pairwise", "ranking"]
-
-
-def _is_protocol(name: str) -> TypeGuard[ProtocolName]:
-    return name in PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class StudyInfo:
 class TrialView:
     trial_id: int
     number: int  # 1-based position shown to the participant
-    protocol: ProtocolName
+    protocol: str  # a name in survey.protocols.NAMES
     reference_path: str
     grids: tuple[tuple[str, ...], ...]  # image paths per grid, in display order
     ticks: bool = False  # rating: ask per-item similar / not similar
@@ -253,9 +248,9 @@ def participant_state(
                 return state("questions")
             return state("done", **_outcome(study, config, p))
         t = pending[0]
-        if not _is_protocol(t.protocol):
+        if t.protocol not in protocols.NAMES:
             raise ValueError(
-                f"trial {t.id} has protocol {t.protocol!r}, not one of {', '.join(PROTOCOLS)}; "
+                f"trial {t.id} has protocol {t.protocol!r}, not one of {', '.join(protocols.NAMES)}; "
                 "the database was not written by this Lookalike"
             )
         grids = {g.id: g for g in s.scalars(select(Grid).where(Grid.id.in_(t.grid_ids)))}

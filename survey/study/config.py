@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from similarity.errors import UserError
+from survey import protocols as protocol_registry
 from survey.study import texts as text_catalog
-
-PROTOCOLS = ("rating", "pairwise", "ranking")
-MAX_RANKING_GRIDS = 6
 
 
 class ConfigError(UserError, ValueError):
@@ -132,26 +130,7 @@ class StudyConfig:
         for key in ("references_per_category", "k", "trials_per_participant", "time_limit_minutes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if (
-            not self.protocols
-            or any(p not in PROTOCOLS for p in self.protocols)
-            or len(set(self.protocols)) != len(self.protocols)
-        ):
-            raise ConfigError(
-                f"protocols: {list(self.protocols)} is not a non-empty list of distinct names "
-                f"from {', '.join(PROTOCOLS)}"
-            )
-        if len(self.methods) * len(self.segmenters) < 2 and set(self.protocols) & {"pairwise", "ranking"}:
-            raise ConfigError(
-                "protocols: pairwise and ranking compare conditions and need at least two "
-                "(methods x segmenters); add a method or segmenter, or use rating"
-            )
-        if "ranking" in self.protocols and len(self.methods) * len(self.segmenters) > MAX_RANKING_GRIDS:
-            raise ConfigError(
-                f"protocols: ranking shows every distinct grid of a reference, at most "
-                f"{MAX_RANKING_GRIDS}; {len(self.methods) * len(self.segmenters)} conditions may "
-                "produce more. Use fewer methods or segmenters, or rating/pairwise"
-            )
+        self._validate_protocols()
         if not 0 <= self.attention_check_rate <= 0.5:
             raise ConfigError(f"attention_check_rate: must be between 0 and 0.5, got {self.attention_check_rate}")
         if not 0 <= self.repeat_rate <= 0.5:
@@ -180,6 +159,32 @@ class StudyConfig:
         for q in self.demographics:
             if len(q.options) < 2:
                 raise ConfigError(f"demographics.{q.key}: give at least two options")
+
+    def _validate_protocols(self) -> None:
+        """Distinct known protocols, each with a number of conditions it can compare."""
+        if (
+            not self.protocols
+            or any(p not in protocol_registry.NAMES for p in self.protocols)
+            or len(set(self.protocols)) != len(self.protocols)
+        ):
+            raise ConfigError(
+                f"protocols: {list(self.protocols)} is not a non-empty list of distinct names "
+                f"from {', '.join(protocol_registry.NAMES)}"
+            )
+        conditions = len(self.methods) * len(self.segmenters)
+        for protocol in map(protocol_registry.get_protocol, self.protocols):
+            if conditions < protocol.min_conditions:
+                raise ConfigError(
+                    f"protocols: {protocol.name} compares conditions and needs at least "
+                    f"{protocol.min_conditions} (methods x segmenters), the study has {conditions}; "
+                    f"add a method or segmenter, or use another protocol"
+                )
+            if protocol.max_conditions is not None and conditions > protocol.max_conditions:
+                raise ConfigError(
+                    f"protocols: {protocol.name} shows every distinct grid of a reference, at most "
+                    f"{protocol.max_conditions}; {conditions} conditions may produce more. Use fewer "
+                    "methods or segmenters, or another protocol"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,7 +236,11 @@ def check_components(
 _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "catalog", "seed", "k", "language"},
     "references": {"per_category", "filter", "metric_queries"},
-    "protocols": {"use", "rating_item_ticks", "trials_per_participant"},
+    "protocols": {
+        "use",
+        "trials_per_participant",
+        *(o for p in protocol_registry.PROTOCOLS.values() for o in p.options),
+    },
     "participants": {
         "attention_check_rate",
         "min_response_ms",
@@ -340,7 +349,9 @@ def load_config(path: str | Path) -> StudyConfig:
         kw["reference_filter"] = {str(k): str(v) for k, v in flt.items()}
     use = get("protocols", "use")
     if use is not None:
-        kw["protocols"] = tuple(_expect(use, list, "protocols.use", f"must be a list from {list(PROTOCOLS)}"))
+        kw["protocols"] = tuple(
+            _expect(use, list, "protocols.use", f"must be a list from {list(protocol_registry.NAMES)}")
+        )
     if "methods" in raw:
         kw["methods"] = _components(raw["methods"], "methods")
     if "segmenters" in raw:

@@ -19,10 +19,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from survey.participants import sanitize, service
-from survey.study import media, texts
+from survey.study import texts
 from survey.web import preview as preview_mod
 from survey.web import state
-from survey.web.views import submits
+from survey.web.views import products, protocol_parts, submits
 
 log = logging.getLogger("lookalike.survey")
 # Images are shown at fixed widths that keep a trial on one laptop screen; survey/study/media.py renders
@@ -221,9 +221,8 @@ def _instructions(make_session, token, current, config, t: texts.Catalog) -> Non
     else:
         st.markdown(t["instructions_intro"])
         for protocol in current.protocols:
-            st.markdown(t[f"instructions_{protocol}"])
-            if protocol == "rating" and config.rating_item_ticks:
-                st.markdown(t["instructions_rating_ticks"])
+            for paragraph in protocol_parts.instructions(protocol, config, t):
+                st.markdown(paragraph)
     st.markdown(t.fmt("instructions_time_limit", minutes=config.time_limit_minutes))
     st.button(
         t["start"],
@@ -236,46 +235,21 @@ def _instructions(make_session, token, current, config, t: texts.Catalog) -> Non
 #: On a phone (narrow screen) Streamlit stacks columns, so a set's five products would come one
 #: under the other and never be seen together. A set's row (containers keyed ``set-...``) stays a
 #: row, its images shrink to fit, and the product shrinks so that it stays in view above its sets.
-PHONE_CSS = """<style>
-@media (max-width: 640px) {
-  [class*="st-key-set-"] [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; gap: 0.25rem !important; }
-  [class*="st-key-set-"] [data-testid="stColumn"] {
-    min-width: 0 !important; flex: 1 1 0 !important; width: auto !important; }
-  [class*="st-key-set-"] img { width: 100% !important; height: auto !important; }
-  [class*="st-key-set-"] [data-testid="stImage"], [class*="st-key-set-"] [data-testid="stImageContainer"] {
-    width: 100% !important; }
-  .st-key-reference img { width: 110px !important; height: auto !important; }
-}
-</style>"""
-
-
-def _phone_layout() -> None:
-    st.html(PHONE_CSS)
-
-
-def _grid_row(paths: tuple[str, ...], px: int, *, numbered: bool = False, key: str = "set-0") -> None:
-    """One grid's products in a row, each shown ``px`` wide (on a phone: still one row, narrower)."""
-    with st.container(key=key):
-        for i, (col, path) in enumerate(zip(st.columns(len(paths), gap="small"), paths, strict=True)):
-            caption = str(i + 1) if numbered else None
-            col.image(media.thumbnail(path, px), width=px, output_format="JPEG", caption=caption)
-
-
 def _comprehension(make_session, token: str, current: service.ParticipantState, t: texts.Catalog) -> None:
     """The practice screens of one attempt on one form; feedback after a wrong attempt."""
     st.markdown(t.fmt("comprehension_intro", attempt=current.attempt))
-    _phone_layout()
+    products.phone_layout()
     if st.session_state.get(state.PRACTICE_FEEDBACK):
         st.error(st.session_state[state.PRACTICE_FEEDBACK])
     form = f"practice-{current.attempt}"
     with st.form(key=form):
         for i, screen in enumerate(current.practice):
             with st.container(border=True):
-                _reference(screen.reference_path, 100, t, key=f"reference-{i}")
+                products.reference(screen.reference_path, 100, t, key=f"reference-{i}")
                 for label, col, paths in zip("AB", st.columns(2, gap="large"), screen.grids, strict=True):
                     with col:
                         st.markdown(f"**{t.fmt('set', label=label)}**")
-                        _grid_row(paths, 72, key=f"set-{i}-{label}")
+                        products.grid_row(paths, 72, key=f"set-{i}-{label}")
                 st.radio(
                     t.fmt("comprehension_question", number=i + 1),
                     options=[0, 1],
@@ -299,101 +273,9 @@ def _trial(make_session, token: str, current: service.ParticipantState, t: texts
     if st.session_state.pop(state.PRACTICE_PASSED, False):
         st.success(t["comprehension_passed"])
     service.mark_shown(make_session, token, trial.trial_id)
-    _phone_layout()
+    products.phone_layout()
     st.progress(current.answered / current.total, text=t.fmt("progress", number=trial.number, total=current.total))
-    if trial.protocol == "rating":
-        _rating(make_session, token, trial, t)
-    elif trial.protocol == "pairwise":
-        _pairwise(make_session, token, trial, t)
-    else:
-        _ranking(make_session, token, trial, t)
-
-
-def _reference(path: str, px: int, t: texts.Catalog, *, key: str = "reference") -> None:
-    with st.container(key=key):
-        st.markdown(f"**{t['product']}**")
-        st.image(media.thumbnail(path, px), width=px, output_format="JPEG")
-
-
-def _rating(make_session, token: str, trial: service.TrialView, t: texts.Catalog) -> None:
-    left, right = st.columns([1, 3], gap="large")
-    with left:
-        _reference(trial.reference_path, 240, t)
-    with right:
-        st.markdown(f"**{t['recommended']}**")
-        _grid_row(trial.grids[0], 150, numbered=trial.ticks)
-    form = f"trial-{trial.trial_id}"
-    with st.form(key=form):
-        if trial.ticks:
-            st.markdown(t["tick_prompt"])
-            with st.container(key="set-ticks"):  # one row on a phone too, under the products
-                for i, col in enumerate(st.columns(len(trial.grids[0]))):
-                    col.checkbox(f"{i + 1}", key=f"{form}-tick-{i}")
-        scale = t.scale()
-        st.radio(
-            t["rating_question"],
-            options=list(scale),
-            format_func=scale.__getitem__,
-            index=None,
-            horizontal=True,
-            key=f"{form}-rating",
-        )
-        submits.form_error(form)
-        ticks = len(trial.grids[0]) if trial.ticks else 0
-        st.form_submit_button(
-            t["submit"], type="primary", on_click=submits.rating, args=(make_session, token, trial.trial_id, ticks, t)
-        )
-
-
-def _pairwise(make_session, token: str, trial: service.TrialView, t: texts.Catalog) -> None:
-    _reference(trial.reference_path, 170, t)
-    for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids, strict=True):
-        with col, st.container(border=True):
-            st.markdown(f"**{t.fmt('set', label=label)}**")
-            _grid_row(paths, 100, key=f"set-{label}")
-    form = f"trial-{trial.trial_id}"
-    with st.form(key=form):
-        options = t.pairwise_options()
-        st.radio(
-            t["pairwise_question"],
-            options=list(options),
-            format_func=options.__getitem__,
-            index=None,
-            horizontal=True,
-            key=f"{form}-choice",
-        )
-        submits.form_error(form)
-        st.form_submit_button(
-            t["submit"], type="primary", on_click=submits.pairwise, args=(make_session, token, trial.trial_id, t)
-        )
-
-
-def _ranking(make_session, token: str, trial: service.TrialView, t: texts.Catalog) -> None:
-    left, right = st.columns([1, 5], gap="medium")
-    with left:
-        _reference(trial.reference_path, 170, t)
-    with right:  # sets two per row, so up to six fit one laptop screen
-        for row in range(0, len(trial.grids), 2):
-            for col, i in zip(st.columns(2, gap="small"), range(row, min(row + 2, len(trial.grids))), strict=False):
-                with col, st.container(border=True):
-                    st.caption(f"**{t.fmt('set', label=i + 1)}**")
-                    _grid_row(trial.grids[i], 72, key=f"set-{i + 1}")
-    labels = [t.fmt("set", label=i + 1) for i in range(len(trial.grids))]
-    form = f"trial-{trial.trial_id}"
-    with st.form(key=form):
-        for which in ("best", "worst"):
-            st.radio(
-                t[f"ranking_{which}"],
-                options=range(len(labels)),
-                format_func=labels.__getitem__,
-                index=None,
-                horizontal=True,
-                key=f"{form}-{which}",
-            )
-        submits.form_error(form)
-        st.form_submit_button(
-            t["submit"], type="primary", on_click=submits.ranking, args=(make_session, token, trial.trial_id, t)
-        )
+    protocol_parts.render_trial(make_session, token, trial, t)
 
 
 def _questions(make_session, token: str, config, t: texts.Catalog) -> None:

@@ -66,33 +66,6 @@ def practice(make_session: Sessions, token: str, form: str, screens: int, t: tex
     store_once(token, form, store)
 
 
-def rating(make_session: Sessions, token: str, trial_id: int, n_ticks: int, t: texts.Catalog) -> None:
-    form = f"trial-{trial_id}"
-    value = st.session_state.get(f"{form}-rating")
-    if value is None:
-        return refuse(form, t["rating_missing"])
-    ticks = [bool(st.session_state.get(f"{form}-tick-{i}")) for i in range(n_ticks)] if n_ticks else None
-    store_once(token, form, lambda: service.submit_rating(make_session, token, trial_id, int(value), ticks))
-
-
-def pairwise(make_session: Sessions, token: str, trial_id: int, t: texts.Catalog) -> None:
-    form = f"trial-{trial_id}"
-    choice = st.session_state.get(f"{form}-choice")
-    if choice is None:
-        return refuse(form, t["pairwise_missing"])
-    store_once(token, form, lambda: service.submit_pairwise(make_session, token, trial_id, choice))
-
-
-def ranking(make_session: Sessions, token: str, trial_id: int, t: texts.Catalog) -> None:
-    form = f"trial-{trial_id}"
-    best, worst = st.session_state.get(f"{form}-best"), st.session_state.get(f"{form}-worst")
-    if best is None or worst is None:
-        return refuse(form, t["ranking_missing"])
-    if best == worst:
-        return refuse(form, t["ranking_same"])
-    store_once(token, form, lambda: service.submit_ranking(make_session, token, trial_id, int(best), int(worst)))
-
-
 def questions(make_session: Sessions, token: str, keys: list[str], ask_comment: bool) -> None:
     answers = {k: st.session_state.get(f"question-{k}") for k in keys}
     comment = st.session_state.get("question-comment") if ask_comment else None

@@ -1,0 +1,232 @@
+"""Each protocol's part in the analysis: how agreement between people is coded, whether retest
+consistency has an ordinal kappa, and how simulated people answer it (one answer through the
+service, or many at once). The analysis layer's part of :mod:`survey.protocols`.
+
+The simulated answers apply the response model of :mod:`survey.analysis.response_model`
+(a latent similarity per grid, mapped to an answer); the random draws of each protocol are made
+in a fixed order, so a seeded simulation is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Trial
+from survey.analysis.response_model import (
+    ResponseModel,
+    attentive_unrelated,
+    best_worst_from_latent,
+    pairwise_from_latent,
+    rating_from_latent,
+    ticks_from_latent,
+    unrelated_rating_from_latent,
+)
+from survey.participants import service
+from survey.protocols import Parts
+
+Level = Literal["nominal", "ordinal", "interval", "ratio"]  # Krippendorff levels of measurement
+
+
+@dataclass(frozen=True)
+class SimulatedTrial:
+    """One trial as a simulated person answers it: ``latent`` per grid shown (display order),
+    already seen as an attentive person sees a check, ``unrelated_view`` set when it is one."""
+
+    make_session: sessionmaker[Session]
+    token: str
+    trial: Trial
+    view: service.TrialView
+    latent: np.ndarray
+    careless: bool
+    unrelated_view: bool
+    bias: float
+    model: ResponseModel
+    rng: np.random.Generator
+    now: datetime
+
+
+@dataclass(frozen=True)
+class SimulatedBlock:
+    """Answers of many trials at once: ``latent`` (trials x slots, NaN: an empty slot), ``lazy``
+    (a careless person's trial), ``bias`` per trial. A part returns the trial's rating (or None)
+    and the outcome of each slot (trials x slots, or None)."""
+
+    latent: np.ndarray
+    valid: np.ndarray
+    lazy: np.ndarray
+    bias: np.ndarray
+    model: ResponseModel
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class AnalysisParts:
+    """One protocol's analysis parts.
+
+    ``agreement``: the Krippendorff level and the participant x unit table of codes that alpha
+    runs on, made from the protocol's rows of the judgements table (None: agreement is not
+    defined for it); ``retest_kappa``: its answers are ordinal, so retest consistency adds a
+    weighted kappa; ``answer``: one simulated answer stored through the service (1 if stored);
+    ``block``: many simulated answers at once, as ``(rating per trial, outcome per slot)``."""
+
+    agreement: tuple[Level, Callable[[pd.DataFrame], pd.DataFrame]] | None
+    retest_kappa: bool
+    answer: Callable[[SimulatedTrial], int]
+    block: Callable[[SimulatedBlock], tuple[np.ndarray | None, np.ndarray | None]]
+
+
+PARTS: Parts[AnalysisParts] = Parts("analysis", "analysis parts")
+
+
+def answer_trial(
+    make_session: sessionmaker[Session],
+    token: str,
+    t: Trial,
+    view: service.TrialView,
+    careless: bool,
+    bias: float,
+    effect: dict[str, float],
+    catch: frozenset[str],
+    model: ResponseModel,
+    rng: np.random.Generator,
+    now: datetime,
+) -> int:
+    """One simulated answer to trial ``t`` (shown as ``view``), stored through the service at ``now``
+    (1 if stored): the response model, as :func:`survey.analysis.simulate.simulate` applies it."""
+    latent = np.array([effect[g] + rng.normal(0, model.noise_sd) for g in t.grid_ids])
+    attentive_check = t.is_catch and not careless
+    if attentive_check:  # an attentive view of the unrelated set (survey.analysis.simulate's docstring)
+        latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
+    trial = SimulatedTrial(make_session, token, t, view, latent, careless, attentive_check, bias, model, rng, now)
+    return PARTS[t.protocol].answer(trial)
+
+
+# --- rating ------------------------------------------------------------------------------------
+
+
+def _rating_table(d: pd.DataFrame) -> pd.DataFrame:
+    """Ratings of the same grid, participant x grid."""
+    return d.pivot_table(index="participant", columns="grid", values="rating", aggfunc="first")
+
+
+def _rating_answer(s: SimulatedTrial) -> int:
+    """A rating (at most the check limit for an attentive view of an unrelated set), with
+    per-item ticks when the study asks for them."""
+    rng = s.rng
+    if s.careless:
+        rating = int(rng.integers(1, 8))
+    else:
+        to_rating = unrelated_rating_from_latent if s.unrelated_view else rating_from_latent
+        rating = int(to_rating(s.latent[0], s.bias))
+    ticks = None
+    if s.view.ticks:  # each item judged on its own: the grid's latent plus item noise
+        n_items = len(s.view.grids[0])
+        noisy = (
+            rng.random(n_items) < 0.5
+            if s.careless
+            else ticks_from_latent(s.latent[0], rng.normal(0, s.model.noise_sd, n_items))
+        )
+        ticks = [bool(x) for x in noisy]
+    return int(service.submit_rating(s.make_session, s.token, s.trial.id, rating, ticks, now=s.now))
+
+
+def _rating_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Ratings of the first (only) slot; a careless person's uniformly at random."""
+    n = len(b.latent)
+    return np.where(b.lazy, b.rng.integers(1, 8, n), rating_from_latent(b.latent[:, 0], b.bias)), None
+
+
+PARTS.register(
+    "rating",
+    AnalysisParts(agreement=("ordinal", _rating_table), retest_kappa=True, answer=_rating_answer, block=_rating_block),
+)
+
+
+# --- pairwise ----------------------------------------------------------------------------------
+
+
+def _pairwise_table(d: pd.DataFrame) -> pd.DataFrame:
+    """Choices in the same pair of grids, participant x unit: per answer its grids sorted (the
+    unit, whatever side each was shown on) and the code, 0 for a tie, else 1 + the winner's
+    place among the sorted grids."""
+    d = d.sort_values(["response_id", "grid"])
+    answers = d.groupby("response_id", sort=True)
+    place = answers.cumcount() + 1.0
+    won = place.where(d["outcome"] == "win").groupby(d["response_id"]).max()
+    return pd.DataFrame(
+        {
+            "participant": answers["participant"].first(),
+            "unit": answers["grid"].agg("|".join),
+            "code": won.fillna(0.0),
+        }
+    ).pivot_table(index="participant", columns="unit", values="code", aggfunc="first")
+
+
+def _pairwise_answer(s: SimulatedTrial) -> int:
+    """Left, right or tie by the latent difference (a careless person: at random)."""
+    if s.careless:
+        choice = str(s.rng.choice(["left", "right", "tie"]))
+    else:
+        choice = str(pairwise_from_latent(s.latent[0] - s.latent[1], s.model.tie_margin))
+    return int(service.submit_pairwise(s.make_session, s.token, s.trial.id, choice, now=s.now))
+
+
+def _pairwise_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Win / loss / tie of each of the two slots."""
+    choice = np.where(
+        b.lazy,
+        b.rng.choice(["left", "right", "tie"], len(b.latent)),
+        pairwise_from_latent(b.latent[:, 0] - b.latent[:, 1], b.model.tie_margin),
+    )
+    left, right = choice == "left", choice == "right"
+    outcome = np.column_stack(
+        [np.select([left, right], ["win", "loss"], "tie"), np.select([left, right], ["loss", "win"], "tie")]
+    )
+    return None, outcome
+
+
+PARTS.register(
+    "pairwise",
+    AnalysisParts(
+        agreement=("nominal", _pairwise_table), retest_kappa=False, answer=_pairwise_answer, block=_pairwise_block
+    ),
+)
+
+
+# --- ranking (best-worst) ------------------------------------------------------------------------
+
+
+def _ranking_answer(s: SimulatedTrial) -> int:
+    """The highest and the lowest latent's positions (a careless person: two distinct at random)."""
+    if s.careless:
+        best, worst = (int(x) for x in s.rng.choice(len(s.latent), size=2, replace=False))
+    else:
+        best, worst = (int(x) for x in best_worst_from_latent(s.latent))
+    return int(service.submit_ranking(s.make_session, s.token, s.trial.id, best, worst, now=s.now))
+
+
+def _ranking_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Best / worst / middle of each slot."""
+    n, width = b.latent.shape
+    best, worst = best_worst_from_latent(b.latent)
+    n_valid = b.valid.sum(axis=1)
+    rb = (b.rng.random(n) * n_valid).astype(int)
+    rw = (rb + 1 + (b.rng.random(n) * (n_valid - 1)).astype(int)) % n_valid  # a different position
+    best, worst = np.where(b.lazy, rb, best), np.where(b.lazy, rw, worst)
+    pos = np.arange(width)[None, :]
+    return None, np.where(pos == best[:, None], "best", np.where(pos == worst[:, None], "worst", "middle"))
+
+
+PARTS.register(
+    # Agreement between people is not coded for best-worst answers (no established unit code):
+    # the report gives Plackett-Luce strengths and retest consistency instead.
+    "ranking",
+    AnalysisParts(agreement=None, retest_kappa=False, answer=_ranking_answer, block=_ranking_block),
+)
