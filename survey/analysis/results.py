@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -115,80 +116,106 @@ def compute_results(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> StudyResults:
-    t = tables(make_session, study_id)
-    flow = apply_exclusions(t["participants"], rules)
-    j = t["judgements"][t["judgements"]["participant"].isin(flow.kept_ids)]
-    ratings = ratings_from_judgements(j)
+    """Every statistic of study ``study_id`` over the participants ``rules`` keep: bootstrap intervals
+    from ``n_boot`` resamples (500 at most for the model fits), each analysis drawing from its own
+    generator seeded with ``seed``."""
+    tidy = tables(make_session, study_id)
+    flow = apply_exclusions(tidy["participants"], rules)
+    judgements = tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)]
+    kept_repeats = tidy["repeats"][tidy["repeats"]["participant"].isin(flow.kept_ids)]
+    ratings = ratings_from_judgements(judgements)
+    rated = _rating_statistics(ratings, judgements, n_boot=n_boot, seed=seed)
+    mixed, mixed_failure = _mixed_model(ratings)
+    name, objective = _objective_vs_human(make_session, study_id, rated.conditions)
+    paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
+    return StudyResults(
+        study=name,
+        exclusions=flow,
+        conditions=rated.conditions,
+        rating_distribution=rated.distribution,
+        friedman=rated.friedman,
+        wilcoxon=rated.wilcoxon,
+        zscored=rated.zscored,
+        mixed_model=mixed,
+        mixed_model_failure=mixed_failure,
+        win_tie_loss=win_tie_loss(judgements),
+        bradley_terry=bradley_terry_bootstrap(judgements, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed)),
+        precision=rated.precision,
+        agreement=[
+            agreement(judgements, p, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
+            for p in ("rating", "pairwise")
+            if (judgements["protocol"] == p).any()
+        ],
+        split_half=rated.split_half,
+        best_worst=best_worst_scores(judgements, n_boot=n_boot, rng=np.random.default_rng(seed)),
+        plackett_luce=plackett_luce_bootstrap(judgements, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed)),
+        objective=objective,
+        objective_spearman=float(sps.spearmanr(*zip(*paired, strict=True)).statistic) if len(paired) >= 3 else None,
+        n_boot=n_boot,
+        seed=seed,
+        consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
+        consistency_spread=participant_spread(kept_repeats),
+    )
+
+
+@dataclass(frozen=True)
+class _RatingStatistics:
+    """The rating protocol's statistics (empty lists and None while there are no ratings)."""
+
+    conditions: list[ConditionSummary]
+    distribution: list[RatingDistribution]
+    friedman: FriedmanResult | None
+    wilcoxon: list[PairedComparison]
+    zscored: ZScoreResult | None
+    precision: list[PrecisionAtK]
+    split_half: SplitHalf | None
+
+
+def _rating_statistics(ratings: pd.DataFrame, judgements: pd.DataFrame, *, n_boot: int, seed: int) -> _RatingStatistics:
+    """Condition means, distributions, Friedman and Wilcoxon tests, the z-scored check, precision@k
+    and split-half reliability of the kept ``ratings`` (and ``judgements``, for the tests and ticks)."""
+    if ratings.empty:
+        return _RatingStatistics([], [], None, [], None, [], None)
     # each condition's participants resampled once, for the CIs of its mean rating and of its mean
     # z-score: the draws both would make from the seed, made once (half the bootstrap time)
     resamples = condition_resamples(ratings, n_boot=n_boot, rng=np.random.default_rng(seed))
-    conditions = (
-        condition_summaries(ratings, n_boot=n_boot, seed=seed, resamples=resamples) if not ratings.empty else []
+    return _RatingStatistics(
+        conditions=condition_summaries(ratings, n_boot=n_boot, seed=seed, resamples=resamples),
+        distribution=rating_distribution(ratings),
+        friedman=friedman(judgements),
+        wilcoxon=pairwise_wilcoxon(judgements),
+        zscored=zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed), resamples=resamples),
+        precision=precision_at_k(judgements, n_boot=n_boot, rng=np.random.default_rng(seed)),
+        split_half=split_half(ratings, rng=np.random.default_rng(seed)),
     )
-    fr = friedman(j) if not ratings.empty else None
-    wil = pairwise_wilcoxon(j) if not ratings.empty else []
-    mixed, mixed_failure = None, None
-    if len(ratings) >= 10:
-        try:
-            mixed = method_segmenter_model(ratings)
-        except MixedModelError as exc:  # a pilot the model cannot estimate: the rest of the report still stands
-            mixed_failure = str(exc)
-    bt = bradley_terry_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
-    bw = best_worst_scores(j, n_boot=n_boot, rng=np.random.default_rng(seed))
-    pl = plackett_luce_bootstrap(j, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
-    wtl = win_tie_loss(j)
-    z = (
-        zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed), resamples=resamples)
-        if not ratings.empty
-        else None
-    )
-    dist = rating_distribution(ratings) if not ratings.empty else []
-    prec = precision_at_k(j, n_boot=n_boot, rng=np.random.default_rng(seed)) if not ratings.empty else []
-    agree = [
-        agreement(j, p, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
-        for p in ("rating", "pairwise")
-        if (j["protocol"] == p).any()
-    ]
-    sh = split_half(ratings, rng=np.random.default_rng(seed)) if not ratings.empty else None
+
+
+def _mixed_model(ratings: pd.DataFrame) -> tuple[MixedModelResult | None, str | None]:
+    """The method x segmenter mixed model of 10 or more ratings, or why it could not be estimated."""
+    if len(ratings) < 10:
+        return None, None
+    try:
+        return method_segmenter_model(ratings), None
+    except MixedModelError as exc:  # a pilot the model cannot estimate: the rest of the report still stands
+        return None, str(exc)
+
+
+def _objective_vs_human(
+    make_session: sessionmaker[Session], study_id: int, conditions: list[ConditionSummary]
+) -> tuple[str, list[ObjectiveVsHuman]]:
+    """The study's name, and each condition's objective retrieval metrics beside its human mean rating."""
     human = {c.condition: c.mean for c in conditions}
     with make_session() as s:
         study = s.get(Study, study_id)
         if study is None:
             raise StudyUnavailable(f"no study with id {study_id}; `lookalike study list` shows this database's studies")
-        name = study.name
         objective = [
-            ObjectiveVsHuman(label, r5, mp, human.get(label))
-            for label, r5, mp in s.execute(
+            ObjectiveVsHuman(label, recall_at_5, mean_ap, human.get(label))
+            for label, recall_at_5, mean_ap in s.execute(
                 select(Condition.label, ObjectiveMetric.recall_at_5, ObjectiveMetric.mean_average_precision)
                 .join(ObjectiveMetric)
                 .where(Condition.study_id == study_id)
                 .order_by(Condition.id)
             )
         ]
-    paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
-    rho = float(sps.spearmanr(*zip(*paired, strict=True)).statistic) if len(paired) >= 3 else None
-    kept_repeats = t["repeats"][t["repeats"]["participant"].isin(flow.kept_ids)]
-    return StudyResults(
-        study=name,
-        exclusions=flow,
-        conditions=conditions,
-        rating_distribution=dist,
-        friedman=fr,
-        wilcoxon=wil,
-        zscored=z,
-        mixed_model=mixed,
-        mixed_model_failure=mixed_failure,
-        win_tie_loss=wtl,
-        bradley_terry=bt,
-        precision=prec,
-        agreement=agree,
-        split_half=sh,
-        best_worst=bw,
-        plackett_luce=pl,
-        objective=objective,
-        objective_spearman=rho,
-        n_boot=n_boot,
-        seed=seed,
-        consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
-        consistency_spread=participant_spread(kept_repeats),
-    )
+        return study.name, objective
