@@ -117,8 +117,8 @@ def compute_results(
     seed: int = 0,
 ) -> StudyResults:
     """Every statistic of study ``study_id`` over the participants ``rules`` keep: bootstrap intervals
-    from ``n_boot`` resamples (500 at most for the model fits), each analysis drawing from its own
-    generator seeded with ``seed``."""
+    from ``n_boot`` resamples (500 at most for Bradley-Terry, Plackett-Luce and Krippendorff's alpha),
+    each analysis drawing from its own generator seeded with ``seed``."""
     tidy = tables(make_session, study_id)
     flow = apply_exclusions(tidy["participants"], rules)
     judgements = tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)]
