@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey.analysis.agreement import agreement, krippendorff_alpha, split_half
+from survey.analysis.agreement import krippendorff_alpha, split_half
 from survey.analysis.bootstrap import cluster_bootstrap_mean_ci, resample_clusters, resampled_mean_ci
 from survey.analysis.conditions import condition_resamples, condition_summaries, ratings_from_judgements
+from survey.analysis.protocol_parts import agreement
 from survey.analysis.ratings import zscored_analysis
 from survey.analysis.simulate import ResponseModel, simulate_judgements
 from tests.helpers import synthetic_design

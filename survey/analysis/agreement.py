@@ -4,12 +4,12 @@ reliability of the condition means."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from survey.analysis.protocol_parts import PARTS, Level
+Level = Literal["nominal", "ordinal", "interval", "ratio"]  # Krippendorff levels of measurement
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,12 @@ def krippendorff_alpha(
     return alpha, float(lo), float(hi)
 
 
-def agreement(judgements: pd.DataFrame, protocol: str, *, n_boot: int = 1000, rng: np.random.Generator) -> Agreement:
-    """Inter-rater agreement: ordinal alpha over ratings of the same grid, or nominal alpha over
-    choices in the same pair of grids (coded by which grid won, whatever side it was shown on)."""
-    d = judgements[(judgements["protocol"] == protocol) & ~judgements["is_catch"].astype(bool)]
-    d = d.drop_duplicates(["response_id", "grid"])
-    coding = PARTS[protocol].agreement
-    if coding is None:
-        raise ValueError(f"agreement between people is not defined for {protocol!r} answers")
-    level, to_table = coding
-    table = to_table(d)
+def agreement_of(
+    table: pd.DataFrame, protocol: str, level: Level, *, n_boot: int = 1000, rng: np.random.Generator
+) -> Agreement:
+    """Inter-rater agreement of a participant x unit ``table`` of codes (NaN: not judged), the
+    answers of ``protocol`` coded at ``level`` (each protocol's coding:
+    :func:`survey.analysis.protocol_parts.agreement`)."""
     if table.empty:
         return Agreement(protocol, level, float("nan"), float("nan"), float("nan"), 0, 0)
     alpha, lo, hi = krippendorff_alpha(table, level, n_boot=n_boot, rng=rng)

@@ -1,6 +1,7 @@
-"""Each protocol's part in the analysis: how agreement between people is coded, whether retest
-consistency has an ordinal kappa, and how simulated people answer it (one answer through the
-service, or many at once). The analysis layer's part of :mod:`survey.protocols`.
+"""Each protocol's part in the analysis: its statistics (the :class:`~survey.analysis.results.StudyResults`
+fields it fills), how agreement between people is coded, whether retest consistency has an
+ordinal kappa, and how simulated people answer it (one answer through the service, or many at
+once). The analysis layer's part of :mod:`survey.protocols`.
 
 The simulated answers apply the response model of :mod:`survey.analysis.response_model`
 (a latent similarity per grid, mapped to an answer); the random draws of each protocol are made
@@ -12,13 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Trial
+from survey.analysis.agreement import Agreement, Level, agreement_of, split_half
+from survey.analysis.bradley_terry import bradley_terry_bootstrap, win_tie_loss
+from survey.analysis.conditions import condition_resamples, condition_summaries, ratings_from_judgements
+from survey.analysis.mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
+from survey.analysis.plackett_luce import best_worst_scores, plackett_luce_bootstrap
+from survey.analysis.ratings import friedman, pairwise_wilcoxon, precision_at_k, rating_distribution, zscored_analysis
 from survey.analysis.response_model import (
     ResponseModel,
     attentive_unrelated,
@@ -29,9 +36,10 @@ from survey.analysis.response_model import (
     unrelated_rating_from_latent,
 )
 from survey.participants import service
-from survey.protocols import Parts
+from survey.protocols import NAMES, Parts
 
-Level = Literal["nominal", "ordinal", "interval", "ratio"]  # Krippendorff levels of measurement
+#: The most bootstrap resamples of the slower analyses (Bradley-Terry, Plackett-Luce, alpha).
+SLOW_RESAMPLES = 500
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,33 @@ class SimulatedBlock:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """What a protocol's statistics are computed from: the judgements of the participants the
+    exclusion rules keep, the bootstrap resamples, and the seed every analysis draws from (each
+    with its own generator)."""
+
+    judgements: pd.DataFrame
+    n_boot: int
+    seed: int
+
+    def rng(self) -> np.random.Generator:
+        """A fresh generator seeded with :attr:`seed` (each analysis gets its own)."""
+        return np.random.default_rng(self.seed)
+
+
+@dataclass(frozen=True)
 class AnalysisParts:
     """One protocol's analysis parts.
 
-    ``agreement``: the Krippendorff level and the participant x unit table of codes that alpha
-    runs on, made from the protocol's rows of the judgements table (None: agreement is not
-    defined for it); ``retest_kappa``: its answers are ordinal, so retest consistency adds a
-    weighted kappa; ``answer``: one simulated answer stored through the service (1 if stored);
-    ``block``: many simulated answers at once, as ``(rating per trial, outcome per slot)``."""
+    ``statistics``: the ``StudyResults`` fields it fills, by name, from the kept judgements
+    (computed whether or not the study used it: empty results then); ``agreement``: the
+    Krippendorff level and the participant x unit table of codes that alpha runs on, made from
+    the protocol's rows of the judgements table (None: agreement is not defined for it);
+    ``retest_kappa``: its answers are ordinal, so retest consistency adds a weighted kappa;
+    ``answer``: one simulated answer stored through the service (1 if stored); ``block``: many
+    simulated answers at once, as ``(rating per trial, outcome per slot)``."""
 
+    statistics: Callable[[Kept], dict[str, Any]]
     agreement: tuple[Level, Callable[[pd.DataFrame], pd.DataFrame]] | None
     retest_kappa: bool
     answer: Callable[[SimulatedTrial], int]
@@ -83,6 +109,36 @@ class AnalysisParts:
 
 
 PARTS: Parts[AnalysisParts] = Parts("analysis", "analysis parts")
+
+
+def statistics(kept: Kept) -> dict[str, Any]:
+    """Every protocol's statistics, as ``StudyResults`` fields by name."""
+    fields: dict[str, Any] = {}
+    for protocol in NAMES:
+        fields |= PARTS[protocol].statistics(kept)
+    return fields
+
+
+def agreement(judgements: pd.DataFrame, protocol: str, *, n_boot: int = 1000, rng: np.random.Generator) -> Agreement:
+    """Inter-rater agreement on ``protocol``'s answers, coded as its part says (ratings: ordinal
+    alpha over ratings of the same grid; pairwise: nominal alpha over choices in the same pair of
+    grids, coded by which grid won, whatever side it was shown on)."""
+    coding = PARTS[protocol].agreement
+    if coding is None:
+        raise ValueError(f"agreement between people is not defined for {protocol!r} answers")
+    d = judgements[(judgements["protocol"] == protocol) & ~judgements["is_catch"].astype(bool)]
+    level, to_table = coding
+    return agreement_of(to_table(d.drop_duplicates(["response_id", "grid"])), protocol, level, n_boot=n_boot, rng=rng)
+
+
+def agreements(kept: Kept) -> list[Agreement]:
+    """Agreement per protocol the study used and whose answers have a coding."""
+    present = set(kept.judgements["protocol"])
+    return [
+        agreement(kept.judgements, p, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng())
+        for p in NAMES
+        if p in present and PARTS[p].agreement is not None
+    ]
 
 
 def answer_trial(
@@ -109,6 +165,41 @@ def answer_trial(
 
 
 # --- rating ------------------------------------------------------------------------------------
+
+
+def _rating_statistics(kept: Kept) -> dict[str, Any]:
+    """Condition means, distributions, Friedman and Wilcoxon tests, the z-scored check,
+    precision@k from ticks, split-half reliability and the method x segmenter mixed model."""
+    judgements, n_boot, seed = kept.judgements, kept.n_boot, kept.seed
+    ratings = ratings_from_judgements(judgements)
+    if ratings.empty:
+        empty: dict[str, Any] = {key: [] for key in ("conditions", "rating_distribution", "wilcoxon", "precision")}
+        return empty | dict.fromkeys(("friedman", "zscored", "split_half", "mixed_model", "mixed_model_failure"))
+    # each condition's participants resampled once, for the CIs of its mean rating and of its mean
+    # z-score: the draws both would make from the seed, made once (half the bootstrap time)
+    resamples = condition_resamples(ratings, n_boot=n_boot, rng=kept.rng())
+    mixed, failure = _mixed_model(ratings)
+    return {
+        "conditions": condition_summaries(ratings, n_boot=n_boot, seed=seed, resamples=resamples),
+        "rating_distribution": rating_distribution(ratings),
+        "friedman": friedman(judgements),
+        "wilcoxon": pairwise_wilcoxon(judgements),
+        "zscored": zscored_analysis(ratings, n_boot=n_boot, rng=kept.rng(), resamples=resamples),
+        "precision": precision_at_k(judgements, n_boot=n_boot, rng=kept.rng()),
+        "split_half": split_half(ratings, rng=kept.rng()),
+        "mixed_model": mixed,
+        "mixed_model_failure": failure,
+    }
+
+
+def _mixed_model(ratings: pd.DataFrame) -> tuple[MixedModelResult | None, str | None]:
+    """The method x segmenter mixed model of 10 or more ratings, or why it could not be estimated."""
+    if len(ratings) < 10:
+        return None, None
+    try:
+        return method_segmenter_model(ratings), None
+    except MixedModelError as exc:  # a pilot the model cannot estimate: the rest of the report still stands
+        return None, str(exc)
 
 
 def _rating_table(d: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +236,13 @@ def _rating_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | No
 
 PARTS.register(
     "rating",
-    AnalysisParts(agreement=("ordinal", _rating_table), retest_kappa=True, answer=_rating_answer, block=_rating_block),
+    AnalysisParts(
+        statistics=_rating_statistics,
+        agreement=("ordinal", _rating_table),
+        retest_kappa=True,
+        answer=_rating_answer,
+        block=_rating_block,
+    ),
 )
 
 
@@ -195,7 +292,16 @@ def _pairwise_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | 
 PARTS.register(
     "pairwise",
     AnalysisParts(
-        agreement=("nominal", _pairwise_table), retest_kappa=False, answer=_pairwise_answer, block=_pairwise_block
+        statistics=lambda kept: {
+            "win_tie_loss": win_tie_loss(kept.judgements),
+            "bradley_terry": bradley_terry_bootstrap(
+                kept.judgements, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng()
+            ),
+        },
+        agreement=("nominal", _pairwise_table),
+        retest_kappa=False,
+        answer=_pairwise_answer,
+        block=_pairwise_block,
     ),
 )
 
@@ -228,5 +334,16 @@ PARTS.register(
     # Agreement between people is not coded for best-worst answers (no established unit code):
     # the report gives Plackett-Luce strengths and retest consistency instead.
     "ranking",
-    AnalysisParts(agreement=None, retest_kappa=False, answer=_ranking_answer, block=_ranking_block),
+    AnalysisParts(
+        statistics=lambda kept: {
+            "best_worst": best_worst_scores(kept.judgements, n_boot=kept.n_boot, rng=kept.rng()),
+            "plackett_luce": plackett_luce_bootstrap(
+                kept.judgements, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng()
+            ),
+        },
+        agreement=None,
+        retest_kappa=False,
+        answer=_ranking_answer,
+        block=_ranking_block,
+    ),
 )

@@ -8,37 +8,28 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from scipy import stats as sps
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Condition, ObjectiveMetric, Study
-from survey.analysis.agreement import Agreement, SplitHalf, agreement, split_half
+from survey.analysis import protocol_parts
+from survey.analysis.agreement import Agreement, SplitHalf
 from survey.analysis.bootstrap import StrengthEstimate
-from survey.analysis.bradley_terry import WinTieLoss, bradley_terry_bootstrap, win_tie_loss
+from survey.analysis.bradley_terry import WinTieLoss
 from survey.analysis.conditions import (
     ConditionSummary,
-    condition_resamples,
-    condition_summaries,
-    ratings_from_judgements,
 )
 from survey.analysis.consistency import Consistency, ConsistencySpread, participant_spread, retest_consistency
 from survey.analysis.exclusions import DEFAULT_RULES, ExclusionFlow, ExclusionRules, apply_exclusions
-from survey.analysis.mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
-from survey.analysis.plackett_luce import BestWorst, best_worst_scores, plackett_luce_bootstrap
+from survey.analysis.mixed_model import MixedModelResult
+from survey.analysis.plackett_luce import BestWorst
 from survey.analysis.ratings import (
     FriedmanResult,
     PairedComparison,
     PrecisionAtK,
     RatingDistribution,
     ZScoreResult,
-    friedman,
-    pairwise_wilcoxon,
-    precision_at_k,
-    rating_distribution,
-    zscored_analysis,
 )
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
@@ -116,39 +107,23 @@ def compute_results(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> StudyResults:
-    """Every statistic of study ``study_id`` over the participants ``rules`` keep: bootstrap intervals
-    from ``n_boot`` resamples (500 at most for Bradley-Terry, Plackett-Luce and Krippendorff's alpha),
-    each analysis drawing from its own generator seeded with ``seed``."""
+    """Every statistic of study ``study_id`` over the participants ``rules`` keep: each protocol's
+    statistics (:mod:`survey.analysis.protocol_parts`), agreement, retest consistency and the
+    human-vs-objective comparison. Bootstrap intervals from ``n_boot`` resamples (500 at most for
+    Bradley-Terry, Plackett-Luce and Krippendorff's alpha), each analysis drawing from its own
+    generator seeded with ``seed``."""
     tidy = tables(make_session, study_id)
     flow = apply_exclusions(tidy["participants"], rules)
-    judgements = tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)]
+    kept = protocol_parts.Kept(tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)], n_boot, seed)
     kept_repeats = tidy["repeats"][tidy["repeats"]["participant"].isin(flow.kept_ids)]
-    ratings = ratings_from_judgements(judgements)
-    rated = _rating_statistics(ratings, judgements, n_boot=n_boot, seed=seed)
-    mixed, mixed_failure = _mixed_model(ratings)
-    name, objective = _objective_vs_human(make_session, study_id, rated.conditions)
+    fields = protocol_parts.statistics(kept)
+    name, objective = _objective_vs_human(make_session, study_id, fields["conditions"])
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     return StudyResults(
         study=name,
         exclusions=flow,
-        conditions=rated.conditions,
-        rating_distribution=rated.distribution,
-        friedman=rated.friedman,
-        wilcoxon=rated.wilcoxon,
-        zscored=rated.zscored,
-        mixed_model=mixed,
-        mixed_model_failure=mixed_failure,
-        win_tie_loss=win_tie_loss(judgements),
-        bradley_terry=bradley_terry_bootstrap(judgements, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed)),
-        precision=rated.precision,
-        agreement=[
-            agreement(judgements, p, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed))
-            for p in ("rating", "pairwise")
-            if (judgements["protocol"] == p).any()
-        ],
-        split_half=rated.split_half,
-        best_worst=best_worst_scores(judgements, n_boot=n_boot, rng=np.random.default_rng(seed)),
-        plackett_luce=plackett_luce_bootstrap(judgements, n_boot=min(n_boot, 500), rng=np.random.default_rng(seed)),
+        **fields,
+        agreement=protocol_parts.agreements(kept),
         objective=objective,
         objective_spearman=float(sps.spearmanr(*zip(*paired, strict=True)).statistic) if len(paired) >= 3 else None,
         n_boot=n_boot,
@@ -156,48 +131,6 @@ def compute_results(
         consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
         consistency_spread=participant_spread(kept_repeats),
     )
-
-
-@dataclass(frozen=True)
-class _RatingStatistics:
-    """The rating protocol's statistics (empty lists and None while there are no ratings)."""
-
-    conditions: list[ConditionSummary]
-    distribution: list[RatingDistribution]
-    friedman: FriedmanResult | None
-    wilcoxon: list[PairedComparison]
-    zscored: ZScoreResult | None
-    precision: list[PrecisionAtK]
-    split_half: SplitHalf | None
-
-
-def _rating_statistics(ratings: pd.DataFrame, judgements: pd.DataFrame, *, n_boot: int, seed: int) -> _RatingStatistics:
-    """Condition means, distributions, Friedman and Wilcoxon tests, the z-scored check, precision@k
-    and split-half reliability of the kept ``ratings`` (and ``judgements``, for the tests and ticks)."""
-    if ratings.empty:
-        return _RatingStatistics([], [], None, [], None, [], None)
-    # each condition's participants resampled once, for the CIs of its mean rating and of its mean
-    # z-score: the draws both would make from the seed, made once (half the bootstrap time)
-    resamples = condition_resamples(ratings, n_boot=n_boot, rng=np.random.default_rng(seed))
-    return _RatingStatistics(
-        conditions=condition_summaries(ratings, n_boot=n_boot, seed=seed, resamples=resamples),
-        distribution=rating_distribution(ratings),
-        friedman=friedman(judgements),
-        wilcoxon=pairwise_wilcoxon(judgements),
-        zscored=zscored_analysis(ratings, n_boot=n_boot, rng=np.random.default_rng(seed), resamples=resamples),
-        precision=precision_at_k(judgements, n_boot=n_boot, rng=np.random.default_rng(seed)),
-        split_half=split_half(ratings, rng=np.random.default_rng(seed)),
-    )
-
-
-def _mixed_model(ratings: pd.DataFrame) -> tuple[MixedModelResult | None, str | None]:
-    """The method x segmenter mixed model of 10 or more ratings, or why it could not be estimated."""
-    if len(ratings) < 10:
-        return None, None
-    try:
-        return method_segmenter_model(ratings), None
-    except MixedModelError as exc:  # a pilot the model cannot estimate: the rest of the report still stands
-        return None, str(exc)
 
 
 def _objective_vs_human(
