@@ -1,5 +1,6 @@
 """Self-contained HTML report: one function per section formats its part of :class:`StudyResults`; nothing is
-computed here."""
+computed here. The sections on choices are in :mod:`survey.analysis.report_choices`, the mixed model's in
+:mod:`survey.analysis.report_mixed`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import math
 from datetime import UTC, datetime
 
 from survey.analysis.agreement import Agreement, SplitHalf
-from survey.analysis.bootstrap import StrengthEstimate
-from survey.analysis.bradley_terry import WinTieLoss
 from survey.analysis.conditions import ConditionSummary
 from survey.analysis.consistency import Consistency, ConsistencySpread
 from survey.analysis.exclusions import ExclusionFlow
@@ -22,52 +21,17 @@ from survey.analysis.formatting import (
     join_html,
     p_clause,
 )
-from survey.analysis.plackett_luce import BestWorst
 from survey.analysis.plots import (
     agreement_png,
     condition_means_png,
     exclusion_flow_png,
     interaction_png,
     rating_distributions_png,
-    strengths_png,
-    win_rate_heatmap_png,
 )
 from survey.analysis.ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
+from survey.analysis.report_choices import best_worst_section, pairwise_section, plackett_luce_section
 from survey.analysis.report_mixed import mixed_model_section
 from survey.analysis.results import ObjectiveVsHuman, StudyResults
-
-
-def _rank_sentence(estimates: list[StrengthEstimate], what: str) -> str:
-    """Plain words for ranks with ties: who is first, and whether the intervals separate them."""
-    esc = html.escape
-    if len(estimates) < 2:
-        return ""
-    if any(math.isnan(e.ci_low) for e in estimates):
-        return f"<p>With a single participant, {what} gives no intervals; the ranking is not tested.</p>"
-    top = [e.condition for e in sorted(estimates, key=lambda e: -e.strength) if e.rank == 1]
-    if len(top) == len(estimates):
-        return (
-            f"<p>By {what}, the intervals of all conditions overlap: the data do not show any condition "
-            "to be preferred.</p>"
-        )
-    if len(top) == 1:
-        first = f"{esc(top[0])} ranks first and its interval does not overlap the runner-up's"
-    else:
-        first = (
-            f"{', '.join(esc(c) for c in top)} share the first rank (their intervals overlap, so the data "
-            "do not separate them)"
-        )
-    return f"<p>By {what}, {first}; {len({e.rank for e in estimates})} distinct ranks in all.</p>"
-
-
-def _strengths_table(estimates: list[StrengthEstimate]) -> str:
-    return html_table(
-        ["condition", "log-strength", "95% CI", "rank"],
-        [
-            [e.condition, f"{e.strength:.2f}", format_ci(e), e.rank]
-            for e in sorted(estimates, key=lambda e: (e.rank, -e.strength))
-        ],
-    )
 
 
 def participants_section(ex: ExclusionFlow) -> str:
@@ -247,70 +211,6 @@ def precision_section(precision: list[PrecisionAtK]) -> str:
                 for p in sorted(precision, key=lambda p: -p.precision)
             ],
         ),
-    )
-
-
-def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
-    """Wins, ties and losses per pair, and the Bradley-Terry strengths with their ranks."""
-    if not bt:
-        return ""
-    counts = (
-        ""
-        if not wtl
-        else join_html(
-            "<h3>Wins, ties and losses</h3>",
-            html_table(
-                ["A", "B", "answers", "A chosen", "ties", "B chosen", "win rate of A (ties half)"],
-                [
-                    [w.a, w.b, w.n, w.wins, w.ties, w.losses, "n/a" if math.isnan(w.win_rate) else f"{w.win_rate:.2f}"]
-                    for w in wtl
-                    if w.a < w.b
-                ],
-            ),
-            img_tag(win_rate_heatmap_png(wtl), "Win rate of each condition against each other"),
-        )
-    )
-    return join_html(
-        "<h2>Pairwise comparisons (Bradley-Terry)</h2>",
-        counts,
-        _strengths_table(bt),
-        img_tag(
-            strengths_png(bt, "Bradley-Terry log-strength (pairwise), 95% bootstrap CI"),
-            "Bradley-Terry strengths with confidence intervals",
-        ),
-        "<p>Conditions share a rank when their interval overlaps the next better one's.</p>",
-        _rank_sentence(bt, "Bradley-Terry strength"),
-    )
-
-
-def best_worst_section(bw: list[BestWorst]) -> str:
-    if not bw:
-        return ""
-    return join_html(
-        "<h2>Best-worst choices</h2>",
-        html_table(
-            ["condition", "shown", "best", "worst", "score (best-worst)/shown", "95% CI"],
-            [
-                [b.condition, b.shown, b.best, b.worst, f"{b.score:.2f}", format_ci(b)]
-                for b in sorted(bw, key=lambda b: -b.score)
-            ],
-        ),
-    )
-
-
-def plackett_luce_section(pl: list[StrengthEstimate]) -> str:
-    if not pl:
-        return ""
-    return join_html(
-        "<h3>Plackett-Luce strengths (best-worst)</h3>",
-        "<p>Each answer read as: the best set chosen among all shown, then the worst among the rest "
-        "(sequential best-worst Plackett-Luce model, maximum likelihood).</p>",
-        _strengths_table(pl),
-        img_tag(
-            strengths_png(pl, "Plackett-Luce log-strength (best-worst), 95% bootstrap CI", color="#B279A2"),
-            "Plackett-Luce strengths with confidence intervals",
-        ),
-        _rank_sentence(pl, "Plackett-Luce strength"),
     )
 
 
