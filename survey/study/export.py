@@ -23,6 +23,7 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Trial
+from survey.study import protocol_parts
 from survey.study.errors import StudyUnavailable
 
 DICTIONARY: dict[str, dict[str, str]] = {
@@ -87,25 +88,6 @@ DICTIONARY: dict[str, dict[str, str]] = {
 }
 
 
-def _outcome(protocol: str, pos: int, grids: list[str], choice: str | None, best: str | None, worst: str | None):
-    if protocol == "pairwise":
-        if choice == "tie":
-            return "tie"
-        return "win" if (choice == "left") == (pos == 0) else "loss"
-    if protocol == "ranking":
-        return "best" if grids[pos] == best else "worst" if grids[pos] == worst else "middle"
-    return None
-
-
-def _in_grid_terms(protocol: str, grids: list[str], r: Response) -> str | int | None:
-    """An answer in terms that survive new positions: the rating, the grid chosen, best|worst grids."""
-    if protocol == "rating":
-        return r.rating
-    if protocol == "pairwise":
-        return "tie" if r.choice == "tie" else grids[0 if r.choice == "left" else 1]
-    return f"{r.best}|{r.worst}"
-
-
 def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
     """Each answered repeat trial beside the first answer to its unit."""
     rows = s.execute(
@@ -122,8 +104,11 @@ def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
         if original is None:
             continue
         t0, r0 = original
-        a, b = _in_grid_terms(t0.protocol, t0.grid_ids, r0), _in_grid_terms(t.protocol, t.grid_ids, r)
-        agree = abs(a - b) <= 1 if isinstance(a, int) and isinstance(b, int) else a == b
+        a, b = (
+            protocol_parts.in_grid_terms(t0.protocol, t0.grid_ids, r0),
+            protocol_parts.in_grid_terms(t.protocol, t.grid_ids, r),
+        )
+        agree = protocol_parts.agrees(t.protocol, a, b)
         out.append((t.participant_id, t.protocol, item[t.reference_id], t0.unit, t0.position, t.position, a, b, agree))
     return pd.DataFrame(out, columns=list(DICTIONARY["repeats"]))
 
@@ -261,7 +246,7 @@ def _judgements(
         shown = (a.response_id, a.participant, a.protocol, a.trial_position, a.is_catch)
         reference = (item[a.reference_id], category[a.reference_id])
         for pos, gid in enumerate(grid_ids):
-            outcome = _outcome(a.protocol, pos, grid_ids, a.choice, a.best, a.worst)
+            outcome = protocol_parts.outcome(a.protocol, pos, grid_ids, a.choice, a.best, a.worst)
             for m, g, label, _ in made_by.get(gid, catch_grid):
                 rows.append(
                     (*shown, *reference, gid, pos, m, g, label, a.rating, ticked, outcome, a.response_ms, a.answered_at)
