@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from db.models import Participant, Response, Study, Trial
 from survey.participants import lifecycle, planning, service
-from survey.participants.status import format_status, study_status
+from survey.participants.status import format_status, refresh_status
 from tests.apptest import app, click
 from tests.helpers import answer_all
 
@@ -189,14 +189,14 @@ def test_the_code_of_each_outcome_appears_only_after_the_last_answer(monkeypatch
     assert [b.url for b in page.get("link_button")] == ["https://example.org/ok"]  # a link to go at once
 
 
-def test_study_status_counts_each_status_and_places(tiny_study):
+def test_refresh_status_times_out_then_counts_each_status_and_places(tiny_study):
     _, sessions, study = tiny_study("status", trials_per_participant=2, max_participants=5, time_limit_minutes=15)
     rng = np.random.default_rng(4)
     answer_all(sessions, service.start_participant(sessions, study.id, {}, rng, now=T0), rng)
     service.return_participant(sessions, service.start_participant(sessions, study.id, {}, rng, now=T0))
     service.start_participant(sessions, study.id, {}, rng, now=T0)  # goes idle
     active = service.start_participant(sessions, study.id, {}, rng, now=T0 + timedelta(minutes=10))
-    st = study_status(sessions, study.id, now=T0 + timedelta(minutes=16))
+    st = refresh_status(sessions, study.id, now=T0 + timedelta(minutes=16))
     assert st.participants == {"active": 1, "completed": 1, "returned": 1, "timed_out": 1, "screened_out": 0}
     assert st.places_left == 3 and st.to_dict()["participants"] == st.participants
     (rating,) = st.protocols
@@ -220,7 +220,7 @@ def test_judgements_per_unit_refuses_newcomers_and_closes_the_study_when_reached
         assert service.current_study(sessions, "target").status == "open"
         answer_all(sessions, token, rng)
     assert service.current_study(sessions, "target").status == "closed"
-    assert all(u.answered >= 1 for u in study_status(sessions, study.id).units)
+    assert all(u.answered >= 1 for u in refresh_status(sessions, study.id).units)
 
 
 def test_simulated_dropouts_time_out_and_answered_judgements_stay_balanced(tiny_study):
@@ -228,7 +228,7 @@ def test_simulated_dropouts_time_out_and_answered_judgements_stay_balanced(tiny_
 
     _, sessions, study = tiny_study("drop", trials_per_participant=3, ask_comment=False)
     sim = simulate(sessions, study.id, 20, seed=1, dropout=0.4)
-    st = study_status(sessions, study.id)
+    st = refresh_status(sessions, study.id)
     assert st.participants["completed"] + st.participants["timed_out"] == 20
     assert st.participants["timed_out"] == len(sim.dropped) > 0
     for p in st.protocols:

@@ -16,8 +16,9 @@ from survey.analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
 from survey.analysis.report import render_html
 from survey.analysis.results import compute_results
 from survey.participants import service
-from survey.participants.status import StudyStatus, study_status
+from survey.participants.status import StudyStatus, refresh_status
 from survey.study import monitor
+from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
 from survey.web import state
 from survey.web.preview import preview_key
@@ -25,7 +26,9 @@ from survey.web.views.participant import configured_password
 
 
 def render(make_session: sessionmaker[Session], study_name: str | None, admin_password: str | None) -> None:
-    """``admin_password``: :attr:`survey.settings.Settings.admin_password` (else Streamlit secrets)."""
+    """The admin page: sign-in, then the study's controls, progress, participants, status, comments and
+    (unblinded on request) results. ``admin_password``: :attr:`survey.settings.Settings.admin_password`
+    (else Streamlit secrets)."""
     st.title("Study administration")
     expected = configured_password(admin_password)
     if not expected:
@@ -35,19 +38,38 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
         )
         return
     if not st.session_state.get(state.ADMIN_OK):
-        with st.form("login"):
-            given = st.text_input("Password", type="password")
-            if st.form_submit_button("Sign in"):
-                if hmac.compare_digest(given.encode(), expected.encode()):
-                    st.session_state[state.ADMIN_OK] = True
-                    st.rerun()
-                st.error("Wrong password.")
+        _sign_in(expected)
         return
     try:
         study = service.current_study(make_session, study_name)
-    except service.StudyUnavailable as exc:
+    except StudyUnavailable as exc:
         st.warning(str(exc))
         return
+    _study_controls(make_session, study, expected)
+    status_after_timeouts = refresh_status(make_session, study.id)  # times idle participants out first
+    _overview(make_session, study.id)
+    _progress(make_session, study.id)
+    st.subheader("Participants")
+    st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
+    _status_section(status_after_timeouts)
+    _comments(make_session, study.id)
+    _results(make_session, study)
+
+
+def _sign_in(expected: str) -> None:
+    """The password form; a right password marks the session signed in and reruns the page."""
+    with st.form("login"):
+        given = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            if hmac.compare_digest(given.encode(), expected.encode()):
+                st.session_state[state.ADMIN_OK] = True
+                st.rerun()
+            st.error("Wrong password.")
+
+
+def _study_controls(make_session: sessionmaker[Session], study: service.StudyInfo, password: str) -> None:
+    """The study's name and status, the button that closes or reopens it, the participant-flow preview
+    and its configuration."""
     st.caption(f"Study: {study.name} ({study.status})")
     if study.status == "open":
         if st.button("Close the study to new participants"):
@@ -58,20 +80,27 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
         st.rerun()
     st.link_button(  # the whole participant flow on a private copy: nothing is written (survey/web/preview.py)
         "Preview the participant flow",
-        f"./?{state.PREVIEW_PARAM}={preview_key(expected, study.name)}",
+        f"./?{state.PREVIEW_PARAM}={preview_key(password, study.name)}",
     )
     with st.expander("Study configuration"):
         st.json(service.study_config(make_session, study.id).to_dict())
-    now = study_status(make_session, study.id)  # idle participants are timed out first
-    ov = monitor.overview(make_session, study.id)
+
+
+def _overview(make_session: sessionmaker[Session], study_id: int) -> None:
+    """Five numbers: participants, in progress, completed, flagged, median seconds per trial."""
+    ov = monitor.overview(make_session, study_id)
     cols = st.columns(5)
     cols[0].metric("Participants", ov.participants)
     cols[1].metric("In progress", ov.in_progress)
     cols[2].metric("Completed", ov.completed)
     cols[3].metric("Flagged", ov.flagged)
     cols[4].metric("Median s / trial", "-" if ov.median_trial_seconds is None else f"{ov.median_trial_seconds:.1f}")
+
+
+def _progress(make_session: sessionmaker[Session], study_id: int) -> None:
+    """Judgements per reference and condition, one table row per protocol and reference."""
     st.subheader("Progress: judgements per reference and condition")
-    table = monitor.progress(make_session, study.id)
+    table = monitor.progress(make_session, study_id)
     if table.empty:
         st.info("No answers yet.")
     else:
@@ -79,49 +108,54 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
             table.pivot_table(index=["protocol", "reference"], columns="condition", values="judgements", fill_value=0),
             width="stretch",
         )
-    st.subheader("Participants")
-    st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
-    _status_section(now)
-    notes = monitor.comments(make_session, study.id)
+
+
+def _comments(make_session: sessionmaker[Session], study_id: int) -> None:
+    """The participants' free-text comments, if any, as data (never rendered as markup)."""
+    notes = monitor.comments(make_session, study_id)
     if not notes.empty:
         st.subheader("Comments")
         st.dataframe(notes, width="stretch", hide_index=True)  # a data grid: text, never markup
+
+
+def _results(make_session: sessionmaker[Session], study: service.StudyInfo) -> None:
+    """Results by condition and the report and judgements downloads, only once the researcher unblinds."""
     st.subheader("Results")
-    if st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
-        results = compute_results(make_session, study.id, n_boot=1000)
-        st.dataframe(
-            [
-                {
-                    "condition": r.condition,
-                    "ratings": r.n_ratings,
-                    "participants": r.n_participants,
-                    "mean": round(r.mean, 2),
-                    "95% CI": format_ci(r, missing=CI_NEEDS_TWO_PARTICIPANTS),
-                }
-                for r in results.conditions
-            ],
-            hide_index=True,
-        )
-        st.download_button(
-            "Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html", mime="text/html"
-        )
-        st.download_button(
-            "Download judgements (CSV)",
-            tables(make_session, study.id)["judgements"].to_csv(index=False),
-            file_name=f"{study.name}-judgements.csv",
-            mime="text/csv",
-        )
-    else:
+    if not st.checkbox("Unblind: show results by condition", key=state.ADMIN_UNBLIND):
         st.caption("Results are hidden while the study runs, so that watching them cannot steer it.")
+        return
+    results = compute_results(make_session, study.id, n_boot=1000)
+    st.dataframe(
+        [
+            {
+                "condition": r.condition,
+                "ratings": r.n_ratings,
+                "participants": r.n_participants,
+                "mean": round(r.mean, 2),
+                "95% CI": format_ci(r, missing=CI_NEEDS_TWO_PARTICIPANTS),
+            }
+            for r in results.conditions
+        ],
+        hide_index=True,
+    )
+    st.download_button(
+        "Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html", mime="text/html"
+    )
+    st.download_button(
+        "Download judgements (CSV)",
+        tables(make_session, study.id)["judgements"].to_csv(index=False),
+        file_name=f"{study.name}-judgements.csv",
+        mime="text/csv",
+    )
 
 
-def _status_section(now: StudyStatus) -> None:
+def _status_section(status: StudyStatus) -> None:
     """What `lookalike study status` prints: participants per status, places, answers per unit."""
     st.subheader("Status (as `lookalike study status`)")
-    places = "unlimited" if now.places_left is None else f"{now.places_left} of {now.max_participants}"
-    st.caption(f"Places left: {places}. Time limit: {now.time_limit_minutes} minutes without an answer.")
-    st.dataframe([{s.replace("_", " "): n for s, n in now.participants.items()}], hide_index=True)
-    target = f"units with {now.judgements_per_unit} answers"
+    places = "unlimited" if status.places_left is None else f"{status.places_left} of {status.max_participants}"
+    st.caption(f"Places left: {places}. Time limit: {status.time_limit_minutes} minutes without an answer.")
+    st.dataframe([{s.replace("_", " "): n for s, n in status.participants.items()}], hide_index=True)
+    target = f"units with {status.judgements_per_unit} answers"
     st.dataframe(
         [
             {
@@ -130,9 +164,9 @@ def _status_section(now: StudyStatus) -> None:
                 "answered per unit": f"{p.answered_min}..{p.answered_max}",
                 "by completed participants": f"{p.completed_min}..{p.completed_max}",
                 "held by active participants": p.held,
-                **({target: p.reached_target} if now.judgements_per_unit else {}),
+                **({target: p.reached_target} if status.judgements_per_unit else {}),
             }
-            for p in now.protocols
+            for p in status.protocols
         ],
         hide_index=True,
     )
