@@ -111,8 +111,6 @@ def ssim_matrix(
     Memory: five filtered maps per image, plus a few rows of scratch per thread; nothing
     grows with the number of pairs but the (Q, G) result.
     """
-    from similarity.ssim_kernel import mean_ssim_pairs
-
     q = _validate(queries, "queries", params, dtype)
     symmetric = gallery is None
     g = q if gallery is None else _validate(gallery, "gallery", params, dtype)
@@ -121,46 +119,75 @@ def ssim_matrix(
     npix = params.win_size**2
     cov_norm = npix / (npix - 1) if params.use_sample_covariance else 1.0
     filt = _Filter(q.shape[-2], q.shape[-1], params, dtype)
-    c1 = (params.K1 * params.data_range) ** 2
-    c2 = (params.K2 * params.data_range) ** 2
     with torch.inference_mode():
-        # Per image, once: covariances are computed on mean-centred images (cov is
-        # shift-invariant), which avoids float32 cancellation in flat regions; the luminance
-        # term uses raw means.
-        def stats(x: torch.Tensor):
-            shift = x.mean(dim=(-2, -1), keepdim=True)
-            xc = x - shift
-            mu_c = filt(xc)
-            mu = mu_c + shift  # raw local mean (the filter preserves constants)
-            var = cov_norm * (filt(xc * xc) - mu_c * mu_c)
-            return xc, mu, mu_c, mu * mu, var
-
-        qc, mu_q, muc_q, a_q, b_q = stats(q)
-        gc, mu_g, muc_g, a_g, b_g = (qc, mu_q, muc_q, a_q, b_q) if symmetric else stats(g)
-        # SSIM = (2 cov + c2)(2 mu_x mu_y + c1) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2)),
-        # with 2 cov = 2 cn F(xc yc) - 2 cn muc_x muc_y; the constants ride on the query's maps.
-        np_ = lambda t: np.ascontiguousarray(t.numpy())
-        out = np.empty((q.shape[0], g.shape[0]), dtype=np.float64 if dtype == torch.float64 else np.float32)
-        scalar = out.dtype.type
-        mean_ssim_pairs(
-            np_(qc),
-            np_(gc),
-            gaussian_kernel(params).astype(out.dtype),
-            np_(-2.0 * cov_norm * muc_q),
-            np_(muc_g),
-            np_(2.0 * mu_q),
-            np_(mu_g),
-            np_(a_q + c1),
-            np_(a_g),
-            np_(b_q + c2),
-            np_(b_g),
-            scalar(2.0 * cov_norm),
-            scalar(c1),
-            scalar(c2),
-            symmetric,
-            out,
-        )
+        q_stats = _local_statistics(q, filt, cov_norm)
+        g_stats = q_stats if symmetric else _local_statistics(g, filt, cov_norm)
+        out = _mean_ssim(q_stats, g_stats, params, cov_norm, dtype, symmetric=symmetric)
     out = out.astype(np.float64)
     if symmetric:
         out = np.triu(out) + np.triu(out, 1).T
+    return out
+
+
+@dataclass(frozen=True)
+class _LocalStatistics:
+    """Per image, the filtered maps SSIM needs. Covariances are computed on mean-centred images (cov is
+    shift-invariant), which avoids float32 cancellation in flat regions; the luminance term uses raw means."""
+
+    centred: torch.Tensor  # the image minus its own mean
+    mean: torch.Tensor  # raw local mean
+    centred_mean: torch.Tensor  # local mean of the centred image
+    mean_squared: torch.Tensor  # mean * mean
+    variance: torch.Tensor  # local variance (times cov_norm)
+
+
+def _local_statistics(x: torch.Tensor, filt: _Filter, cov_norm: float) -> _LocalStatistics:
+    """The local means and variance of each image of ``x``, computed once per image."""
+    shift = x.mean(dim=(-2, -1), keepdim=True)
+    xc = x - shift
+    mu_c = filt(xc)
+    mu = mu_c + shift  # raw local mean (the filter preserves constants)
+    var = cov_norm * (filt(xc * xc) - mu_c * mu_c)
+    return _LocalStatistics(xc, mu, mu_c, mu * mu, var)
+
+
+def _mean_ssim(
+    q: _LocalStatistics,
+    g: _LocalStatistics,
+    params: SSIMParams,
+    cov_norm: float,
+    dtype: torch.dtype,
+    *,
+    symmetric: bool,
+) -> np.ndarray:
+    """Mean SSIM of each query against each gallery image, (Q, G) in ``dtype``'s precision, from their
+    local statistics; only the cross term is computed per pair, in the compiled kernel (with
+    ``symmetric``, only the upper triangle)."""
+    from similarity.ssim_kernel import mean_ssim_pairs
+
+    c1 = (params.K1 * params.data_range) ** 2
+    c2 = (params.K2 * params.data_range) ** 2
+    # SSIM = (2 cov + c2)(2 mu_x mu_y + c1) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2)),
+    # with 2 cov = 2 cn F(xc yc) - 2 cn muc_x muc_y; the constants ride on the query's maps.
+    np_ = lambda t: np.ascontiguousarray(t.numpy())
+    out = np.empty((q.centred.shape[0], g.centred.shape[0]), dtype=np.float64 if dtype == torch.float64 else np.float32)
+    scalar = out.dtype.type
+    mean_ssim_pairs(
+        np_(q.centred),
+        np_(g.centred),
+        gaussian_kernel(params).astype(out.dtype),
+        np_(-2.0 * cov_norm * q.centred_mean),
+        np_(g.centred_mean),
+        np_(2.0 * q.mean),
+        np_(g.mean),
+        np_(q.mean_squared + c1),
+        np_(g.mean_squared),
+        np_(q.variance + c2),
+        np_(g.variance),
+        scalar(2.0 * cov_norm),
+        scalar(c1),
+        scalar(c2),
+        symmetric,
+        out,
+    )
     return out
