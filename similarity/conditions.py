@@ -18,7 +18,7 @@ import numpy as np
 from similarity.catalogs.catalog import Catalog, Item
 from similarity.evaluation.evaluate import RetrievalMetrics, exclusion_mask, retrieval_metrics
 from similarity.execution.cache import Cache
-from similarity.execution.pipeline import MaskInfo, condition_features
+from similarity.execution.pipeline import ConditionFeatures, MaskInfo, condition_features
 from similarity.methods import Method
 from similarity.progress import progress_bar
 from similarity.search import BLOCK_ROWS, TopK, rank_rows, similarity_slabs
@@ -67,43 +67,75 @@ def compute_conditions(
     queries = {c: [it for it in g if it.item_id in ref_ids or it.item_id in metric_ids] for c, g in by_category.items()}
     # every item a query: the gallery itself, so symmetric methods (SSIM) score diagonal blocks once
     queries = {c: by_category[c] if len(q) == len(by_category[c]) else q for c, q in queries.items()}
+    search = _Search(by_category, queries, references, ref_ids, metric_ids, k, block_rows, progress)
     outputs: dict[tuple[str, str], ConditionOutput] = {}
     masks: dict[str, dict[str, MaskInfo]] = {}
     for c in condition_features(catalog.items, methods, segmenters, cache=cache, progress=progress, executor=executor):
-        method, seg = c.method, c.segmenter
-        masks[seg.name] = c.masks
+        masks[c.segmenter.name] = c.masks
+        outputs[(c.method.name, c.segmenter.name)] = search.run(c)
+    return outputs, masks
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What every condition searches: the catalog by category, each category's queries, the references
+    (their top-k lists, in their order) and the metrics' queries."""
+
+    by_category: dict[str, list[Item]]
+    queries: dict[str, list[Item]]
+    references: Sequence[Item]
+    ref_ids: set[str]
+    metric_ids: set[str]
+    k: int
+    block_rows: int
+    progress: bool
+
+    def run(self, c: ConditionFeatures) -> ConditionOutput:
+        """One condition's top-k per reference and its retrieval metrics, each category searched in slabs."""
         t0 = time.perf_counter()
         lists: list[TopK] = []
         parts: list[RetrievalMetrics] = []
         bar = progress_bar(
-            total=sum(map(len, queries.values())),
-            desc=f"searching ({method.name}/{seg.name})",
+            total=sum(map(len, self.queries.values())),
+            desc=f"searching ({c.method.name}/{c.segmenter.name})",
             unit="query",
-            enabled=progress,
+            enabled=self.progress,
         )
-        for category in sorted(by_category):
-            gallery = by_category[category]
-            for q_items, slab in similarity_slabs(method, c.rows, queries[category], gallery, block_rows=block_rows):
-                refs = [i for i, q in enumerate(q_items) if q.item_id in ref_ids]
-                if refs:
-                    lists.extend(rank_rows(method, gallery, [q_items[i] for i in refs], slab[refs], k=k))
-                grouped = [i for i, q in enumerate(q_items) if q.item_id in metric_ids]
-                if grouped:
-                    qs = [q_items[i] for i in grouped]
-                    groups = [it.group for it in gallery]
-                    parts.append(
-                        retrieval_metrics(
-                            slab[grouped], [q.group for q in qs], groups, exclude=exclusion_mask(qs, gallery, "all")
-                        )
-                    )
+        for category in sorted(self.by_category):
+            gallery = self.by_category[category]
+            for q_items, slab in similarity_slabs(
+                c.method, c.rows, self.queries[category], gallery, block_rows=self.block_rows
+            ):
+                self._rank_and_score(c.method, gallery, q_items, slab, lists, parts)
                 bar.update(len(q_items))
         bar.close()
-        order = {r.item_id: n for n, r in enumerate(references)}
+        order = {r.item_id: n for n, r in enumerate(self.references)}
         lists.sort(key=lambda t: order[t.reference])
-        outputs[(method.name, seg.name)] = ConditionOutput(
-            lists, merge_metrics(parts) if parts else None, c.seconds, time.perf_counter() - t0
-        )
-    return outputs, masks
+        return ConditionOutput(lists, merge_metrics(parts) if parts else None, c.seconds, time.perf_counter() - t0)
+
+    def _rank_and_score(
+        self,
+        method: Method,
+        gallery: list[Item],
+        q_items: Sequence[Item],
+        slab: np.ndarray,
+        lists: list[TopK],
+        parts: list[RetrievalMetrics],
+    ) -> None:
+        """From one slab of similarities: the top-k of its references (appended to ``lists``) and the
+        retrieval metrics of its metric queries (appended to ``parts``)."""
+        refs = [i for i, q in enumerate(q_items) if q.item_id in self.ref_ids]
+        if refs:
+            lists.extend(rank_rows(method, gallery, [q_items[i] for i in refs], slab[refs], k=self.k))
+        grouped = [i for i, q in enumerate(q_items) if q.item_id in self.metric_ids]
+        if grouped:
+            qs = [q_items[i] for i in grouped]
+            groups = [it.group for it in gallery]
+            parts.append(
+                retrieval_metrics(
+                    slab[grouped], [q.group for q in qs], groups, exclude=exclusion_mask(qs, gallery, "all")
+                )
+            )
 
 
 def _metric_queries(by_category: dict[str, list[Item]], per_category: int | None, seed: int) -> set[str]:
