@@ -205,6 +205,66 @@ def pool_feature_map(fmap, pooling: str, gem_p: float):
     return fmap.clamp(min=1e-6).pow(gem_p).mean(dim=(2, 3)).pow(1.0 / gem_p)
 
 
+def _efficientnet_options(
+    variants: Sequence[str],
+    variant: str,
+    pretrained: str | None,
+    pooling: str,
+    gem_p: float,
+    input_size: int | str | None,
+    flip: bool,
+) -> int | None:
+    """Check the efficientnet options (:class:`InvalidOption` naming the valid values); returns the input
+    size, None for the variant's native one."""
+    if variant not in variants:
+        raise InvalidOption(f"efficientnet variant '{variant}' unknown; valid: {', '.join(variants)}")
+    if pretrained not in ("imagenet", None):
+        raise InvalidOption("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
+    if pooling not in POOLINGS:
+        raise InvalidOption(f"efficientnet pooling '{pooling}' unknown; valid: {', '.join(POOLINGS)}")
+    if not isinstance(gem_p, (int, float)) or not 1.0 <= gem_p <= 10.0:
+        raise InvalidOption(f"efficientnet gem_p={gem_p!r}: give a number between 1 (average) and 10")
+    if pooling != "gem" and gem_p != 3.0:
+        raise InvalidOption(f"efficientnet gem_p={gem_p} only applies to pooling=gem; add pooling=gem or drop gem_p")
+    if input_size == "native":  # TOML has no None
+        input_size = None
+    if input_size is not None and (
+        not isinstance(input_size, int) or isinstance(input_size, bool) or not 64 <= input_size <= 1024
+    ):
+        raise InvalidOption(
+            f"efficientnet input_size={input_size!r}: give whole pixels between 64 and 1024, or native "
+            "(none) for the variant's own size"
+        )
+    if not isinstance(flip, bool):
+        raise InvalidOption(f"efficientnet flip={flip!r}: give true or false")
+    return input_size
+
+
+def _efficientnet_weights(
+    variant: str, pretrained: str | None, weights_path: str | None, *, offline: bool
+) -> Path | None:
+    """The state_dict file to load: ``weights_path`` (which must exist), else the ImageNet weights of
+    ``variant`` (downloaded, announced, only when not ``offline``); None for random weights."""
+    if weights_path:
+        path = Path(weights_path)
+        if not path.is_file():
+            raise WeightsUnavailable(
+                f"efficientnet weights_path {path} does not exist; give the path of a "
+                "state_dict file, or leave weights_path out"
+            )
+        return path
+    if pretrained == "imagenet":
+        return weight_spec(f"efficientnet-{variant}").require(offline=offline)
+    return None
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    """A state_dict file's tensors, on the CPU (tensors only: nothing in the file is run)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 class EfficientNetMethod(EmbeddingMethod):
     """Pooled last-stage features of an ImageNet EfficientNet.
 
@@ -236,67 +296,38 @@ class EfficientNetMethod(EmbeddingMethod):
         scales: float | str | Sequence[float] = 1.0,
         offline: bool = True,
     ) -> None:
-        import torch
-
-        if variant not in self.VARIANTS:
-            raise InvalidOption(f"efficientnet variant '{variant}' unknown; valid: {', '.join(self.VARIANTS)}")
-        if pretrained not in ("imagenet", None):
-            raise InvalidOption("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
-        if pooling not in POOLINGS:
-            raise InvalidOption(f"efficientnet pooling '{pooling}' unknown; valid: {', '.join(POOLINGS)}")
-        if not isinstance(gem_p, (int, float)) or not 1.0 <= gem_p <= 10.0:
-            raise InvalidOption(f"efficientnet gem_p={gem_p!r}: give a number between 1 (average) and 10")
-        if pooling != "gem" and gem_p != 3.0:
-            raise InvalidOption(
-                f"efficientnet gem_p={gem_p} only applies to pooling=gem; add pooling=gem or drop gem_p"
-            )
-        if input_size == "native":  # TOML has no None
-            input_size = None
-        if input_size is not None and (
-            not isinstance(input_size, int) or isinstance(input_size, bool) or not 64 <= input_size <= 1024
-        ):
-            raise InvalidOption(
-                f"efficientnet input_size={input_size!r}: give whole pixels between 64 and 1024, or native "
-                "(none) for the variant's own size"
-            )
-        if not isinstance(flip, bool):
-            raise InvalidOption(f"efficientnet flip={flip!r}: give true or false")
+        input_size = _efficientnet_options(self.VARIANTS, variant, pretrained, pooling, gem_p, input_size, flip)
         self.scales = parse_scales(scales)
         self.variant, self.pretrained = variant, pretrained
         self.pooling, self.gem_p, self.flip = pooling, float(gem_p), flip
-        state = None
-        path: Path | None = None
-        if weights_path:
-            path = Path(weights_path)
-            if not path.is_file():
-                raise WeightsUnavailable(
-                    f"efficientnet weights_path {path} does not exist; give the path of a "
-                    "state_dict file, or leave weights_path out"
-                )
-        elif pretrained == "imagenet":
-            path = weight_spec(f"efficientnet-{variant}").require(offline=offline)
-        if path is not None:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        path = _efficientnet_weights(variant, pretrained, weights_path, offline=offline)
+        state = _load_state(path) if path is not None else None
         self.weights_digest = _file_digest(path) if path else "random"
-        if variant in LITE_INPUT:
-            from efficientnet_lite_pytorch import EfficientNet
-
-            net = EfficientNet.from_name(f"efficientnet-{variant}")
-            native, self.mean, self.std = LITE_INPUT[variant], (0.498,) * 3, (0.502,) * 3
-            self._trunk = net.extract_features
-        else:
-            import torchvision.models as tvm
-
-            net = getattr(tvm, f"efficientnet_{variant}")(weights=None)
-            tf = torchvision_efficientnet_weights(variant).transforms()
-            native, self.mean, self.std = tf.crop_size[0], tuple(tf.mean), tuple(tf.std)
-            self._trunk = net.features
+        net, native = self._network(variant)
         self.input_size = input_size or native
         # the scale sizes, largest first: prepare() letterboxes at the largest, encode() shrinks
         self._sizes = sorted({max(32, round(self.input_size * s)) for s in self.scales}, reverse=True)
         if state is not None:
             net.load_state_dict(state, strict=True)
         self.net = net.eval()
+
+    def _network(self, variant: str) -> tuple[Any, int]:
+        """The untrained network of ``variant`` and its native input size; sets the input normalisation
+        (``mean``, ``std``) and the feature trunk."""
+        if variant in LITE_INPUT:
+            from efficientnet_lite_pytorch import EfficientNet
+
+            net = EfficientNet.from_name(f"efficientnet-{variant}")
+            self.mean, self.std = (0.498,) * 3, (0.502,) * 3
+            self._trunk = net.extract_features
+            return net, LITE_INPUT[variant]
+        import torchvision.models as tvm
+
+        net = getattr(tvm, f"efficientnet_{variant}")(weights=None)
+        tf = torchvision_efficientnet_weights(variant).transforms()
+        self.mean, self.std = tuple(tf.mean), tuple(tf.std)
+        self._trunk = net.features
+        return net, tf.crop_size[0]
 
     def params(self) -> dict[str, Any]:
         return {
