@@ -289,39 +289,12 @@ def method_segmenter_model(ratings: pd.DataFrame) -> MixedModelResult | None:
             f"the mixed model needs answers from at least two participants and on at least two references "
             f"(has {P} and {R}); collect more ratings before reporting it"
         )
-    rank = np.linalg.matrix_rank(X)
-    if rank < X.shape[1]:
-        own_rows = ratings[ratings["response_id"].isin(answers["response_id"][k == 1])]
-        own = set(zip(own_rows["method"], own_rows["segmenter"], strict=True))
-        combos = {(m, g) for m in ratings["method"].unique() for g in ratings["segmenter"].unique()}
-        lacking = ", ".join(f"{m}/{g}" for m, g in sorted(combos - own)) or "none"
-        raise MixedModelError(
-            f"the answers cannot separate the {X.shape[1]} method x segmenter effects (rank {rank}); "
-            f"combinations rated on no grid of their own: {lacking}. Collect ratings of every method x "
-            "segmenter combination"
-        )
+    _require_separable(ratings, X, answers["response_id"][k == 1])
     y = answers["rating"].to_numpy(float)
-    for what, codes in (
-        ("method x segmenter combinations", None),
-        ("participants", participant),
-        ("references", reference),
-    ):
-        if _unexplained(X, y, codes) <= 1e-10 * max(float(((y - y.mean()) ** 2).sum()), 1.0):
-            raise MixedModelError(
-                f"the ratings do not vary within {what} (beyond the method x segmenter effects), so there is no "
-                "residual variance and the REML estimate does not exist; collect more ratings before reporting "
-                "the mixed model"
-            )
+    _require_residual_variance(X, y, participant, reference)
     fit = fit_crossed_intercepts(X, y, participant, reference)
     terms = wald_terms(names, fit.beta, np.sqrt(np.diag(fit.cov)))
-    ordinal, failure = None, None
-    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
-        warnings.simplefilter("always")
-        try:
-            ordinal = proportional_odds(X, y.astype(int), participant, names, formula=ORDINAL_FORMULA)
-        except RuntimeError as e:  # no estimate (e.g. one combination rated 7 every time): said in the report
-            failure = f"the proportional odds model was not fitted: {e}"
-    ordinal_warnings = tuple(f"proportional odds: {w.category.__name__}: {w.message}" for w in caught)
+    ordinal, failure, ordinal_warnings = _proportional_odds(X, y, participant, names)
     return MixedModelResult(
         formula=FORMULA,
         terms=terms,
@@ -342,3 +315,50 @@ def method_segmenter_model(ratings: pd.DataFrame) -> MixedModelResult | None:
         ordinal=ordinal,
         ordinal_failure=failure,
     )
+
+
+def _require_separable(ratings: pd.DataFrame, X: np.ndarray, own_answers: pd.Series) -> None:
+    """Raise :class:`MixedModelError` unless the design ``X`` has full rank; the message names the
+    combinations with no grid of their own (``own_answers``: the answers to a grid one condition produced)."""
+    rank = np.linalg.matrix_rank(X)
+    if rank < X.shape[1]:
+        own_rows = ratings[ratings["response_id"].isin(own_answers)]
+        own = set(zip(own_rows["method"], own_rows["segmenter"], strict=True))
+        combos = {(m, g) for m in ratings["method"].unique() for g in ratings["segmenter"].unique()}
+        lacking = ", ".join(f"{m}/{g}" for m, g in sorted(combos - own)) or "none"
+        raise MixedModelError(
+            f"the answers cannot separate the {X.shape[1]} method x segmenter effects (rank {rank}); "
+            f"combinations rated on no grid of their own: {lacking}. Collect ratings of every method x "
+            "segmenter combination"
+        )
+
+
+def _require_residual_variance(X: np.ndarray, y: np.ndarray, participant: np.ndarray, reference: np.ndarray) -> None:
+    """Raise :class:`MixedModelError` when the ratings ``y`` do not vary within combinations, participants
+    or references beyond the fixed effects: then the REML estimate does not exist."""
+    for what, codes in (
+        ("method x segmenter combinations", None),
+        ("participants", participant),
+        ("references", reference),
+    ):
+        if _unexplained(X, y, codes) <= 1e-10 * max(float(((y - y.mean()) ** 2).sum()), 1.0):
+            raise MixedModelError(
+                f"the ratings do not vary within {what} (beyond the method x segmenter effects), so there is no "
+                "residual variance and the REML estimate does not exist; collect more ratings before reporting "
+                "the mixed model"
+            )
+
+
+def _proportional_odds(
+    X: np.ndarray, y: np.ndarray, participant: np.ndarray, names: list[str]
+) -> tuple[OrdinalResult | None, str | None, tuple[str, ...]]:
+    """The ordinal robustness check: the proportional odds model (None and why when it has no estimate),
+    and the warnings raised while fitting it."""
+    ordinal, failure = None, None
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
+        warnings.simplefilter("always")
+        try:
+            ordinal = proportional_odds(X, y.astype(int), participant, names, formula=ORDINAL_FORMULA)
+        except RuntimeError as e:  # no estimate (e.g. one combination rated 7 every time): said in the report
+            failure = f"the proportional odds model was not fitted: {e}"
+    return ordinal, failure, tuple(f"proportional odds: {w.category.__name__}: {w.message}" for w in caught)
