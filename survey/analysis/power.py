@@ -143,20 +143,7 @@ def power_curve(
 ) -> PowerResult:
     """Estimated power of the rating analysis for each number of participants."""
     conds = design.conditions
-    if not participants or any(n < 1 for n in participants):
-        raise SimulationError("participants must be a list of positive numbers, e.g. 10,20,40")
-    if reps < 1:
-        raise SimulationError("reps must be at least 1")
-    if not 0 <= dropout < 1:
-        raise SimulationError(f"dropout must be a probability from 0 to below 1, got {dropout}")
-    if not 0 < alpha < 1 or not 0 < target < 1:
-        raise SimulationError("alpha and target must lie between 0 and 1")
-    unknown = set(model.effects) - set(conds)
-    if unknown:
-        raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; valid: {conds}")
-    pair = pair or default_pair(conds, model.effects)
-    if len(set(pair)) != 2 or set(pair) - set(conds):
-        raise SimulationError(f"pair must name two different conditions of the study; valid: {conds}")
+    pair = _checked_arguments(conds, participants, model, pair, reps=reps, alpha=alpha, target=target, dropout=dropout)
     points = []
     for n in sorted(set(participants)):
         omni, paired, blocks = simulate_rejections(
@@ -191,3 +178,33 @@ def power_curve(
         needed("friedman_power"),
         needed("pair_power"),
     )
+
+
+def _checked_arguments(
+    conds: list[str],
+    participants: Sequence[int],
+    model: ResponseModel,
+    pair: tuple[str, str] | None,
+    *,
+    reps: int,
+    alpha: float,
+    target: float,
+    dropout: float,
+) -> tuple[str, str]:
+    """Raise :class:`SimulationError` naming the first argument of :func:`power_curve` out of range; returns
+    the pair to detect (by default the largest true effect against the smallest)."""
+    if not participants or any(n < 1 for n in participants):
+        raise SimulationError("participants must be a list of positive numbers, e.g. 10,20,40")
+    if reps < 1:
+        raise SimulationError("reps must be at least 1")
+    if not 0 <= dropout < 1:
+        raise SimulationError(f"dropout must be a probability from 0 to below 1, got {dropout}")
+    if not 0 < alpha < 1 or not 0 < target < 1:
+        raise SimulationError("alpha and target must lie between 0 and 1")
+    unknown = set(model.effects) - set(conds)
+    if unknown:
+        raise SimulationError(f"effects name condition(s) {sorted(unknown)} not in the study; valid: {conds}")
+    pair = pair or default_pair(conds, model.effects)
+    if len(set(pair)) != 2 or set(pair) - set(conds):
+        raise SimulationError(f"pair must name two different conditions of the study; valid: {conds}")
+    return pair

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from survey.cli.common import Subparsers, add_db_flag, open_db
 from survey.settings import Settings
+
+if TYPE_CHECKING:
+    from survey.analysis.power import PowerResult
 
 DEFAULT_REPORT = "report.html"
 
@@ -201,24 +205,13 @@ def add_power(sub: Subparsers) -> None:
 
 
 def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
+    """``lookalike power``: simulate the study's rating analysis at each size and print the power."""
     from survey.analysis.power import power_curve
-    from survey.analysis.simulate import ResponseModel, SimulationError, parse_effects, study_design
+    from survey.analysis.simulate import ResponseModel, parse_effects, study_design
     from survey.participants.service import current_study
 
-    try:
-        sizes = [int(x) for x in args.participants.split(",") if x.strip()]
-    except ValueError:
-        raise SimulationError(
-            f"--participants takes numbers separated by commas, e.g. 10,20,40; got {args.participants!r}"
-        ) from None
-    pair = None
-    if args.pair:
-        a, comma, b = args.pair.partition(",")
-        if not comma:
-            raise SimulationError(
-                "--pair takes two conditions separated by a comma, e.g. efficientnet/u2netp,ssim/none"
-            )
-        pair = (a.strip(), b.strip())
+    sizes = _participant_counts(args.participants)
+    pair = _pair(args.pair)
     make_session = open_db(settings, must_exist=True)
     study = current_study(make_session, args.study)
     design = study_design(make_session, study.id)
@@ -236,10 +229,40 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.json:
         print(json.dumps({"study": study.name, **res.to_json()}))
-        return 0
+    else:
+        _print_power(study.name, res, sizes)
+    return 0
+
+
+def _participant_counts(text: str) -> list[int]:
+    """``--participants``: the study sizes, numbers separated by commas."""
+    from survey.analysis.simulate import SimulationError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SimulationError(
+            f"--participants takes numbers separated by commas, e.g. 10,20,40; got {text!r}"
+        ) from None
+
+
+def _pair(text: str | None) -> tuple[str, str] | None:
+    """``--pair``: two conditions separated by a comma (None: not given)."""
+    from survey.analysis.simulate import SimulationError
+
+    if not text:
+        return None
+    a, comma, b = text.partition(",")
+    if not comma:
+        raise SimulationError("--pair takes two conditions separated by a comma, e.g. efficientnet/u2netp,ssim/none")
+    return (a.strip(), b.strip())
+
+
+def _print_power(study: str, res: PowerResult, sizes: list[int]) -> None:
+    """The power curve as text: the design, each size's power with intervals, and the sizes needed."""
     effects = ", ".join(f"{k}={v:g}" for k, v in res.effects.items()) or "none (every condition alike)"
     print(
-        f"study '{study.name}': {res.conditions} conditions, {res.references} references, "
+        f"study '{study}': {res.conditions} conditions, {res.references} references, "
         f"{res.trials_per_participant} rating trials per participant; effects: {effects}"
         + (f"; {res.dropout:.0%} of participants stop part-way" if res.dropout else "")
     )
@@ -261,4 +284,3 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
     print("participants are those analysed, after exclusions: recruit extra to cover them")
-    return 0
