@@ -29,6 +29,10 @@ class ResponseModel:
     tie_margin: float = 0.25
 
 
+#: The response model simulations use unless given one: no effects, unit noise.
+DEFAULT_MODEL = ResponseModel()
+
+
 # --- the response model: latent similarity -> answer (vectorised) ---------------------------------
 
 

@@ -146,11 +146,7 @@ def start_participant(
     rng = rng or np.random.default_rng()
     now = now or utcnow()
     params = recruitment_params(url_params)
-    source, external_id = "direct", None
-    for platform, key in EXTERNAL_ID_PARAMS.items():
-        if params.get(key):
-            source, external_id = platform, params[key]
-            break
+    source, external_id = _recruited_by(params)
     with make_session.begin() as s:
         # Lock the study row first (a row lock in PostgreSQL, the write lock in SQLite), so that
         # concurrent starts, in one process or several, run one after another: each sees every
@@ -167,14 +163,7 @@ def start_participant(
                 return known.token
         config = StudyConfig.from_dict(study.config)
         lifecycle.expire_idle(s, study_id, config.time_limit_minutes, now)
-        if config.max_participants:  # places: active and completed participants, as Prolific counts them
-            n = s.execute(
-                select(func.count(Participant.id)).where(
-                    Participant.study_id == study_id, Participant.status.in_(lifecycle.HOLDS_PLACE)
-                )
-            ).scalar_one()
-            if n >= config.max_participants:
-                raise StudyUnavailable("this study is full")
+        _check_places(s, study_id, config)
         p = Participant(
             study_id=study_id,
             token=secrets.token_urlsafe(24),
@@ -196,6 +185,28 @@ def start_participant(
         except planning.StudyFull:
             raise StudyUnavailable("this study is full: every unit has the judgements it needs") from None
         return p.token
+
+
+def _recruited_by(params: dict[str, Any]) -> tuple[str, str | None]:
+    """(platform, the participant's id there) from the URL parameters; ("direct", None) without one."""
+    for platform, key in EXTERNAL_ID_PARAMS.items():
+        if params.get(key):
+            return platform, params[key]
+    return "direct", None
+
+
+def _check_places(s: Session, study_id: int, config: StudyConfig) -> None:
+    """Refuse a newcomer when ``max_participants`` places are taken (active and completed
+    participants hold one, as Prolific counts them)."""
+    if not config.max_participants:
+        return
+    taken = s.execute(
+        select(func.count(Participant.id)).where(
+            Participant.study_id == study_id, Participant.status.in_(lifecycle.HOLDS_PLACE)
+        )
+    ).scalar_one()
+    if taken >= config.max_participants:
+        raise StudyUnavailable("this study is full")
 
 
 # --- reading state ---------------------------------------------------------------------------
