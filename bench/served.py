@@ -235,7 +235,8 @@ def count_answers(db_url: str, like: str, acknowledged: dict[str, int]) -> dict:
     }
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=40)
     ap.add_argument("--think-s", type=float, default=3.0, help="mean think time per screen (exponential)")
@@ -251,7 +252,11 @@ def main() -> None:
     ap.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a Streamlit option (1 process only)"
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = _parse_args()
     database = args.database or ("sqlite" if args.processes == 1 else "postgresql")
     from db.pgserver import TempPostgres, free_port
 
@@ -273,61 +278,9 @@ def main() -> None:
             log = Path(tmp) / "server.log"
             server = start_server(db_url, port, args.processes, env, args.option, log)
             base = f"http://localhost:{port}/"
-            # warm-up: each app process imports the app and its libraries at its first page, once;
-            # measured from here on is what every further participant costs
-            warm = [Participant(base, f"warmup-{i}", 0, random.Random(i), first_page_only=True) for i in range(8)]
-            asyncio.run(_all(warm))
-            before = server_snapshot(server.pid)
-            client_cpu0, t0 = time.process_time(), time.perf_counter()
-            people, errors = run_light(base, args.participants, args.think_s, args.ramp_s, args.seed, "bench")
-            wall = time.perf_counter() - t0
-            client_cpu = time.process_time() - client_cpu0
-            after = server_snapshot(server.pid)
-            counts = count_answers(db_url, "bench-%", {p.pid: p.answers for p in people})
-            lat = [x for p in people for x in p.submit_s]
-            first = [p.first_page_s for p in people if p.first_page_s is not None]
-            server_cpu = after["cpu_s"] - before["cpu_s"]
-            result = {
-                "participants": args.participants,
-                "think_s": args.think_s,
-                "processes": args.processes,
-                "database": database,
-                "options": args.option,
-                **counts,
-                "errors": len(errors),
-                "error_examples": errors[:3],
-                "submit_next_p50_s": _pct(lat, 50),
-                "submit_next_p95_s": _pct(lat, 95),
-                "submit_next_max_s": round(max(lat), 3) if lat else None,
-                "first_page_p95_s": _pct(first, 95),
-                "answers_per_s": round(counts["answers_stored"] / wall, 2),
-                "wall_s": round(wall, 1),
-                "server_cpu_s": round(server_cpu, 2),
-                "server_cpu_ms_per_answer": round(1000 * server_cpu / max(1, counts["answers_stored"]), 1),
-                "rss_mb_before": list(before["rss_mb"].values()),
-                "rss_mb_after": list(after["rss_mb"].values()),
-                "client_cpu_s": round(client_cpu, 2),
-                "client_cpu_share": round(client_cpu / max(1e-9, client_cpu + server_cpu), 3),
-                "client_cpu_of_machine": round(client_cpu / (wall * (os.cpu_count() or 1)), 3),
-            }
+            result = _measure(args, database, base, server.pid, db_url)
             if args.browsers:
-                # one participant at a time on both sides, so the two measure the same thing
-                light = [
-                    run_light(base, 1, args.think_s, 0, args.seed + 1 + i, f"xlight{i}") for i in range(args.browsers)
-                ]
-                light_lat = [x for run in light for p in run[0] for x in p.submit_s]
-                chrome, chrome_in_page = run_browsers(base, args.browsers, args.think_s, args.seed)
-                result["cross_check"] = {
-                    "participants": args.browsers,
-                    "light_p50_s": _pct(light_lat, 50),
-                    "light_p95_s": _pct(light_lat, 95),
-                    "light_errors": sum(len(run[1]) for run in light),
-                    "chromium_p50_s": _pct(chrome, 50),
-                    "chromium_p95_s": _pct(chrome, 95),
-                    "chromium_in_page_p50_s": _pct(chrome_in_page, 50),
-                    "chromium_in_page_p95_s": _pct(chrome_in_page, 95),
-                    "screens": [len(light_lat), len(chrome)],
-                }
+                result["cross_check"] = _cross_check(args, base)
             if result["errors"]:
                 print("the server's log ends:\n" + "\n".join(log.read_text().splitlines()[-40:]), file=sys.stderr)
         finally:
@@ -339,6 +292,67 @@ def main() -> None:
             if pg is not None:
                 pg.stop()
     emit(result)
+
+
+def _measure(args: argparse.Namespace, database: str, base: str, server_pid: int, db_url: str) -> dict:
+    """Warm every app process up, then run the light participants against ``base`` and measure: answers
+    counted in the database, latencies, the server's CPU and memory, the clients' CPU."""
+    # warm-up: each app process imports the app and its libraries at its first page, once;
+    # measured from here on is what every further participant costs
+    warm = [Participant(base, f"warmup-{i}", 0, random.Random(i), first_page_only=True) for i in range(8)]
+    asyncio.run(_all(warm))
+    before = server_snapshot(server_pid)
+    client_cpu0, t0 = time.process_time(), time.perf_counter()
+    people, errors = run_light(base, args.participants, args.think_s, args.ramp_s, args.seed, "bench")
+    wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client_cpu0
+    after = server_snapshot(server_pid)
+    counts = count_answers(db_url, "bench-%", {p.pid: p.answers for p in people})
+    lat = [x for p in people for x in p.submit_s]
+    first = [p.first_page_s for p in people if p.first_page_s is not None]
+    server_cpu = after["cpu_s"] - before["cpu_s"]
+    return {
+        "participants": args.participants,
+        "think_s": args.think_s,
+        "processes": args.processes,
+        "database": database,
+        "options": args.option,
+        **counts,
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "submit_next_p50_s": _pct(lat, 50),
+        "submit_next_p95_s": _pct(lat, 95),
+        "submit_next_max_s": round(max(lat), 3) if lat else None,
+        "first_page_p95_s": _pct(first, 95),
+        "answers_per_s": round(counts["answers_stored"] / wall, 2),
+        "wall_s": round(wall, 1),
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_ms_per_answer": round(1000 * server_cpu / max(1, counts["answers_stored"]), 1),
+        "rss_mb_before": list(before["rss_mb"].values()),
+        "rss_mb_after": list(after["rss_mb"].values()),
+        "client_cpu_s": round(client_cpu, 2),
+        "client_cpu_share": round(client_cpu / max(1e-9, client_cpu + server_cpu), 3),
+        "client_cpu_of_machine": round(client_cpu / (wall * (os.cpu_count() or 1)), 3),
+    }
+
+
+def _cross_check(args: argparse.Namespace, base: str) -> dict:
+    """``--browsers K``: K light participants, then K Chromium pages, one at a time on both sides so
+    that the two measure the same thing; their latencies side by side."""
+    light = [run_light(base, 1, args.think_s, 0, args.seed + 1 + i, f"xlight{i}") for i in range(args.browsers)]
+    light_lat = [x for run in light for p in run[0] for x in p.submit_s]
+    chrome, chrome_in_page = run_browsers(base, args.browsers, args.think_s, args.seed)
+    return {
+        "participants": args.browsers,
+        "light_p50_s": _pct(light_lat, 50),
+        "light_p95_s": _pct(light_lat, 95),
+        "light_errors": sum(len(run[1]) for run in light),
+        "chromium_p50_s": _pct(chrome, 50),
+        "chromium_p95_s": _pct(chrome, 95),
+        "chromium_in_page_p50_s": _pct(chrome_in_page, 50),
+        "chromium_in_page_p95_s": _pct(chrome_in_page, 95),
+        "screens": [len(light_lat), len(chrome)],
+    }
 
 
 if __name__ == "__main__":
