@@ -17,7 +17,7 @@ from numba import njit, prange
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-def mean_ssim_pairs(
+def mean_ssim_pairs(  # noqa: C901 - one loop nest, compiled by numba as one function
     qc, gc, kern, q_cross, g_cross_mu, q_lum, g_mu, q_a, g_a, q_b, g_b, two_cn, c1, c2, symmetric, out
 ):  # pragma: no cover - compiled
     """out[i, j] = mean over channels and valid pixels of
