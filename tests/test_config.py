@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from survey.study.config import Component, ConfigError, Question, StudyConfig, load_config
+from survey.study.config import Component, ConfigError, Question, StudyConfig
+from survey.study.config_file import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "survey" / "example_study.toml"
 

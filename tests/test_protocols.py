@@ -75,7 +75,8 @@ def test_the_command_line_offers_what_the_registries_define():
 
 
 def test_the_study_config_takes_its_protocol_names_and_options_from_the_registry(tmp_path):
-    from survey.study.config import ConfigError, load_config
+    from survey.study.config import ConfigError
+    from survey.study.config_file import load_config
 
     study = tmp_path / "study.toml"
     study.write_text(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from survey.study import texts
-from survey.study.config import ConfigError, StudyConfig, load_config
+from survey.study.config import ConfigError, StudyConfig
+from survey.study.config_file import load_config
 from tests.apptest import app, click
 
 VIEWS = Path(__file__).resolve().parents[1] / "survey" / "web" / "views"

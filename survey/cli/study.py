@@ -87,7 +87,8 @@ def add_build(sub: Subparsers) -> None:
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from similarity.runtime import tune_for_throughput
     from survey.study.build import build_study
-    from survey.study.config import check_components, load_config
+    from survey.study.config import check_components
+    from survey.study.config_file import load_config
 
     if args.config:
         config = load_config(args.config)
