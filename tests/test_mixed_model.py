@@ -403,7 +403,7 @@ def test_the_reports_fixed_effects_agree_with_an_independent_crossed_fit_of_the_
 
 
 def test_a_model_that_cannot_be_estimated_is_said_in_the_report_which_still_renders(study_db, monkeypatch):
-    from survey.analysis import results as results_module
+    from survey.analysis import protocol_parts as analysis_parts
     from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
     from survey.analysis.simulate import simulate
@@ -415,7 +415,7 @@ def test_a_model_that_cannot_be_estimated_is_said_in_the_report_which_still_rend
     degenerate = crossed_ratings(10, 4, seed=4)
     with pytest.raises(MixedModelError) as caught:
         method_segmenter_model(degenerate[degenerate["reference"] == "r0"])
-    monkeypatch.setattr(results_module, "method_segmenter_model", lambda ratings: (_ for _ in ()).throw(caught.value))
+    monkeypatch.setattr(analysis_parts, "method_segmenter_model", lambda ratings: (_ for _ in ()).throw(caught.value))
     res = compute_results(make_session, study.id, n_boot=20)
     assert res.mixed_model is None and res.mixed_model_failure == str(caught.value)
     assert res.to_json()["mixed_model_failure"] == str(caught.value)

@@ -306,10 +306,10 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "status":
         import json
 
-        from survey.participants.status import format_status, study_status
+        from survey.participants.status import format_status, refresh_status
 
-        now = study_status(make_session, study.id)
-        print(json.dumps(now.to_dict(), indent=2) if args.json else format_status(now))
+        study_now = refresh_status(make_session, study.id)  # idle participants are timed out first
+        print(json.dumps(study_now.to_dict(), indent=2) if args.json else format_status(study_now))
         return 0
     service.set_study_status(make_session, study.id, "closed" if args.action == "close" else "open")
     closed = "closed: new participants are refused politely, those who started can finish"

@@ -90,11 +90,6 @@ def refresh_status(make_session: sessionmaker[Session], study_id: int, *, now: d
     )
 
 
-#: The name :func:`refresh_status` had, which hid that it times participants out. survey/cli/study.py
-#: still calls it (another change is reworking that file); remove once it calls refresh_status.
-study_status = refresh_status
-
-
 def _participants_per_status(s: Session, study_id: int) -> Counter[str]:
     """The study's participants counted per lifecycle status (statuses nobody has: absent)."""
     return Counter(
