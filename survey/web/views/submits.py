@@ -1,4 +1,7 @@
-"""The participant page's submit callbacks (survey/web/views/participant.py draws the forms).
+"""The participant page's submit callbacks and what they share: storing once per session
+(:func:`store_once`), refusing an incomplete form (:func:`refuse`, :func:`form_error`). The
+practice and question forms' callbacks are here; each protocol's trial callback sits beside its
+page in :mod:`survey.web.views.protocol_parts`.
 
 Streamlit runs a submit button's callback before the script run that its click starts, so the
 answer is stored and that one run draws the next screen. Each callback reads the form's widgets
