@@ -35,8 +35,9 @@ def test_krippendorff_alpha_reproduces_the_published_example():
 
 
 def test_agreement_and_split_half_on_simulated_raters(study_db):
-    from survey.analysis.agreement import agreement, split_half
+    from survey.analysis.agreement import split_half
     from survey.analysis.conditions import ratings_from_judgements
+    from survey.analysis.protocol_parts import agreement
 
     _, make_session, _ = study_db
     study = service.current_study(make_session)
