@@ -1,12 +1,14 @@
-# make demo: build the demo study and serve the survey; make test: run the test suite;
+# make demo: build the demo study and serve the survey; make test: run the whole test suite (what CI runs);
+# make test-fast: only the tests not marked slow (no real study build, browser, server, PostgreSQL or Ray;
+# tests/conftest.py sets the mark), for a quick check while working;
 # make lint: ruff (lint and format check), mypy and the import contracts (import-linter), as CI runs them.
-# Both create .venv and install the project into it when needed.
+# Each creates .venv and installs the project into it when needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

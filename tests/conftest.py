@@ -6,7 +6,42 @@ from pathlib import Path
 import pytest
 
 from db.engine import make_engine, make_sessionmaker
-from tests.helpers import built_study_config, sqlite_copy
+from tests.helpers import build_tiny_study, built_study_config, offline_env, sqlite_copy
+from tests.served import needs_chromium, needs_nginx
+
+#: Fixtures that build a real study (the shared one with EfficientNet and U2-Net weights, or a
+#: tiny_study) or start PostgreSQL: every test that uses one, directly or through another fixture,
+#: is marked ``slow``.
+SLOW_FIXTURES = frozenset({"built_study", "pg_built_study", "study_db", "sqlite_study_db", "tiny_study", "postgres"})
+#: Parametrised fixtures whose "postgresql" variant starts the PostgreSQL server (on demand, so the
+#: server fixture is not among the test's fixture names).
+POSTGRES_PARAMS = ("db_url", "study_db")
+#: Modules whose every test runs something heavy that no fixture names: Ray's local cluster.
+SLOW_MODULES = frozenset({"test_ray.py"})
+#: Marks that say a test drives Debian's Chromium or nginx (tests/served.py).
+SLOW_MARKS = (needs_chromium.mark, needs_nginx.mark)
+
+
+def slow_reason(item: pytest.Item) -> str | None:
+    """Why ``item`` is slow (a real study build, a browser, a server, Ray), or None."""
+    fixtures = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if fixtures:
+        return f"uses {', '.join(sorted(fixtures))}"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(params.get(name) == "postgresql" for name in POSTGRES_PARAMS):
+        return "runs on PostgreSQL"
+    if item.path.name in SLOW_MODULES:
+        return f"in {item.path.name}"
+    if any(mark in SLOW_MARKS for mark in item.iter_markers("skipif")):
+        return "drives Chromium or nginx"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``slow`` mark, set from what a test uses (``make test-fast`` runs ``-m "not slow"``)."""
+    for item in items:
+        if slow_reason(item) is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -24,15 +59,20 @@ def small_catalog(tmp_path_factory) -> Path:
     return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
 
 
-@pytest.fixture
-def tiny_study(tmp_path, small_catalog):
-    """A factory for quick studies on the small catalog: SSIM on raw photos (no weights), one reference per
-    category, in a new SQLite file unless ``make_session`` is given; keyword arguments override any
-    StudyConfig field. Returns (database path or None, session factory, StudyInfo)."""
-    from survey.participants import service
-    from survey.study.build import build_study
-    from survey.study.config import Component, StudyConfig
+@pytest.fixture(scope="session")
+def feature_cache(_session_home) -> Path:
+    """One mask and feature cache for this run: the builds on the small catalog (built_study,
+    pg_built_study, tiny_study and those of single tests), evaluations, and the commands the tests
+    run with the run's LOOKALIKE_HOME (its cache folder), so each model runs on each photo once."""
+    return _session_home / "cache"
 
+
+@pytest.fixture
+def tiny_study(tmp_path, small_catalog, feature_cache):
+    """A factory for quick studies on the small catalog (tests.helpers.build_tiny_study: SSIM on raw
+    photos, one reference per category), in a new SQLite file unless ``make_session`` is given;
+    keyword arguments override any StudyConfig field. Returns (database path or None, session
+    factory, StudyInfo)."""
     engines = []
 
     def make(name: str = "tiny", *, make_session=None, **overrides):
@@ -41,14 +81,8 @@ def tiny_study(tmp_path, small_catalog):
             db_path = tmp_path / f"{name}.db"
             engines.append(make_engine(f"sqlite:///{db_path}"))
             make_session = make_sessionmaker(engines[-1])
-        fields = {
-            "methods": (Component("ssim"),),
-            "segmenters": (Component("none"),),
-            "references_per_category": 1,
-            **overrides,
-        }
-        build_study(make_session, StudyConfig(name=name, catalog=str(small_catalog), **fields), progress=False)
-        return db_path, make_session, service.current_study(make_session, name)
+        study = build_tiny_study(make_session, small_catalog, feature_cache, name, **overrides)
+        return db_path, make_session, study
 
     yield make
     for engine in engines:
@@ -56,7 +90,7 @@ def tiny_study(tmp_path, small_catalog):
 
 
 @pytest.fixture(scope="session")
-def built_study(tmp_path_factory, small_catalog):
+def built_study(tmp_path_factory, small_catalog, feature_cache):
     """A study built with all four default conditions on the small catalog (real weights),
     serving all three protocols (4 trials each + 1 attention check each) and one question."""
     from survey.study.build import build_study
@@ -64,9 +98,7 @@ def built_study(tmp_path_factory, small_catalog):
     db_path = tmp_path_factory.mktemp("db") / "study.db"
     engine = make_engine(f"sqlite:///{db_path}")
     sessions = make_sessionmaker(engine)
-    result = build_study(
-        sessions, built_study_config(small_catalog), cache_dir=db_path.parent / "cache", progress=False
-    )
+    result = build_study(sessions, built_study_config(small_catalog), cache_dir=feature_cache, progress=False)
     engine.dispose()
     return db_path, result
 
@@ -97,18 +129,14 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def pg_built_study(postgres, built_study, small_catalog):
+def pg_built_study(postgres, built_study, small_catalog, feature_cache):
     """The built study again, in a PostgreSQL template database (features come from the warm cache)."""
     from survey.study.build import build_study
 
-    db_path, _ = built_study
     url = postgres.create_database("template")
     engine = make_engine(url)
     result = build_study(
-        make_sessionmaker(engine),
-        built_study_config(small_catalog),
-        cache_dir=db_path.parent / "cache",
-        progress=False,
+        make_sessionmaker(engine), built_study_config(small_catalog), cache_dir=feature_cache, progress=False
     )
     engine.dispose()
     return url.rsplit("/", 1)[1], result
@@ -142,12 +170,16 @@ def _session_home(tmp_path_factory):
     return tmp_path_factory.mktemp("lookalike-home")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(_session_home):
+    """The test environment (tests.helpers.offline_env) for the whole run, so that session- and
+    module-scoped fixtures (builds, servers) have it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        offline_env(mp, _session_home)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_network_env(monkeypatch, _session_home):
-    # Caches, thumbnails and image stores go to a folder of this test run, never to ~/.cache/lookalike;
-    # tests that need their own home set LOOKALIKE_HOME again.
-    monkeypatch.setenv("LOOKALIKE_HOME", str(_session_home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")  # tests never download; test_weights unsets it explicitly
-    monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
-    os.environ.pop("LOOKALIKE_STUDY", None)
+    # again for each test: a test may change the environment (undone after it)
+    offline_env(monkeypatch, _session_home)

@@ -97,6 +97,25 @@ def built_study_config(small_catalog):
     )
 
 
+def build_tiny_study(make_session, catalog: Path, cache_dir: Path, name: str = "tiny", **overrides):
+    """A quick study on ``catalog`` (conftest.tiny_study): SSIM on raw photos (no weights), one
+    reference per category; keyword arguments override any StudyConfig field. Returns its StudyInfo."""
+    from survey.participants import service
+    from survey.study.build import build_study
+    from survey.study.config import Component, StudyConfig
+
+    fields = {
+        "methods": (Component("ssim"),),
+        "segmenters": (Component("none"),),
+        "references_per_category": 1,
+        **overrides,
+    }
+    build_study(
+        make_session, StudyConfig(name=name, catalog=str(catalog), **fields), cache_dir=cache_dir, progress=False
+    )
+    return service.current_study(make_session, name)
+
+
 def sqlite_copy(built_study, tmp_path) -> str:
     """A private copy of the built SQLite study in ``tmp_path``; its URL."""
     import sqlite3
@@ -108,3 +127,32 @@ def sqlite_copy(built_study, tmp_path) -> str:
     src.close()
     dst.close()
     return f"sqlite:///{dst_path}"
+
+
+def catalog_subset(manifest: Path, out_dir: Path, categories: int = 1) -> Path:
+    """A manifest in ``out_dir`` of the first ``categories`` categories of ``manifest`` (the same photos,
+    by absolute path): a smaller real catalog for tests of a build's logic rather than its models."""
+    import csv
+
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keep = list(dict.fromkeys(r["category"] for r in rows))[:categories]
+    out = out_dir / "manifest.csv"
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {**r, "file": str((manifest.parent / r["file"]).resolve())} for r in rows if r["category"] in keep
+        )
+    return out
+
+
+def offline_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """The environment every test runs in: caches, thumbnails and image stores go to ``home`` (a folder
+    of this test run, never ~/.cache/lookalike; tests that need their own set LOOKALIKE_HOME again),
+    nothing is downloaded (test_weights unsets LOOKALIKE_OFFLINE explicitly), no usage statistics."""
+    monkeypatch.setenv("LOOKALIKE_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
+    monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    monkeypatch.delenv("LOOKALIKE_STUDY", raising=False)

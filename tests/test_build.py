@@ -11,6 +11,7 @@ from db.models import CatalogItem, Condition, Grid, GridCondition, Study
 from similarity.weights import WeightsUnavailable, clip_spec
 from survey.study.build import StudyExists, build_study
 from survey.study.config import Component, ConfigError, StudyConfig
+from tests.helpers import catalog_subset
 
 
 def test_built_study_has_every_condition_and_a_grid_per_reference(study_db):
@@ -53,6 +54,7 @@ def _one_category_catalog(tmp_path, n=6):
     return tmp_path / "manifest.csv"
 
 
+@pytest.mark.slow  # a real build with EfficientNet weights
 def test_conditions_with_the_same_top5_share_one_grid(tmp_path, make_session):
     # 6 items in the only category: every condition's top-5 is "all the others"
     config = StudyConfig(
@@ -139,12 +141,13 @@ def test_segmentations_masks_and_objective_metrics_are_stored(study_db):
         assert all(m.queries == n_items and 0 <= m.recall_at_1 <= m.recall_at_5 <= 1 for m in metrics)
 
 
+@pytest.mark.slow  # a real build with U2-Net weights
 def test_masks_are_reused_by_the_next_build(tmp_path, make_session, small_catalog, monkeypatch):
     from similarity.segmenters import U2NetSegmenter
 
     config = StudyConfig(
         name="m",
-        catalog=str(small_catalog),
+        catalog=str(catalog_subset(small_catalog, tmp_path)),  # one category: 16 photos to segment
         methods=(Component("ssim"),),
         segmenters=(Component("u2netp"),),
         references_per_category=1,

@@ -86,6 +86,7 @@ def test_u2netp_runs_on_cuda_only_with_onnxruntimes_cuda_provider():
         assert seg.session.get_providers() == ["CPUExecutionProvider"]
 
 
+@pytest.mark.slow  # runs Mask R-CNN
 def test_maskrcnn_and_the_local_executor_place_segmenters(monkeypatch, small_catalog, tmp_path):
     from PIL import Image
 

@@ -171,6 +171,7 @@ def test_manifest_and_merchant_feed_load_fetched_images(tmp_path):
         load_catalog(bad, feed="amazon")
 
 
+@pytest.mark.slow  # builds a study from the command line
 def test_fetch_and_build_a_merchant_feed_from_the_command_line(tmp_path):
     photos = _photos(12)
     env = {**os.environ, "LOOKALIKE_HOME": str(tmp_path / "home"), "LOOKALIKE_OFFLINE": "1"}

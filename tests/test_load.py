@@ -4,11 +4,14 @@ recruitment link) leave every trial answered exactly once."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.load import build_load_study, run_load
 
 
-def test_concurrent_participants_lose_and_duplicate_nothing(db_url, small_catalog, tmp_path):
-    build_load_study(db_url, small_catalog, tmp_path / "cache", trials=4)
+@pytest.mark.slow  # builds a study with EfficientNet weights (the PostgreSQL variant is slow anyway)
+def test_concurrent_participants_lose_and_duplicate_nothing(db_url, small_catalog, feature_cache):
+    build_load_study(db_url, small_catalog, feature_cache, trials=4)
     r = run_load(db_url, participants=24, seed=1)
     assert r["errors"] == 0, r["error_examples"]
     assert r["participants_stored"] == r["completed"] == 24  # nobody created twice, everyone finished

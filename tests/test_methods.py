@@ -30,6 +30,7 @@ def test_bundled_weights_are_present():
     assert {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "u2netp"} <= present
 
 
+@pytest.mark.slow  # runs the network on photos
 @pytest.mark.parametrize("variant, size", [("lite0", 224), ("lite1", 240), ("lite2", 260)])
 def test_lite_bundled_weights_classify_a_real_photo(variant, size):
     """The bundled ImageNet weights are really loaded: a Granny Smith packshot is class 948."""
@@ -48,6 +49,7 @@ def test_the_default_is_lite2_at_384_px():
     assert create_method("efficientnet", input_size="native").input_size == 260  # TOML has no None
 
 
+@pytest.mark.slow  # runs the network on photos
 def test_flip_makes_the_descriptor_mirror_invariant_and_options_are_validated():
     img = load_rgb(_grocery().items[0].path)
     mirrored = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -85,20 +87,27 @@ def test_gem_pooling_between_average_and_max():
 
 
 @pytest.mark.slow
-def test_default_efficientnet_finds_the_same_product_across_backgrounds():
-    """Natural in-store photo -> packshot of the same product, recall@5 far above chance (5/81)."""
+def test_default_efficientnet_finds_the_same_product_across_backgrounds(feature_cache):
+    """Natural in-store photo -> packshot of the same product, recall@5 far above chance (5/81). The
+    features go through the run's cache, as in a build (tests/test_evaluate.py computes the same ones)."""
+    from similarity.execution.cache import Cache
+    from similarity.execution.pipeline import compute_features
+    from similarity.segmenters import create_segmenter
+
     cat = _grocery()
     queries = [i for i in cat.items if i.meta["view"] == "natural"][::5]
     gallery = [i for i in cat.items if i.meta["view"] == "iconic"]
     m = create_method("efficientnet")
-    sims = m.similarity(
-        m.features([load_rgb(i.path) for i in queries]), m.features([load_rgb(i.path) for i in gallery])
+    store = compute_features(
+        [*queries, *gallery], m, create_segmenter("none"), cache=Cache(feature_cache), progress=False
     )
+    sims = m.similarity(store.read([i.sha256 for i in queries]), store.read([i.sha256 for i in gallery]))
     top5 = np.argsort(-sims, axis=1)[:, :5]
     recall = np.mean([any(gallery[j].group == q.group for j in row) for q, row in zip(queries, top5, strict=True)])
     assert recall > 0.4, recall
 
 
+@pytest.mark.slow  # runs the network on photos
 def test_embeddings_are_normalised_and_identity_tracks_params():
     imgs = [load_rgb(i.path) for i in _grocery().items[:3]]
     f = create_method("efficientnet").features(imgs)
@@ -122,6 +131,7 @@ def test_clip_without_cached_weights_is_a_clear_error():
     assert METHODS.status("clip").startswith("UNAVAILABLE: ") and METHODS.status("ssim") == "ready"
 
 
+@pytest.mark.slow  # runs the network on photos
 def test_clip_code_path_with_explicit_random_init():
     m = create_method("clip", pretrained=None)
     assert m.params()["weights"] == "random"
@@ -130,6 +140,7 @@ def test_clip_code_path_with_explicit_random_init():
     np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # runs the network on photos
 def test_torchvision_efficientnet_code_path_with_explicit_random_init():
     m = create_method("efficientnet", variant="b0", pretrained=None, input_size=None)
     f = m.features([load_rgb(i.path) for i in _grocery().items[:2]])

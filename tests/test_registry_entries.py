@@ -23,6 +23,15 @@ SEGMENTER_OPTIONS = {
 }
 
 
+#: Components that run a neural network (weights loaded, a forward pass): their tests are ``slow``.
+NETWORKS = {"efficientnet", "clip", "maskrcnn", "u2netp", "u2net"}
+
+
+def _by_name(names: list[str]) -> list:
+    """Parameters for each registered name; those that run a network carry the ``slow`` mark."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in NETWORKS else n for n in names]
+
+
 def _images():
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -36,7 +45,7 @@ def test_every_registered_name_is_covered():
     assert set(SEGMENTER_OPTIONS) == set(list_segmenters())
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", _by_name(list_methods()))
 def test_method(name):
     m = create_method(name, **METHOD_OPTIONS[name])
     feats = m.features(_images())
@@ -61,6 +70,7 @@ EFFICIENTNET_OPTIONS = [
 ]
 
 
+@pytest.mark.slow  # runs EfficientNet
 @pytest.mark.parametrize("options", EFFICIENTNET_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 def test_efficientnet_option(options):
     m = create_method("efficientnet", **options)
@@ -75,12 +85,13 @@ def test_efficientnet_option(options):
     assert {k: m.params()[k] for k in recorded} == recorded  # the study stores params(): what was compared
 
 
+@pytest.mark.slow  # loads EfficientNet ten times
 def test_every_efficientnet_option_changes_the_cache_key():
     identities = [create_method("efficientnet", **o).identity() for o in [{}, *EFFICIENTNET_OPTIONS]]
     assert len(set(identities)) == len(identities)
 
 
-@pytest.mark.parametrize("name", list_segmenters())
+@pytest.mark.parametrize("name", _by_name(list_segmenters()))
 def test_segmenter(name):
     opts = dict(SEGMENTER_OPTIONS[name])
     if opts.get("model_path") == "<u2netp.onnx>":  # the full U²-Net has the same I/O; exercise the path

@@ -22,6 +22,7 @@ def test_none_keeps_the_photo():
     assert seg.image is img and seg.found and seg.coverage == 1.0
 
 
+@pytest.mark.slow  # runs U2-Net on photos
 def test_u2netp_cuts_the_product_out_of_a_busy_background(small_catalog):
     cat = load_catalog(small_catalog)
     lifestyle = [i for i in cat.items if i.meta["view"] == "lifestyle"][:4]

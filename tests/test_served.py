@@ -30,9 +30,8 @@ from tests.served import (
     stored_answers,
 )
 
-pytestmark = needs_chromium
 
-
+@needs_chromium
 def test_two_app_processes_share_one_database(study_db):
     from playwright.sync_api import sync_playwright
 
@@ -78,6 +77,7 @@ def test_two_app_processes_share_one_database(study_db):
         assert planning.unit_counts(s, study.id) == real
 
 
+@needs_chromium
 def test_app_killed_mid_study_resumes_with_every_answer(study_db):
     from playwright.sync_api import sync_playwright
 
@@ -143,6 +143,7 @@ def test_static_file_is_found_through_a_symlinked_install(tmp_path):
     assert _static_file("/index.html") == installed
 
 
+@needs_chromium
 def test_nothing_the_browser_receives_unblinds_a_grid(sqlite_study_db):
     """Every HTTP response and every websocket frame of a whole participation (all three
     protocols) is searched for method and segmenter names, condition ids and grid ids."""
@@ -246,7 +247,8 @@ def _one_server():
         s.stop()
 
 
-def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalog, tmp_path):
+@needs_chromium
+def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalog, feature_cache):
     """PostgreSQL killed under a served study: the participant sees a plain message (no traceback,
     no internals), and after the restart a reload continues with every answer intact."""
     from playwright.sync_api import sync_playwright
@@ -264,7 +266,7 @@ def test_database_crash_mid_study_shows_a_calm_message_then_resumes(small_catalo
     server = None
     try:
         url = pg.create_database("crash")
-        build_load_study(url, small_catalog, tmp_path / "cache", trials=3)
+        build_load_study(url, small_catalog, feature_cache, trials=3)
         engine = make_engine(url)
         make_session = make_sessionmaker(engine)
         server = Server(url, free_port()).start()

@@ -61,6 +61,7 @@ def test_slabs_equal_the_full_matrix(name):
         np.testing.assert_allclose(np.concatenate([s for _, s in got]), full[list(queries)], atol=1e-6)
 
 
+@pytest.mark.slow  # the build's search over the small catalog
 def test_block_search_equals_in_memory_search(tmp_path, small_catalog):
     catalog = load_catalog(small_catalog)
     method, none = create_method("ssim", size=32), create_segmenter("none")
@@ -87,6 +88,7 @@ def test_block_search_equals_in_memory_search(tmp_path, small_catalog):
     assert out.metrics.recall_at_1 == pytest.approx(sum(p.recall_at_1 * p.queries for p in parts) / n)
 
 
+@pytest.mark.slow  # the build's search over the small catalog
 def test_metric_queries_are_a_seeded_sample_per_category_and_leave_the_grids_alone(tmp_path, small_catalog):
     """With ``metric_queries`` the metrics are those of a seeded sample of each category's grouped
     items (recomputed here in memory on that sample); the references' top-k are unchanged."""
