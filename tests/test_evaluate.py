@@ -41,7 +41,9 @@ def test_filters():
 
 
 @pytest.mark.slow
-def test_evaluate_within_category_on_real_photos():
+def test_evaluate_within_category_on_real_photos(feature_cache):
+    from similarity.execution.cache import Cache
+
     cat = load_catalog(shared_data("grocery"), verify_images=False)
     [res] = evaluate(
         cat,
@@ -51,6 +53,7 @@ def test_evaluate_within_category_on_real_photos():
         gallery_filter={"view": "iconic"},
         within="category",
         progress=False,
+        cache=Cache(feature_cache),  # the run's cache, which `lookalike evaluate` below reads too
     )
     assert res.metrics.queries > 50 and res.metrics.recall_at_5 > 0.5
 

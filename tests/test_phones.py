@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from db.pgserver import free_port
+from tests.helpers import build_tiny_study
 from tests.served import ARTIFACTS, Server, launch, needs_chromium, settled
 
 pytestmark = [needs_chromium, pytest.mark.slow]  # real browser, real servers, EfficientNet weights
@@ -18,11 +19,18 @@ IPHONE_UA = (
 )
 
 
-@pytest.fixture
-def served_three_protocols(tiny_study):
+@pytest.fixture(scope="module")
+def served_three_protocols(tmp_path_factory, small_catalog, feature_cache):
+    """One server for both screen sizes (each test takes the study as a participant of its own)."""
+    from db.engine import make_engine, make_sessionmaker
     from survey.study.config import Component
 
-    db, _, _ = tiny_study(
+    db = tmp_path_factory.mktemp("phones") / "phones.db"
+    engine = make_engine(f"sqlite:///{db}")
+    build_tiny_study(
+        make_sessionmaker(engine),
+        small_catalog,
+        feature_cache,
         "phones",
         methods=(Component("ssim"), Component("efficientnet")),
         protocols=("rating", "pairwise", "ranking"),
@@ -30,6 +38,7 @@ def served_three_protocols(tiny_study):
         rating_item_ticks=True,
         ask_comment=False,
     )
+    engine.dispose()
     server = Server(f"sqlite:///{db}", free_port()).start()
     yield server.url
     server.stop()
