@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist: one worker per core (at most 4); the tests of a module that share its servers stay on
+# one worker (tests/conftest.py: xdist_group), the run's builds are shared by the workers (once_per_run).
+PARALLEL ?= -n auto --maxprocesses=4 --dist loadgroup
 
 .PHONY: demo test test-fast lint install clean
 
@@ -22,10 +25,10 @@ demo: $(STAMP)
 	$(BIN)/lookalike demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,9 +16,12 @@ convolve without padding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it runs: importing the method registry stays cheap
+    import torch
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ def gaussian_kernel(p: SSIMParams) -> np.ndarray:
 
 def _filter_matrix(n: int, p: SSIMParams, dtype: torch.dtype) -> torch.Tensor:
     """(n - 2r, n) banded matrix M so that M @ x is the 'valid' Gaussian filter of x along one axis."""
+    import torch
+
     k = torch.from_numpy(gaussian_kernel(p))
     m = torch.zeros(n - 2 * p.radius, n, dtype=torch.float64)
     for i in range(n - 2 * p.radius):
@@ -67,6 +72,8 @@ class _Filter:
         self.cols_t = _filter_matrix(w, p, dtype).T.contiguous()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
         return torch.matmul(torch.matmul(self.rows, x), self.cols_t)
 
 
@@ -82,6 +89,8 @@ def _validate(images: np.ndarray, name: str, p: SSIMParams, dtype: torch.dtype) 
         raise ValueError(f"{name} must be float images scaled to [0, data_range]; convert with img / 255.0")
     if min(arr.shape[-2:]) < p.win_size:
         raise ValueError(f"{name}: images of {arr.shape[-2:]} are smaller than the {p.win_size}px SSIM window")
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
 
 
@@ -90,7 +99,7 @@ def ssim_matrix(
     gallery: np.ndarray | None = None,
     *,
     params: SSIMParams = SSIMParams(),
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Mean SSIM between each query and each gallery image, shape (Q, G).
 
@@ -105,12 +114,15 @@ def ssim_matrix(
     params
         Window and stability constants (scikit-image's names).
     dtype
-        Computation precision. float32 (default) agrees with scikit-image's float64 within
+        Computation precision (a torch dtype). float32 (None, the default) agrees with scikit-image's float64 within
         about 1e-5 on real photos; ``torch.float64`` agrees to 1e-12 at half the speed.
 
     Memory: five filtered maps per image, plus a few rows of scratch per thread; nothing
     grows with the number of pairs but the (Q, G) result.
     """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     q = _validate(queries, "queries", params, dtype)
     symmetric = gallery is None
     g = q if gallery is None else _validate(gallery, "gallery", params, dtype)
@@ -163,6 +175,8 @@ def _mean_ssim(
     """Mean SSIM of each query against each gallery image, (Q, G) in ``dtype``'s precision, from their
     local statistics; only the cross term is computed per pair, in the compiled kernel (with
     ``symmetric``, only the upper triangle)."""
+    import torch
+
     from similarity.ssim_kernel import mean_ssim_pairs
 
     c1 = (params.K1 * params.data_range) ** 2

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from filelock import FileLock
 
 from db.engine import make_engine, make_sessionmaker
 from tests.helpers import build_tiny_study, built_study_config, offline_env, sqlite_copy
@@ -37,11 +41,26 @@ def slow_reason(item: pytest.Item) -> str | None:
     return None
 
 
+def shares_module_fixtures(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a fixture its module sets up once for several tests (a server, a
+    cluster): module-, class- or package-scoped, or session-scoped and defined in the module."""
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        for d in defs:
+            if d.scope in ("module", "class", "package") or (d.scope == "session" and d.baseid.endswith(".py")):
+                return True
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The ``slow`` mark, set from what a test uses (``make test-fast`` runs ``-m "not slow"``)."""
+    """The ``slow`` mark, set from what a test uses (``make test-fast`` runs ``-m "not slow"``); and
+    for pytest-xdist (``--dist loadgroup``), the tests of a module that share a module fixture in
+    one group, so that each such fixture is set up once; every other test goes to any worker."""
     for item in items:
         if slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow)
+        if shares_module_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 @pytest.fixture
@@ -51,12 +70,36 @@ def make_session(tmp_path):
     engine.dispose()
 
 
+T = TypeVar("T")
+
+
 @pytest.fixture(scope="session")
-def small_catalog(tmp_path_factory) -> Path:
-    """The demo generator at a small size: 4 categories x 8 products x 2 photos."""
+def run_root(tmp_path_factory) -> Path:
+    """The folder every worker of this run shares: pytest's base folder, or with pytest-xdist
+    (``make test`` runs ``-n``) the one that holds each worker's base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once_per_run(root: Path, name: str, make: Callable[[Path], T]) -> T:
+    """``make(root / name)`` in the first worker that asks, under a file lock; every later caller (in
+    any worker) waits for it and gets the same result back (pickled beside it)."""
+    folder, result = root / name, root / f"{name}.result.pickle"
+    with FileLock(root / f"{name}.lock"):
+        if result.exists():
+            return pickle.loads(result.read_bytes())
+        folder.mkdir(exist_ok=True)
+        value = make(folder)
+        result.write_bytes(pickle.dumps(value))
+        return value
+
+
+@pytest.fixture(scope="session")
+def small_catalog(run_root) -> Path:
+    """The demo generator at a small size: 4 categories x 8 products x 2 photos (one per run)."""
     from similarity.catalogs.demo import generate_demo_catalog
 
-    return generate_demo_catalog(tmp_path_factory.mktemp("catalog"), seed=3, per_category=8)
+    return once_per_run(run_root, "catalog", lambda folder: generate_demo_catalog(folder, seed=3, per_category=8))
 
 
 @pytest.fixture(scope="session")
@@ -90,17 +133,22 @@ def tiny_study(tmp_path, small_catalog, feature_cache):
 
 
 @pytest.fixture(scope="session")
-def built_study(tmp_path_factory, small_catalog, feature_cache):
+def built_study(run_root, small_catalog, feature_cache):
     """A study built with all four default conditions on the small catalog (real weights),
-    serving all three protocols (4 trials each + 1 attention check each) and one question."""
+    serving all three protocols (4 trials each + 1 attention check each) and one question; built
+    once per run (whatever the number of workers). Tests copy it before they write."""
     from survey.study.build import build_study
 
-    db_path = tmp_path_factory.mktemp("db") / "study.db"
-    engine = make_engine(f"sqlite:///{db_path}")
-    sessions = make_sessionmaker(engine)
-    result = build_study(sessions, built_study_config(small_catalog), cache_dir=feature_cache, progress=False)
-    engine.dispose()
-    return db_path, result
+    def build(folder: Path):
+        db_path = folder / "study.db"
+        engine = make_engine(f"sqlite:///{db_path}")
+        result = build_study(
+            make_sessionmaker(engine), built_study_config(small_catalog), cache_dir=feature_cache, progress=False
+        )
+        engine.dispose()
+        return db_path, result
+
+    return once_per_run(run_root, "built-study", build)
 
 
 @pytest.fixture(scope="session")
@@ -166,8 +214,11 @@ def sqlite_study_db(tmp_path, built_study):
 
 
 @pytest.fixture(scope="session")
-def _session_home(tmp_path_factory):
-    return tmp_path_factory.mktemp("lookalike-home")
+def _session_home(run_root):
+    """The run's LOOKALIKE_HOME, shared by its workers (cache files are written atomically)."""
+    home = run_root / "lookalike-home"
+    home.mkdir(exist_ok=True)
+    return home
 
 
 @pytest.fixture(scope="session", autouse=True)

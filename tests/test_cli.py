@@ -38,9 +38,14 @@ def _run(args, tmp_path, timeout=600, env=None):
 
 
 @pytest.mark.slow
-def test_demo_no_serve_builds_the_demo_study(tmp_path):
+def test_demo_no_serve_builds_the_demo_study(tmp_path, feature_cache):
+    """The whole demo command on a smaller demo catalog: the test run's small catalog (seed 3, 8 per
+    category), in the run's home, so its features come from the run's cache; the default size is
+    checked without a build below."""
     db = tmp_path / "demo.db"
-    proc = _run(["demo", "--no-serve", "--quiet", "--db", str(db)], tmp_path)
+    home = {"LOOKALIKE_HOME": str(feature_cache.parent)}
+    demo = ["demo", "--no-serve", "--quiet", "--db", str(db), "--seed", "3", "--per-category", "8"]
+    proc = _run(demo, tmp_path, env=home)
     assert proc.returncode == 0, proc.stderr
     assert "study 'demo'" in proc.stdout
     con = sqlite3.connect(db)
@@ -49,15 +54,31 @@ def test_demo_no_serve_builds_the_demo_study(tmp_path):
     refs = con.execute("SELECT COUNT(DISTINCT reference_id) FROM grids").fetchone()[0]
     cats = con.execute("SELECT COUNT(DISTINCT category) FROM catalog_items").fetchone()[0]
     items = con.execute("SELECT COUNT(*) FROM catalog_items").fetchone()[0]
-    assert cats >= 4 and items >= 4 * 30 * 2 and refs == 3 * cats
+    assert cats >= 4 and items >= 4 * 8 * 2 and refs == 3 * cats
     # every condition has a grid for every reference
     per_condition = con.execute("SELECT condition_id, COUNT(*) FROM grid_conditions GROUP BY condition_id").fetchall()
     assert len(per_condition) == len(conds) and all(n == refs for _, n in per_condition)
     # a second run reuses the study instead of rebuilding it
-    again = _run(["demo", "--no-serve", "--quiet", "--db", str(db)], tmp_path)
+    again = _run(demo, tmp_path, env=home)
     assert again.returncode == 0 and "already built" in again.stdout
     report = _run(["report", "--db", str(db), "--out", str(tmp_path / "r.html")], tmp_path)
     assert report.returncode == 0 and "No ratings yet" in (tmp_path / "r.html").read_text()
+
+
+def test_the_default_demo_catalog_has_four_categories_of_thirty_products_in_two_photos(tmp_path):
+    import csv
+
+    from similarity.catalogs.demo import generate_demo_catalog
+
+    with generate_demo_catalog(tmp_path).open() as f:  # the defaults `lookalike demo` uses
+        rows = list(csv.DictReader(f))
+    per_category = {c: sum(r["category"] == c for r in rows) for c in {r["category"] for r in rows}}
+    assert len(per_category) == 4 and set(per_category.values()) == {30 * 2}
+    assert len({(r["category"], r["item_id"]) for r in rows}) == len(rows)
+
+
+def test_demo_refuses_a_catalog_too_small_for_a_grid(tmp_path):
+    _refused(_run(["demo", "--no-serve", "--per-category", "3"], tmp_path), "--per-category 3 is too few")
 
 
 def test_build_reports_catalog_errors_clearly(tmp_path):

@@ -85,8 +85,6 @@ def add_build(sub: Subparsers) -> None:
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    from similarity.runtime import tune_for_throughput
-    from survey.study.build import build_study
     from survey.study.config import check_components
     from survey.study.config_file import load_config
 
@@ -97,6 +95,10 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         config = _config_from_flags(args)
     check_components(config.methods, config.segmenters)  # before the database is opened (or created)
+    # the build imports torch (seconds): only once the study is known to be valid
+    from similarity.runtime import tune_for_throughput
+    from survey.study.build import build_study
+
     executor = executor_from_flags(args)
     make_session = open_db(settings)
     print(f"database: {settings.db_url}")
@@ -148,6 +150,13 @@ def add_demo(sub: Subparsers) -> None:
     d.add_argument("--rebuild", action="store_true")
     d.add_argument("--port", type=int, default=8501)
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument(
+        "--per-category",
+        type=int,
+        default=30,
+        metavar="N",
+        help="products per category in the demo catalog (default 30; fewer builds faster)",
+    )
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 
@@ -162,7 +171,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from survey.study.config import StudyConfig
 
     tune_for_throughput()
-    manifest = generate_demo_catalog(settings.home / "demo-catalog", seed=args.seed)
+    if args.per_category < 6:
+        raise UserError(f"--per-category {args.per_category} is too few for a top-5 grid; use at least 6")
+    manifest = generate_demo_catalog(settings.home / "demo-catalog", seed=args.seed, per_category=args.per_category)
     print(f"demo catalog: {manifest}")
     make_session = open_db(settings)
     print(f"database: {settings.db_url}")
