@@ -66,6 +66,10 @@ class CatalogItem(Base):
     group_name: Mapped[str | None] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: a reference of the researcher's protocols (rating, pairwise, ranking): drawn by the build
+    is_reference: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: in its category's swipe pool: a swipe round may show it, and it may become the round's reference
+    in_swipe_pool: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Condition(Base):
@@ -146,7 +150,12 @@ class Participant(Base):
 class Trial(Base):
     """One screen for one participant. ``grid_ids`` is the display order: [grid] for rating,
     [left, right] for pairwise, [set 1, ..., set n] for ranking. ``unit`` identifies what is
-    judged (the same unit is never shown twice to one participant)."""
+    judged (the same unit is never shown twice to one participant).
+
+    A swipe trial is a round of several screens (its products are :class:`Swipe` rows): its
+    ``reference_id`` is NULL until the participant has chosen the reference (for ever when the
+    round ends without a like), its ``grid_ids`` are [] until then and [grid] after (plus the
+    catch grid whose first product is the check, when ``with_check``)."""
 
     __tablename__ = "trials"
     __table_args__ = (UniqueConstraint("participant_id", "position"), UniqueConstraint("participant_id", "unit"))
@@ -154,11 +163,12 @@ class Trial(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     protocol: Mapped[str] = mapped_column(String(20))
-    reference_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), index=True)
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"), index=True)
     grid_ids: Mapped[list[str]] = mapped_column(JSON)
     unit: Mapped[str] = mapped_column(String(120), index=True)
     is_catch: Mapped[bool] = mapped_column(default=False)
     is_repeat: Mapped[bool] = mapped_column(default=False, server_default=false())  # a unit shown again (test-retest)
+    with_check: Mapped[bool] = mapped_column(default=False, server_default=false())  # swipe: a check product inside
     shown_at: Mapped[datetime | None]
 
 
@@ -199,6 +209,36 @@ class Response(Base):
     worst: Mapped[str | None] = mapped_column(String(32))
     response_ms: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Swipe(Base):
+    """One product shown in a swipe round (:class:`Trial` of protocol ``swipe``) and its answer.
+
+    ``phase``: ``choose`` (a product of the category's pool: like it to make it the reference),
+    ``pick`` (with ``reference = "pick"``: the product picked among those liked; ``liked`` true) or
+    ``judge`` (a product of the round's judged set: ``grid_id`` the set's grid, ``position`` its
+    place 1..n in the set shown, ``is_check`` the attention-check product of another category).
+    The row is written when the product is first shown, so a reload shows the same product;
+    ``liked`` is NULL until answered, then set once."""
+
+    __tablename__ = "swipes"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "phase", "seq"),
+        CheckConstraint("phase IN ('choose', 'pick', 'judge')", name="swipe_phase_values"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    phase: Mapped[str] = mapped_column(String(8))
+    seq: Mapped[int] = mapped_column(Integer)  # 1-based, within the round's phase
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"))
+    grid_id: Mapped[str | None] = mapped_column(ForeignKey("grids.id"))
+    position: Mapped[int | None] = mapped_column(Integer)
+    is_check: Mapped[bool] = mapped_column(default=False, server_default=false())
+    liked: Mapped[bool | None]
+    shown_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    response_ms: Mapped[int | None]
 
 
 class Segmentation(Base):

@@ -1,7 +1,8 @@
 """The protocols a study can use, defined once: what each trial asks, and each layer's part of it.
 
 A protocol is one way to ask people about recommendation grids (rating one grid, choosing
-between two, naming the best and the worst of several). Its design facts live here, at the
+between two, naming the best and the worst of several, or a shopper's swipe round: choosing a
+product they like, then liking or not the products recommended for it). Its design facts live here, at the
 bottom of the survey layers, in :data:`PROTOCOLS`; every list of protocol names (the study
 config, the command line, the analysis loops) is derived from it.
 
@@ -35,6 +36,8 @@ from similarity.errors import UserError
 
 #: Most grids a ranking trial shows (all distinct grids of a reference, two sets per row).
 MAX_RANKING_GRIDS = 6
+#: The swipe protocol's keys in the study TOML's ``[swipe]`` table (each sets ``swipe_<key>``).
+SWIPE_OPTIONS = ("pool_per_category", "max_swipes", "reference", "pick_after", "rate_similarity")
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,20 @@ class Protocol:
     """A protocol's design facts (what every layer may rely on).
 
     ``min_conditions``/``max_conditions``: how many conditions (methods x segmenters) a study
-    using it needs / may have; ``options``: its own keys in the study TOML's ``[protocols]``
-    table (beside ``use`` and ``trials_per_participant``, which every protocol shares)."""
+    using it needs / may have; ``options``: its own keys in the study TOML, in the table
+    ``table`` (``[protocols]``, beside ``use`` and ``trials_per_participant`` which every protocol
+    shares, or a table of its own)."""
 
     name: str
     asks: str
     min_conditions: int = 1
     max_conditions: int | None = None
     options: tuple[str, ...] = ()
+    table: str = "protocols"
+    #: a trial is a round of several screens with one answer per product shown (the swipe rounds
+    #: of :mod:`survey.participants.swipes`): planned per category and condition, its reference
+    #: chosen during the round, its answers exported in tables of their own
+    rounds: bool = False
 
 
 PROTOCOLS: Mapping[str, Protocol] = {
@@ -63,11 +72,21 @@ PROTOCOLS: Mapping[str, Protocol] = {
             min_conditions=2,
             max_conditions=MAX_RANKING_GRIDS,
         ),
+        Protocol(
+            "swipe",
+            "a shopper's round: like products of a category until one becomes the reference, then like or "
+            "not each product of one condition's set for it",
+            options=SWIPE_OPTIONS,
+            table="swipe",
+            rounds=True,
+        ),
     )
 }
 
 #: The protocol names, in the order the README and the command line list them.
 NAMES: tuple[str, ...] = tuple(PROTOCOLS)
+#: The protocols whose trials show grids of references the researcher picked (not rounds).
+GRID_PROTOCOLS: tuple[str, ...] = tuple(p.name for p in PROTOCOLS.values() if not p.rounds)
 
 
 class UnknownProtocol(UserError, ValueError):

@@ -66,6 +66,9 @@ def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, fini
     service.finish_instructions(make_session, token)
     while (st := service.participant_state(make_session, token)).stage == "trial":
         t = st.trial
+        if t.swipe is not None:
+            answer_swipe(make_session, token, t, rng, fail_checks=fail_checks)
+            continue
         service.mark_shown(make_session, token, t.trial_id)
         if t.protocol == "rating":
             service.submit_rating(make_session, token, t.trial_id, 7 if fail_checks else int(rng.integers(1, 8)))
@@ -75,6 +78,20 @@ def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, fini
             service.submit_ranking(make_session, token, t.trial_id, 0, len(t.grids) - 1)
     if finish and st.stage == "questions":
         service.submit_questions(make_session, token, {}, None)
+
+
+def answer_swipe(make_session, token: str, t, rng, *, fail_checks: bool = False, like: float = 0.5) -> None:
+    """Answer the screen a swipe round shows now (``t.swipe``): like each product with probability
+    ``like`` (checks too with ``fail_checks``), pick the first product liked, rate a set 4."""
+    from survey.participants import service
+
+    screen = t.swipe
+    if screen.phase in ("choose", "judge"):
+        service.submit_swipe(make_session, token, screen.swipe_id, bool(fail_checks or rng.random() < like))
+    elif screen.phase == "pick":
+        service.submit_pick(make_session, token, t.trial_id, 0)
+    else:
+        service.submit_set_rating(make_session, token, t.trial_id, 4)
 
 
 def built_study_config(small_catalog):

@@ -54,7 +54,7 @@ def test_a_table_refuses_unknown_names_and_second_parts(monkeypatch):
         table.register("triad", 3)
     with pytest.raises(UnknownProtocol):
         table["triad"]
-    assert table["rating"] == 1 and table.missing() == ("pairwise", "ranking")
+    assert table["rating"] == 1 and table.missing() == ("pairwise", "ranking", "swipe")
 
 
 def test_the_command_line_offers_what_the_registries_define():

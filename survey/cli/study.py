@@ -33,7 +33,9 @@ def register(sub: Subparsers) -> None:
 def _print_build(result: BuildResult) -> None:
     print(
         f"study '{result.name}' (id {result.study_id}): {result.conditions} conditions, "
-        f"{result.references} references, {result.grids} distinct grids, built in {result.seconds:.1f}s"
+        f"{result.references} references"
+        + (f", a swipe pool of {result.swipe_pool} products" if result.swipe_pool else "")
+        + f", {result.grids} distinct grids, built in {result.seconds:.1f}s"
     )
     for sk in result.skipped:
         print(f"  skipped {sk.where}: {sk.reason}")

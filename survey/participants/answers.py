@@ -92,47 +92,63 @@ def _store(
             raise ValueError(f"trial {trial_id} is a {t.protocol} trial, not {protocol}")
         answer = protocol_parts.answer_columns(protocol, submitted, t.grid_ids)
         now = now or datetime.now(UTC)
-        study = study_of(s, p)
-        config = StudyConfig.from_dict(study.config)
-        if p.status != "active":
+        config = StudyConfig.from_dict(study_of(s, p).config)
+        if not still_active(s, p, config, now):
             return False
-        if lifecycle.is_idle(p, config.time_limit_minutes, now):  # too late: the unit may be someone else's now
-            lifecycle.time_out(s, p, config.time_limit_minutes)
-            return False
-        shown = lifecycle.as_utc(t.shown_at) if t.shown_at is not None else None
-        ms = int((now - shown).total_seconds() * 1000) if shown else None
-        stored = insert_ignore(
-            s,
-            Response,
-            {"trial_id": t.id, "participant_id": t.participant_id, "response_ms": ms, "created_at": now, **answer},
-        )
-        if not stored:
-            return False
-        p.last_active_at = now
-        if not (t.is_catch or t.is_repeat):
-            reached = planning.count_answer(s, p.study_id, t.unit)
-            if reached == config.judgements_per_unit and planning.fully_judged(
-                s, p.study_id, config.protocols, config.judgements_per_unit
-            ):
-                study.status = "closed"  # the target is reached: no newcomer is needed any more
-        flags = list(p.flags or [])
-        if t.is_catch and _failed_check(s, t, answer):
-            flags.append(f"failed_check:{t.position}")
-        if config.min_response_ms and ms is not None and ms < config.min_response_ms:
-            flags.append(f"too_fast:{t.position}")
-        p.flags = flags
-        n_trials, n_done = s.execute(
-            select(func.count(Trial.id), func.count(Response.id))
-            .select_from(Trial)
-            .outerjoin(Response, Response.trial_id == Trial.id)
-            .where(Trial.participant_id == p.id)
-        ).one()
-        if n_done >= n_trials and p.trials_done_at is None:
-            p.trials_done_at = now
-            if not (config.demographics or config.ask_comment):
-                p.completed_at = now
-                p.status = "completed"
-        return True
+        return record_answer(s, t, p, answer, now)
+
+
+def still_active(s: Session, p: Participant, config: StudyConfig, now: datetime) -> bool:
+    """Whether ``p`` may still answer at ``now``: active, and not idle past the time limit (an idle
+    one is timed out here: the unit may be someone else's now)."""
+    if p.status != "active":
+        return False
+    if lifecycle.is_idle(p, config.time_limit_minutes, now):
+        lifecycle.time_out(s, p, config.time_limit_minutes)
+        return False
+    return True
+
+
+def record_answer(s: Session, t: Trial, p: Participant, answer: dict[str, Any], now: datetime) -> bool:
+    """Insert trial ``t``'s answer (its stored columns) in session ``s`` unless it has one; count it,
+    flag a failed attention check or a too fast answer, and complete the trials when it is the
+    last. ``False``, changing nothing, when the trial was answered already."""
+    study = study_of(s, p)
+    config = StudyConfig.from_dict(study.config)
+    shown = lifecycle.as_utc(t.shown_at) if t.shown_at is not None else None
+    ms = int((now - shown).total_seconds() * 1000) if shown else None
+    stored = insert_ignore(
+        s,
+        Response,
+        {"trial_id": t.id, "participant_id": t.participant_id, "response_ms": ms, "created_at": now, **answer},
+    )
+    if not stored:
+        return False
+    p.last_active_at = now
+    if not (t.is_catch or t.is_repeat):
+        reached = planning.count_answer(s, p.study_id, t.unit)
+        if reached == config.judgements_per_unit and planning.fully_judged(
+            s, p.study_id, config.protocols, config.judgements_per_unit
+        ):
+            study.status = "closed"  # the target is reached: no newcomer is needed any more
+    flags = list(p.flags or [])
+    if t.is_catch and _failed_check(s, t, answer):
+        flags.append(f"failed_check:{t.position}")
+    if config.min_response_ms and ms is not None and ms < config.min_response_ms:
+        flags.append(f"too_fast:{t.position}")
+    p.flags = flags
+    n_trials, n_done = s.execute(
+        select(func.count(Trial.id), func.count(Response.id))
+        .select_from(Trial)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Trial.participant_id == p.id)
+    ).one()
+    if n_done >= n_trials and p.trials_done_at is None:
+        p.trials_done_at = now
+        if not (config.demographics or config.ask_comment):
+            p.completed_at = now
+            p.status = "completed"
+    return True
 
 
 def submit_answer(

@@ -11,7 +11,9 @@ A *unit* is what one trial shows, per protocol:
 
 * rating: one grid;
 * pairwise: two distinct grids of one reference;
-* ranking: all distinct grids of one reference (at least two, at most ``MAX_RANKING_GRIDS``)
+* ranking: all distinct grids of one reference (at least two, at most ``MAX_RANKING_GRIDS``);
+* swipe: a round in one category with one condition (an *arm*): its reference is chosen by the
+  participant during the round, so the unit names the category and the condition, not grids
 
 (the rules of each: :mod:`survey.participants.protocol_parts`).
 
@@ -31,6 +33,11 @@ config order):
 4. per attention check with several grids, in trial order, ``rng.permutation(len(unit.grid_ids))``:
    its display positions. Real units draw nothing here: their positions are counterbalanced
    across participants (:func:`counterbalanced`).
+
+A swipe block draws the same steps 1 and 3 (the tie-break picks at most one arm per category:
+one round per category), no catch units and no repeats; instead, only with attention checks,
+``rng.permutation(len(block))`` after step 3 picks the rounds whose judged set carries a check
+product (:attr:`Unit.with_check`).
 
 Balance, as far as the design allows:
 
@@ -53,6 +60,7 @@ from typing import TypeVar
 import numpy as np
 
 from survey.participants.protocol_parts import RULES, Reference
+from survey.protocols import get_protocol
 
 R = TypeVar("R", int, str)
 
@@ -67,9 +75,10 @@ class Unit:
 
     key: str
     protocol: str
-    reference: Reference
+    reference: Reference  # swipe: the round's category
     grid_ids: tuple[str, ...]
     conditions: tuple[str, ...] = ()  # the conditions that produced its grids (for spreading them)
+    with_check: bool = False  # swipe: the round's judged set carries an attention-check product
 
     @property
     def is_catch(self) -> bool:
@@ -121,6 +130,17 @@ def study_units(
     ]
 
 
+def swipe_units(arms: Mapping[str, Iterable[str]]) -> list[Unit]:
+    """Every swipe arm, in canonical order (categories, then condition labels, sorted): one unit
+    per category and condition, ``swipe:<category>:<condition>``, whose reference is the category.
+    ``arms``: the conditions that have a grid for every pool product of each category."""
+    return [
+        Unit(f"swipe:{category}:{label}", "swipe", category, (), (label,))
+        for category in sorted(arms)
+        for label in sorted(arms[category])
+    ]
+
+
 def catch_units(
     grids_by_reference: Mapping[R, Iterable[str]], catch_by_reference: Mapping[R, str], protocol: str
 ) -> list[Unit]:
@@ -145,41 +165,62 @@ def unit_pool(
     catch_by_reference: Mapping[R, str],
     protocols: Sequence[str],
     conditions: Mapping[str, Iterable[str]] | None = None,
+    arms: Mapping[str, Iterable[str]] | None = None,
 ) -> UnitPool:
     """The units and catch candidates of each protocol in ``protocols``.
 
     ``grids_by_reference``: the condition grids of each reference; ``catch_by_reference``: the
     catch grid of each reference that has one (empty: no attention checks possible);
-    ``conditions``: the condition labels that produced each grid (spread within a block)."""
+    ``conditions``: the condition labels that produced each grid (spread within a block);
+    ``arms``: per category, the conditions a swipe round can judge (:func:`swipe_units`)."""
     grids = {ref: list(gids) for ref, gids in grids_by_reference.items()}
-    return UnitPool(
-        {p: tuple(study_units(grids, p, conditions)) for p in protocols},
-        {p: tuple(catch_units(grids, catch_by_reference, p)) for p in protocols},
-    )
+    units: dict[str, tuple[Unit, ...]] = {}
+    catch: dict[str, tuple[Unit, ...]] = {}
+    for p in protocols:
+        if get_protocol(p).rounds:  # rounds: arms, with any attention check inside a round
+            units[p], catch[p] = tuple(swipe_units(arms or {})), ()
+        else:
+            units[p], catch[p] = (
+                tuple(study_units(grids, p, conditions)),
+                tuple(catch_units(grids, catch_by_reference, p)),
+            )
+    return UnitPool(units, catch)
 
 
-def least_judged(units: Sequence[Unit], counts: Mapping[str, int], n: int, rng: np.random.Generator) -> list[Unit]:
+def least_judged(
+    units: Sequence[Unit],
+    counts: Mapping[str, int],
+    n: int,
+    rng: np.random.Generator,
+    *,
+    one_per_reference: bool = False,
+) -> list[Unit]:
     """The ``n`` units judged least often so far (``counts`` per unit key, missing: 0); all units
     when there are fewer than ``n``. Among equally judged units, the one whose conditions
     (:attr:`Unit.conditions`) the units picked so far hold least comes first, then a random
-    tie-break. Draws ``rng.permutation(len(units))``."""
+    tie-break. With ``one_per_reference``, at most one unit per reference (swipe: one round per
+    category). Draws ``rng.permutation(len(units))``."""
     if n < 0:
         raise ValueError(f"n must be at least 0, got {n}")
     tiebreak = rng.permutation(len(units))
     judged = np.array([counts.get(u.key, 0) for u in units], dtype=np.int64)
     order = np.lexsort((tiebreak, judged)).tolist()  # by count, then by the tie-break (distinct: a strict order)
-    if not any(u.conditions for u in units):
+    if not one_per_reference and not any(u.conditions for u in units):
         return [units[i] for i in order[:n]]
     picked: list[int] = []
     held: dict[str, int] = {}  # condition -> times in the units picked so far
     start = 0
     while len(picked) < n and start < len(order):
-        level = judged[order[start]]
         end = start
-        while end < len(order) and judged[order[end]] == level:
+        while end < len(order) and judged[order[end]] == judged[order[start]]:
             end += 1
         rest = order[start:end]  # equally judged, in tie-break order
         while rest and len(picked) < n:  # greedy: least-held conditions first (stable: tie-break order)
+            if one_per_reference:
+                taken = {units[i].reference for i in picked}
+                rest = [i for i in rest if units[i].reference not in taken]
+                if not rest:
+                    break
             best = min(range(len(rest)), key=lambda j: sum(held.get(c, 0) for c in units[rest[j]].conditions))
             i = rest.pop(best)
             picked.append(i)
@@ -246,6 +287,9 @@ def plan_trials(
         )
     plan: list[Unit] = []
     for protocol in protocols:
+        if get_protocol(protocol).rounds:
+            plan.extend(_round_block(pool.units[protocol], counts, trials_per_participant, attention_check_rate, rng))
+            continue
         chosen = least_judged(pool.units[protocol], counts, trials_per_participant, rng)
         block = chosen + pick_catch(pool.catch[protocol], catch_count(attention_check_rate, len(chosen)), rng)
         order = rng.permutation(len(block)).tolist()
@@ -270,6 +314,22 @@ def plan_trials(
                 again = u.grid_ids[1:] + u.grid_ids[:1]  # every grid moves: new positions
                 plan.append(Unit(REPEAT_PREFIX + u.key, u.protocol, u.reference, again, u.conditions))
     return plan
+
+
+def _round_block(
+    arms: Sequence[Unit], counts: Mapping[str, int], rounds: int, attention_check_rate: float, rng: np.random.Generator
+) -> list[Unit]:
+    """A swipe block: ``rounds`` arms of distinct categories (at most one round per category), the
+    least judged first and their conditions spread (:func:`least_judged`), in random order except
+    that a less judged arm comes first; ``catch_count`` of them, drawn at random, with a check
+    product in their judged set. Real rounds only: no catch units, no repeats."""
+    chosen = least_judged(arms, counts, rounds, rng, one_per_reference=True)
+    order = sorted(rng.permutation(len(chosen)).tolist(), key=lambda i: counts.get(chosen[i].key, 0))
+    checked = set(rng.permutation(len(chosen))[: catch_count(attention_check_rate, len(chosen))].tolist())
+    return [
+        Unit(chosen[i].key, chosen[i].protocol, chosen[i].reference, (), chosen[i].conditions, with_check=k in checked)
+        for k, i in enumerate(order)
+    ]
 
 
 def count_plan(counts: dict[str, int], plan: Iterable[Unit]) -> None:

@@ -14,8 +14,9 @@ import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Condition, Grid, GridCondition, Response, Trial, UnitCount
+from db.models import CatalogItem, Condition, Grid, GridCondition, Response, Trial, UnitCount
 from survey.participants import assignment
+from survey.protocols import get_protocol
 from survey.study.config import StudyConfig
 
 
@@ -24,10 +25,15 @@ class StudyFull(Exception):
 
 
 def grids_by_reference(s: Session, study_id: int) -> tuple[dict[int, list[str]], dict[int, str]]:
-    """The condition grids of each reference, and each reference's catch grid."""
+    """The condition grids of each reference of the researcher's protocols (not those of swipe
+    pool products that are no such reference), and each reference's catch grid."""
     grids: dict[int, list[str]] = {}
     catch: dict[int, str] = {}
-    for gid, ref, kind in s.execute(select(Grid.id, Grid.reference_id, Grid.kind).where(Grid.study_id == study_id)):
+    for gid, ref, kind in s.execute(
+        select(Grid.id, Grid.reference_id, Grid.kind)
+        .join(CatalogItem, CatalogItem.id == Grid.reference_id)
+        .where(Grid.study_id == study_id, CatalogItem.is_reference.is_(True))
+    ):
         if kind == "catch":
             catch[ref] = gid
         else:
@@ -48,9 +54,26 @@ def grid_conditions(s: Session, study_id: int) -> dict[str, list[str]]:
     return out
 
 
+def swipe_arms(s: Session, study_id: int) -> dict[str, list[str]]:
+    """Per category with a swipe pool, the conditions that made a grid for its pool products (the
+    build gives every pool product a grid of every condition)."""
+    arms: dict[str, list[str]] = {}
+    for category, label in s.execute(
+        select(CatalogItem.category, Condition.label)
+        .distinct()
+        .join(Grid, Grid.reference_id == CatalogItem.id)
+        .join(GridCondition, GridCondition.grid_id == Grid.id)
+        .join(Condition, Condition.id == GridCondition.condition_id)
+        .where(CatalogItem.study_id == study_id, CatalogItem.in_swipe_pool.is_(True))
+    ):
+        arms.setdefault(category, []).append(label)
+    return arms
+
+
 def unit_pool(s: Session, study_id: int, protocols: tuple[str, ...]) -> assignment.UnitPool:
     grids, catch = grids_by_reference(s, study_id)
-    return assignment.unit_pool(grids, catch, protocols, grid_conditions(s, study_id))
+    arms = swipe_arms(s, study_id) if any(get_protocol(p).rounds for p in protocols) else None
+    return assignment.unit_pool(grids, catch, protocols, grid_conditions(s, study_id), arms)
 
 
 def unit_counts(s: Session, study_id: int) -> dict[str, int]:
@@ -145,11 +168,12 @@ def store_trials(
             participant_id=participant_id,
             position=pos,
             protocol=u.protocol,
-            reference_id=u.reference,
+            reference_id=None if get_protocol(u.protocol).rounds else u.reference,  # a round: chosen later
             grid_ids=list(u.grid_ids),
             unit=u.key,
             is_catch=u.is_catch,
             is_repeat=u.is_repeat,
+            with_check=u.with_check,
         )
         for pos, u in enumerate(plan)
     )

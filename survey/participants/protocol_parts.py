@@ -30,7 +30,12 @@ shown, which ties the exclusions to the conditions being compared. Per protocol:
   unlike the product);
 * ranking (best-worst): choosing the unrelated set as the most similar fails; not choosing it as
   the least similar does not (best-worst has no "equally": with a real set as unlike the product
-  as the unrelated one, either may be picked as least similar).
+  as the unrelated one, either may be picked as least similar);
+* swipe: a round's judged set may carry one product of another category (the first product of
+  the catch grid of the chosen reference) at a random place; liking it as a recommendation for
+  the product chosen fails. The participant is asked whether they like each product *as a
+  recommendation for the product they chose*; a mug recommended for a shirt is not one, however
+  nice the mug. A uniformly random swiper fails each such check with probability 1/2.
 
 The rule stays strict enough to catch random responders: a uniformly random answer fails a rating
 check with probability 4/7, a pairwise check 1/3 and a ranking check of k sets 1/k; with one check
@@ -163,5 +168,29 @@ RULES.register(
         catch_needs=2,
         failed_check=lambda grids, catch, answer: bool(answer["best"] == catch),
         answer_columns=_ranking_columns,
+    ),
+)
+
+
+# --- swipe: a round in one category; its answer is the optional similarity rating of the set ---------
+
+
+def _swipe_columns(answer: Mapping[str, Any], grid_ids: Sequence[str]) -> dict[str, Any]:
+    """The round's own answer, stored when the round ends: the similarity rating of the judged set
+    (1-7) when the study asks for one, else none (each product's like is a ``Swipe`` row)."""
+    rating = answer.get("rating")
+    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 7):
+        raise ValueError(f"rating must be an integer from 1 to 7 (or none), got {rating!r}")
+    return {"rating": rating}
+
+
+RULES.register(
+    "swipe",
+    TrialRules(
+        units=lambda ref, gids: [],  # rounds come from the arms (Protocol.rounds), never from one reference's grids
+        catch_beside=0,
+        catch_needs=1,
+        failed_check=lambda grids, catch, answer: bool(answer["liked"]),
+        answer_columns=_swipe_columns,
     ),
 )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Grid, Participant, Response, Study, Trial, utcnow
 from survey import protocols
-from survey.participants import comprehension, lifecycle, planning
+from survey.participants import comprehension, lifecycle, planning, swipes
 from survey.participants.answers import MAX_ROW_ID as MAX_ROW_ID
 from survey.participants.answers import mark_shown as mark_shown
 from survey.participants.answers import submit_answer as submit_answer
@@ -30,6 +30,11 @@ from survey.participants.records import StudyUnavailable as StudyUnavailable
 from survey.participants.records import participant as _participant
 from survey.participants.records import study_of as _study_of
 from survey.participants.sanitize import MAX_COMMENT_LEN, plain_text, recruitment_params
+from survey.participants.swipes import SwipeView
+from survey.participants.swipes import submit_pick as submit_pick
+from survey.participants.swipes import submit_set_rating as submit_set_rating
+from survey.participants.swipes import submit_swipe as submit_swipe
+from survey.protocols import get_protocol
 from survey.study.config import StudyConfig
 
 #: URL parameters that identify a recruited participant, by platform.
@@ -51,6 +56,7 @@ class TrialView:
     reference_path: str
     grids: tuple[tuple[str, ...], ...]  # image paths per grid, in display order
     ticks: bool = False  # rating: ask per-item similar / not similar
+    swipe: SwipeView | None = None  # swipe: the round's screen now (reference_path "" and no grids)
 
 
 Stage = Literal["instructions", "comprehension", "trial", "questions", "done", "returned", "timed_out", "screened_out"]
@@ -264,6 +270,10 @@ def participant_state(
                 f"trial {t.id} has protocol {t.protocol!r}, not one of {', '.join(protocols.NAMES)}; "
                 "the database was not written by this Lookalike"
             )
+        if get_protocol(t.protocol).rounds:  # a swipe round of several screens (survey.participants.swipes)
+            screen = swipes.current(s, study, t, config, now or utcnow())
+            return state("trial", trial=TrialView(t.id, answered + 1, t.protocol, "", (), swipe=screen))
+        assert t.reference_id is not None  # planned with its reference (only swipe rounds choose theirs)
         grids = {g.id: g for g in s.scalars(select(Grid).where(Grid.id.in_(t.grid_ids)))}
         ids = {t.reference_id, *(i for g in grids.values() for i in g.item_ids)}
         paths = dict(s.execute(select(CatalogItem.id, CatalogItem.path).where(CatalogItem.id.in_(ids))).all())

@@ -22,6 +22,7 @@ from similarity.execution.executors import Executor
 from similarity.execution.pipeline import MaskInfo
 from similarity.methods import Method, create_method
 from similarity.segmenters import Segmenter, create_segmenter
+from survey import protocols as protocol_registry
 from survey.study import media
 from survey.study.config import ConfigError, StudyConfig, check_components
 
@@ -35,7 +36,7 @@ class BuildResult:
     study_id: int
     name: str
     conditions: int
-    references: int
+    references: int  # of the grid protocols (rating, pairwise, ranking)
     grids: int
     skipped: tuple[Skipped, ...]
     not_segmented: dict[str, list[str]] = field(default_factory=dict)  # segmenter -> item_ids kept whole
@@ -44,10 +45,14 @@ class BuildResult:
     load_seconds: float = 0.0
     feature_seconds: float = 0.0
     search_seconds: float = 0.0
+    swipe_pool: int = 0  # products swipe rounds can show and make their reference (every category)
 
 
-def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Generator) -> list[Item]:
-    """``references_per_category`` items per category, matching ``reference_filter``, drawn with ``rng``."""
+def pick_references(
+    catalog: Catalog, config: StudyConfig, rng: np.random.Generator, per_category: int | None = None
+) -> list[Item]:
+    """``per_category`` (default ``references_per_category``) items per category, matching
+    ``reference_filter``, drawn with ``rng``."""
     refs: list[Item] = []
     for category in catalog.categories:
         pool = [
@@ -65,9 +70,39 @@ def pick_references(catalog: Catalog, config: StudyConfig, rng: np.random.Genera
                 f"reference_filter: no item of category '{category}' matches "
                 f"{config.reference_filter}; change the filter or the manifest"
             )
-        n = min(config.references_per_category, len(pool))
+        n = min(config.references_per_category if per_category is None else per_category, len(pool))
         refs.extend(pool[i] for i in sorted(rng.choice(len(pool), size=n, replace=False)))
     return refs
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The products the build computes top-k lists for: the researcher's ``references`` (for the
+    grid protocols) and each category's swipe ``pool`` (for swipe rounds, which may make any of
+    them a reference). A product in both gets one grid per condition."""
+
+    references: list[Item]
+    pool: list[Item]
+
+    @property
+    def all(self) -> list[Item]:
+        seen = {it.item_id for it in self.references}
+        return self.references + [it for it in self.pool if it.item_id not in seen]
+
+
+def pick_queries(catalog: Catalog, config: StudyConfig) -> Queries:
+    """The references (``references_per_category``, drawn with the seed) when the study uses a grid
+    protocol, and the swipe pool (``swipe_pool_per_category``, filtered like references, drawn with
+    its own stream of the seed) when it uses swipe rounds."""
+    grid_protocols = any(not protocol_registry.get_protocol(p).rounds for p in config.protocols)
+    rounds = any(protocol_registry.get_protocol(p).rounds for p in config.protocols)
+    references = pick_references(catalog, config, np.random.default_rng(config.seed)) if grid_protocols else []
+    pool = (
+        pick_references(catalog, config, np.random.default_rng([config.seed, 2]), config.swipe_pool_per_category)
+        if rounds
+        else []
+    )
+    return Queries(references, pool)
 
 
 def build_study(
@@ -108,10 +143,10 @@ def build_study(
     catalog = _load(config, feed=feed, image_store=image_store, progress=progress)
     load_seconds = time.perf_counter() - t_load
     methods, segmenters = _construct(config, offline=offline)
-    references = pick_references(catalog, config, np.random.default_rng(config.seed))
+    queries = pick_queries(catalog, config)
     cache = Cache(cache_dir) if cache_dir is not None else None
-    computed = _compute(catalog, references, methods, segmenters, config, cache, progress, executor)
-    written = _write_study(make_session, config, catalog, references, methods, segmenters, computed, cache, replaced_id)
+    computed = _compute(catalog, queries.all, methods, segmenters, config, cache, progress, executor)
+    written = _write_study(make_session, config, catalog, queries, methods, segmenters, computed, cache, replaced_id)
     if media_dir is not None:
         with make_session() as s:
             media.build_thumbnails(media_dir, media.study_photos(s, written.study_id))
@@ -119,7 +154,8 @@ def build_study(
         study_id=written.study_id,
         name=config.name,
         conditions=written.conditions,
-        references=len(references),
+        references=len(queries.references),
+        swipe_pool=len(queries.pool),
         grids=written.grids,
         skipped=catalog.skipped,
         not_segmented=computed.not_segmented(),
@@ -217,7 +253,7 @@ def _write_study(
     make_session: sessionmaker[Session],
     config: StudyConfig,
     catalog: Catalog,
-    references: list[Item],
+    queries: Queries,
     methods: list[Method],
     segmenters: list[Segmenter],
     computed: _Computed,
@@ -237,16 +273,19 @@ def _write_study(
         )
         s.add(study)
         s.flush()
-        rows = _add_catalog(s, study.id, catalog)
+        rows = _add_catalog(s, study.id, catalog, queries)
         conditions = _add_conditions(s, study.id, methods, segmenters)
         grids = _add_condition_grids(s, study.id, computed.outputs, conditions, rows)
-        _add_catch_grids(s, study.id, config, catalog, references, rows)
+        _add_catch_grids(s, study.id, config, catalog, queries.all, rows)
         _add_segmentations(s, study.id, segmenters, computed.masks, cache, rows)
         return _Written(study.id, len(conditions), grids)
 
 
-def _add_catalog(s: Session, study_id: int, catalog: Catalog) -> dict[str, CatalogItem]:
-    """One row per catalog item; returns them by item_id (their ids are set at the next flush)."""
+def _add_catalog(s: Session, study_id: int, catalog: Catalog, queries: Queries) -> dict[str, CatalogItem]:
+    """One row per catalog item, the references and the swipe pool marked; returns them by item_id
+    (their ids are set at the next flush)."""
+    references = {it.item_id for it in queries.references}
+    pool = {it.item_id for it in queries.pool}
     rows = {
         it.item_id: CatalogItem(
             study_id=study_id,
@@ -256,6 +295,8 @@ def _add_catalog(s: Session, study_id: int, catalog: Catalog) -> dict[str, Catal
             group_name=it.group,
             sha256=it.sha256,
             meta=it.meta,
+            is_reference=it.item_id in references,
+            in_swipe_pool=it.item_id in pool,
         )
         for it in catalog.items
     }

@@ -93,6 +93,13 @@ class StudyConfig:
     protocols: tuple[str, ...] = ("rating",)
     trials_per_participant: int = 12  # per protocol, attention checks not included
     rating_item_ticks: bool = False  # per grid item "similar / not similar" ticks
+    # swipe (the [swipe] table): products per category that a round can show and make its reference
+    # (drawn with the seed, filtered like references; the build computes the top-k of each)
+    swipe_pool_per_category: int = 12
+    swipe_max_swipes: int = 10  # products shown without a like before the round ends without a reference
+    swipe_reference: str = "first_like"  # or "pick": the participant picks among the products liked
+    swipe_pick_after: int = 3  # with "pick": likes before the pick (or max_swipes with at least one)
+    swipe_rate_similarity: bool = False  # one similarity rating of the judged set, on the study's scale
     attention_check_rate: float = 0.0  # extra catch trials per real trial
     min_response_ms: int = 0  # faster answers flag the participant (0: no rule)
     max_participants: int = 0  # 0: unlimited; counts active and completed participants
@@ -119,6 +126,7 @@ class StudyConfig:
         self._validate_conditions()
         self._validate_counts()
         self._validate_protocols()
+        self._validate_swipe()
         self._validate_completion()
         self._validate_texts_and_questions()
 
@@ -149,6 +157,20 @@ class StudyConfig:
         for key in ("min_response_ms", "max_participants", "judgements_per_unit", "metric_queries_per_category"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
+
+    def _validate_swipe(self) -> None:
+        """The ``[swipe]`` keys in their ranges (checked whether or not the study uses swipe)."""
+        if not 2 <= self.swipe_pool_per_category <= 500:
+            raise ConfigError(f"swipe.pool_per_category: 2 to 500 products, got {self.swipe_pool_per_category}")
+        if not 1 <= self.swipe_max_swipes <= 100:
+            raise ConfigError(f"swipe.max_swipes: 1 to 100 swipes, got {self.swipe_max_swipes}")
+        if self.swipe_reference not in ("first_like", "pick"):
+            raise ConfigError(f'swipe.reference: "first_like" or "pick", got {self.swipe_reference!r}')
+        if not 2 <= self.swipe_pick_after <= self.swipe_max_swipes and self.swipe_reference == "pick":
+            raise ConfigError(
+                f"swipe.pick_after: 2 to max_swipes ({self.swipe_max_swipes}) likes before the pick, "
+                f"got {self.swipe_pick_after}"
+            )
 
     def _validate_completion(self) -> None:
         """Redirect URLs on http(s), a failed-check limit of at least 1, a countdown of 0 to 60 s."""

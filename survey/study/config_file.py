@@ -22,8 +22,9 @@ _SECTIONS: dict[str, set[str]] = {
     "protocols": {
         "use",
         "trials_per_participant",
-        *(o for p in protocol_registry.PROTOCOLS.values() for o in p.options),
+        *(o for p in protocol_registry.PROTOCOLS.values() if p.table == "protocols" for o in p.options),
     },
+    "swipe": set(protocol_registry.get_protocol("swipe").options),
     "participants": {
         "attention_check_rate",
         "min_response_ms",
@@ -77,6 +78,11 @@ _SCALARS: tuple[tuple[str, str, str, type | tuple[type, ...], str], ...] = (
     ("references", "metric_queries", "metric_queries_per_category", int, "must be an integer (0: no metrics)"),
     ("protocols", "trials_per_participant", "trials_per_participant", int, "must be an integer"),
     ("protocols", "rating_item_ticks", "rating_item_ticks", bool, "must be true or false"),
+    ("swipe", "pool_per_category", "swipe_pool_per_category", int, "must be an integer (products per category)"),
+    ("swipe", "max_swipes", "swipe_max_swipes", int, "must be an integer (swipes without a like per round)"),
+    ("swipe", "reference", "swipe_reference", str, 'must be "first_like" or "pick"'),
+    ("swipe", "pick_after", "swipe_pick_after", int, "must be an integer (likes before the pick)"),
+    ("swipe", "rate_similarity", "swipe_rate_similarity", bool, "must be true or false"),
     ("participants", "attention_check_rate", "attention_check_rate", (int, float), "must be a number"),
     ("participants", "min_response_ms", "min_response_ms", int, "must be an integer (milliseconds)"),
     ("participants", "max_participants", "max_participants", int, "must be an integer (0: unlimited)"),

@@ -23,14 +23,17 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Trial
+from survey.protocols import GRID_PROTOCOLS
 from survey.study import protocol_parts
 from survey.study.errors import StudyUnavailable
+from survey.study.export_swipes import DICTIONARY as SWIPE_DICTIONARY
+from survey.study.export_swipes import swipe_tables
 
 DICTIONARY: dict[str, dict[str, str]] = {
     "judgements": {
         "response_id": "id of the answer (one per trial)",
         "participant": "study-local participant number (pseudonymous)",
-        "protocol": "rating | pairwise | ranking",
+        "protocol": "rating | pairwise | ranking (swipe rounds: the swipes and swipe_rounds tables)",
         "trial_position": "0-based position of the trial in the participant's sequence",
         "is_catch": "true for attention-check trials (not part of any condition's results)",
         "reference": "item_id of the reference product",
@@ -61,7 +64,7 @@ DICTIONARY: dict[str, dict[str, str]] = {
         "comprehension_attempts": "attempts at the comprehension phase (0: the study has none)",
         "consistency": "share of repeat trials answered as the first time (ratings: within one point; "
         "choices: the same grid(s)); empty: no repeat answered",
-        "answers": "number of answers stored",
+        "answers": "number of answers stored (a swipe round ended counts as one)",
         "flags": "attention-check failures (failed_check:POS) and too-fast answers (too_fast:POS), ';'-separated",
         "demographics": "JSON object of the optional questions answered",
         "comment": "free-text comment (verbatim; escape before displaying as HTML)",
@@ -85,6 +88,7 @@ DICTIONARY: dict[str, dict[str, str]] = {
         "condition": "method/segmenter that produced the grid (empty for catch grids)",
         "scores": "JSON list: that condition's similarity score per grid item",
     },
+    **SWIPE_DICTIONARY,
 }
 
 
@@ -101,7 +105,7 @@ def _repeats(s: Session, study_id: int, item: dict[int, str]) -> pd.DataFrame:
     out = []
     for t, r in rows:
         original = first.get((t.participant_id, t.unit.removeprefix("repeat:"))) if t.is_repeat else None
-        if original is None:
+        if original is None or t.reference_id is None:  # not a repeat (swipe rounds never are)
             continue
         t0, r0 = original
         a, b = (
@@ -148,12 +152,15 @@ def tables(make_session: sessionmaker[Session], study_id: int) -> dict[str, pd.D
         answers = _answers(s, study_id)
         repeats = _repeats(s, study_id, item)
         people = _people(s, study_id)
+        conditions = {label: (m, g) for made in made_by.values() for m, g, label, _ in made}
+        swiped = swipe_tables(s, study_id, item, category, conditions)
     judgements = _judgements(answers, made_by, item, category)
     return {
         "judgements": judgements,
-        "participants": _participants(people, judgements, repeats),
+        "participants": _participants(people, judgements, repeats, swiped["swipe_rounds"]),
         "repeats": repeats,
         "grids": _grids(grids, made_by, item),
+        **swiped,
     }
 
 
@@ -179,7 +186,8 @@ def _made_by(s: Session, study_id: int) -> MadeBy:
 
 
 def _answers(s: Session, study_id: int) -> list[_Answer]:
-    """Every answer to a non-repeat trial (repeats have their own table), in the order stored.
+    """Every answer to a non-repeat trial (repeats have their own table), in the order stored; swipe
+    rounds have their own tables (:mod:`survey.study.export_swipes`).
 
     Plain columns, not ORM objects: building an object per answer and trial took two thirds of the
     time at 100,000 judgement rows."""
@@ -202,7 +210,7 @@ def _answers(s: Session, study_id: int) -> list[_Answer]:
         )
         .join(Trial, Trial.id == Response.trial_id)
         .join(Participant, Participant.id == Trial.participant_id)
-        .where(Participant.study_id == study_id, Trial.is_repeat.is_(False))
+        .where(Participant.study_id == study_id, Trial.is_repeat.is_(False), Trial.protocol.in_(GRID_PROTOCOLS))
         .order_by(Response.id)
     )
     return list(map(_Answer._make, rows))
@@ -257,11 +265,17 @@ def _judgements(
     return judgements
 
 
-def _participants(people: Sequence[Row], judgements: pd.DataFrame, repeats: pd.DataFrame) -> pd.DataFrame:
-    """One row per participant: timestamps, status, answers counted in ``judgements``, the share of
-    ``repeats`` they agreed with, flags, demographics and comment."""
+def _participants(
+    people: Sequence[Row], judgements: pd.DataFrame, repeats: pd.DataFrame, rounds: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per participant: timestamps, status, answers counted in ``judgements`` and swipe
+    rounds ended, the share of ``repeats`` they agreed with, flags, demographics and comment."""
     consistency = repeats.groupby("participant")["agree"].mean().to_dict() if len(repeats) else {}
-    counts = judgements.drop_duplicates("response_id")["participant"].value_counts()
+    counts = (
+        judgements.drop_duplicates("response_id")["participant"]
+        .value_counts()
+        .add(rounds[rounds["outcome"] != "unfinished"]["participant"].value_counts(), fill_value=0)
+    )
     return pd.DataFrame(
         [
             {

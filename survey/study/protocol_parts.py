@@ -99,3 +99,13 @@ READINGS.register(
         agrees=lambda a, b: a == b,
     ),
 )
+READINGS.register(
+    # a swipe round's own answer is the optional similarity rating of its judged set; each product's
+    # like is a Swipe row (the export's swipes table); rounds are never repeated
+    "swipe",
+    AnswerReading(
+        outcome=lambda pos, grids, choice, best, worst: None,
+        in_grid_terms=lambda grids, r: r.rating,
+        agrees=_within_one_point,
+    ),
+)

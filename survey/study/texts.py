@@ -97,6 +97,29 @@ clearly more similar to the product. Choose it on every screen.
     "ranking_worst": "Least similar set",
     "ranking_missing": "Please choose both the most and the least similar set.",
     "ranking_same": "The most and the least similar set must be different.",
+    "instructions_swipe": """
+**Shopping rounds.** Each round is one kind of product. First you see products of that kind one at
+a time: press **Like** for one you like, **Not for me** for one you do not. The first product you
+like is *your product*. Then you see products a shop recommends for it, one at a time: press
+**Like** if you would like it recommended to you next to your product, **Not for me** if not.
+On a computer the arrow keys work too: **←** not for me, **→** like.
+""",
+    "instructions_swipe_pick": """
+In each round you like up to {likes} products; then you pick the one you like most: it is *your
+product*.
+""",
+    "instructions_swipe_rate": """
+At the end of each round you also rate how similar the recommendations are to your product.
+""",
+    "swipe_like": "Like",
+    "swipe_dislike": "Not for me",
+    "swipe_choose_prompt": "Do you like this product?",
+    "swipe_choose_progress": "Product {shown} of up to {limit}",
+    "swipe_your_product": "Your product",
+    "swipe_judge_prompt": "Recommended for your product ({position} of {total}): would you like it?",
+    "swipe_pick_prompt": "Which of the products you liked do you like most?",
+    "swipe_pick": "Pick {number}",
+    "swipe_rate_question": "How similar are these recommendations to your product?",
     "submit": "Submit",
     "questions": """
 ### Almost done
@@ -236,6 +259,30 @@ ist dem Produkt deutlich ähnlicher. Wählen Sie sie auf jeder Seite.
     "ranking_worst": "Am wenigsten ähnliche Gruppe",
     "ranking_missing": "Bitte wählen Sie die ähnlichste und die am wenigsten ähnliche Gruppe.",
     "ranking_same": "Die ähnlichste und die am wenigsten ähnliche Gruppe müssen verschieden sein.",
+    "instructions_swipe": """
+**Einkaufsrunden.** Jede Runde zeigt eine Art von Produkt. Zuerst sehen Sie Produkte dieser Art
+einzeln: Drücken Sie **Gefällt mir** bei einem, das Ihnen gefällt, **Nichts für mich** bei einem,
+das Ihnen nicht gefällt. Das erste Produkt, das Ihnen gefällt, ist *Ihr Produkt*. Dann sehen Sie
+einzeln Produkte, die ein Shop dazu empfiehlt: Drücken Sie **Gefällt mir**, wenn Sie es neben Ihrem
+Produkt empfohlen bekommen möchten, sonst **Nichts für mich**. Am Computer gehen auch die
+Pfeiltasten: **←** nichts für mich, **→** gefällt mir.
+""",
+    "instructions_swipe_pick": """
+In jeder Runde markieren Sie bis zu {likes} Produkte mit Gefällt mir; dann wählen Sie das, das Ihnen am
+besten gefällt: Es ist *Ihr Produkt*.
+""",
+    "instructions_swipe_rate": """
+Am Ende jeder Runde bewerten Sie außerdem, wie ähnlich die Empfehlungen Ihrem Produkt sind.
+""",
+    "swipe_like": "Gefällt mir",
+    "swipe_dislike": "Nichts für mich",
+    "swipe_choose_prompt": "Gefällt Ihnen dieses Produkt?",
+    "swipe_choose_progress": "Produkt {shown} von höchstens {limit}",
+    "swipe_your_product": "Ihr Produkt",
+    "swipe_judge_prompt": "Für Ihr Produkt empfohlen ({position} von {total}): Gefällt es Ihnen?",
+    "swipe_pick_prompt": "Welches der Produkte, die Ihnen gefallen, gefällt Ihnen am besten?",
+    "swipe_pick": "{number} wählen",
+    "swipe_rate_question": "Wie ähnlich sind diese Empfehlungen Ihrem Produkt?",
     "submit": "Absenden",
     "questions": """
 ### Fast geschafft

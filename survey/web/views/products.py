@@ -34,8 +34,8 @@ def grid_row(paths: tuple[str, ...], px: int, *, numbered: bool = False, key: st
             col.image(media.thumbnail(path, px), width=px, output_format="JPEG", caption=caption)
 
 
-def reference(path: str, px: int, t: texts.Catalog, *, key: str = "reference") -> None:
-    """The product the participant judges against, ``px`` wide."""
+def reference(path: str, px: int, t: texts.Catalog, *, key: str = "reference", label: str | None = None) -> None:
+    """The product the participant judges against, ``px`` wide, under ``label`` (default: Product)."""
     with st.container(key=key):
-        st.markdown(f"**{t['product']}**")
+        st.markdown(f"**{label or t['product']}**")
         st.image(media.thumbnail(path, px), width=px, output_format="JPEG")

@@ -17,7 +17,7 @@ from survey.participants import service
 from survey.protocols import Parts
 from survey.study import texts
 from survey.study.config import StudyConfig
-from survey.web.views import products
+from survey.web.views import products, swipe
 from survey.web.views.submits import form_error, refuse, store_once
 
 Sessions = sessionmaker[Session]
@@ -178,3 +178,7 @@ def _submit_ranking(make_session: Sessions, token: str, trial_id: int, t: texts.
     if best == worst:
         return refuse(form, t["ranking_same"])
     store_once(token, form, lambda: service.submit_ranking(make_session, token, trial_id, int(best), int(worst)))
+
+
+# the swipe round's screens are in their own module (four screens, the arrow keys, the phone layout)
+_register("swipe", swipe.instructions)(swipe.page)
