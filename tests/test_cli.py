@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -51,13 +52,17 @@ def test_demo_no_serve_builds_the_demo_study(tmp_path, feature_cache):
     con = sqlite3.connect(db)
     conds = con.execute("SELECT method, segmenter FROM conditions").fetchall()
     assert set(conds) >= {(m, g) for m in ("ssim", "efficientnet") for g in ("none", "u2netp")}
-    refs = con.execute("SELECT COUNT(DISTINCT reference_id) FROM grids").fetchone()[0]
+    refs = con.execute("SELECT COUNT(*) FROM catalog_items WHERE is_reference").fetchone()[0]
+    pool = con.execute("SELECT COUNT(*) FROM catalog_items WHERE in_swipe_pool").fetchone()[0]
+    queried = con.execute("SELECT COUNT(DISTINCT reference_id) FROM grids").fetchone()[0]
     cats = con.execute("SELECT COUNT(DISTINCT category) FROM catalog_items").fetchone()[0]
     items = con.execute("SELECT COUNT(*) FROM catalog_items").fetchone()[0]
     assert cats >= 4 and items >= 4 * 8 * 2 and refs == 3 * cats
-    # every condition has a grid for every reference
+    assert pool == 8 * cats  # the swipe round's pool: every packshot of the small catalog
+    assert json.loads(con.execute("SELECT config FROM studies").fetchone()[0])["protocols"] == ["rating", "swipe"]
+    # every condition has a grid for every reference and every pool product
     per_condition = con.execute("SELECT condition_id, COUNT(*) FROM grid_conditions GROUP BY condition_id").fetchall()
-    assert len(per_condition) == len(conds) and all(n == refs for _, n in per_condition)
+    assert len(per_condition) == len(conds) and all(n == queried for _, n in per_condition)
     # a second run reuses the study instead of rebuilding it
     again = _run(demo, tmp_path, env=home)
     assert again.returncode == 0 and "already built" in again.stdout

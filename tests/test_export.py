@@ -57,10 +57,12 @@ def test_files_and_dictionary(answered, tmp_path):
             f"participants.{fmt}",
             f"repeats.{fmt}",
             f"grids.{fmt}",
+            f"swipes.{fmt}",  # every table, with its columns, whatever protocols the study uses
+            f"swipe_rounds.{fmt}",
             "data_dictionary.csv",
         ]
         read = pd.read_csv if fmt == "csv" else pd.read_parquet
-        for name in ("judgements", "participants", "repeats", "grids"):
+        for name in ("judgements", "participants", "repeats", "grids", "swipes", "swipe_rounds"):
             assert list(read(tmp_path / fmt / f"{name}.{fmt}").columns) == list(DICTIONARY[name])
     d = pd.read_csv(tmp_path / "csv" / "data_dictionary.csv")
     assert d["description"].notna().all() and len(d) == sum(len(c) for c in DICTIONARY.values())

@@ -10,8 +10,8 @@ in a fixed order, so a seeded simulation is reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ from survey.analysis.response_model import (
     ticks_from_latent,
     unrelated_rating_from_latent,
 )
+from survey.analysis.swipe_results import swipe_statistics
+from survey.analysis.swipe_rounds import Swiper, play_round
 from survey.participants import service
 from survey.protocols import NAMES, Parts
 
@@ -58,6 +60,7 @@ class SimulatedTrial:
     model: ResponseModel
     rng: np.random.Generator
     now: datetime
+    effect: Mapping[str, float] = field(default_factory=dict)  # per grid: what a swipe round's set is liked by
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class Kept:
     judgements: pd.DataFrame
     n_boot: int
     seed: int
+    swipes: pd.DataFrame = field(default_factory=pd.DataFrame)  # the export's swipes table (kept participants)
+    swipe_rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # and its swipe_rounds table
 
     def rng(self) -> np.random.Generator:
         """A fresh generator seeded with :attr:`seed` (each analysis gets its own)."""
@@ -99,13 +104,14 @@ class AnalysisParts:
     the protocol's rows of the judgements table (None: agreement is not defined for it);
     ``retest_kappa``: its answers are ordinal, so retest consistency adds a weighted kappa;
     ``answer``: one simulated answer stored through the service (1 if stored); ``block``: many
-    simulated answers at once, as ``(rating per trial, outcome per slot)``."""
+    simulated answers at once, as ``(rating per trial, outcome per slot)`` (None: the protocol's
+    trials are rounds, simulated through the service or by :mod:`survey.analysis.swipe_simulation`)."""
 
     statistics: Callable[[Kept], dict[str, Any]]
     agreement: tuple[Level, Callable[[pd.DataFrame], pd.DataFrame]] | None
     retest_kappa: bool
     answer: Callable[[SimulatedTrial], int]
-    block: Callable[[SimulatedBlock], tuple[np.ndarray | None, np.ndarray | None]]
+    block: Callable[[SimulatedBlock], tuple[np.ndarray | None, np.ndarray | None]] | None
 
 
 PARTS: Parts[AnalysisParts] = Parts("analysis", "analysis parts")
@@ -160,7 +166,9 @@ def answer_trial(
     attentive_check = t.is_catch and not careless
     if attentive_check:  # an attentive view of the unrelated set (survey.analysis.simulate's docstring)
         latent = attentive_unrelated(latent, [g in catch for g in t.grid_ids])
-    trial = SimulatedTrial(make_session, token, t, view, latent, careless, attentive_check, bias, model, rng, now)
+    trial = SimulatedTrial(
+        make_session, token, t, view, latent, careless, attentive_check, bias, model, rng, now, effect
+    )
     return PARTS[t.protocol].answer(trial)
 
 
@@ -345,5 +353,30 @@ PARTS.register(
         retest_kappa=False,
         answer=_ranking_answer,
         block=_ranking_block,
+    ),
+)
+
+
+# --- swipe (rounds: simulated through the service, screen by screen) ------------------------------------
+
+
+def _swipe_answer(s: SimulatedTrial) -> int:
+    """A whole swipe round through the service: random products liked with probability
+    ``sigmoid(SWIPE_BASE_LOGIT + bias)``, the chosen product's recommendations with
+    ``sigmoid(SWIPE_BASE_LOGIT + SWIPE_MATCH_LOGIT + effect of the set's grid + bias + noise)``, the
+    check product by an attentive person with ``sigmoid(SWIPE_CHECK_LOGIT)``; a careless person
+    likes each at random (1/2), picks the first liked, rates the set at random. Screens are answered
+    a second apart, ending at ``s.now``. Returns 1 when the round's answer was stored."""
+    return play_round(Swiper(s.make_session, s.token, s.trial.id, s.careless, s.bias, s.effect, s.model, s.rng, s.now))
+
+
+PARTS.register(
+    "swipe",
+    AnalysisParts(
+        statistics=lambda kept: {"swipe": swipe_statistics(kept.swipes, kept.swipe_rounds, kept.n_boot, kept.rng)},
+        agreement=None,  # people like different products: taste, not a shared judgement to agree on
+        retest_kappa=False,
+        answer=_swipe_answer,
+        block=None,
     ),
 )

@@ -31,6 +31,7 @@ from survey.analysis.plots import (
 from survey.analysis.ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
 from survey.analysis.report_choices import best_worst_section, pairwise_section, plackett_luce_section
 from survey.analysis.report_mixed import mixed_model_section
+from survey.analysis.report_swipe import swipe_section
 from survey.analysis.results import ObjectiveVsHuman, StudyResults
 
 
@@ -337,6 +338,7 @@ def render_html(results: StudyResults) -> str:
         agreement_section(r.agreement, r.split_half),
         objective_section(r.objective, r.objective_spearman),
         consistency_section(r.consistency, r.consistency_spread),
+        swipe_section(r.swipe),
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Lookalike report: {esc(r.study)}</title>

@@ -90,3 +90,20 @@ def parse_effects(spec: str | None) -> dict[str, float]:
         except ValueError:
             raise SimulationError(f"effect '{part}': '{value}' is not a number") from None
     return out
+
+
+# --- swipe rounds: latent -> like ---------------------------------------------------------------
+
+#: Log-odds that a person likes a random product of a category (about 27 %).
+SWIPE_BASE_LOGIT = -1.0
+#: How much more a product recommended for one the person liked is liked (log-odds), before the
+#: condition's effect: a recommendation near one's own choice suits one's taste more than chance.
+SWIPE_MATCH_LOGIT = 1.0
+#: Log-odds that an attentive person likes another category's product recommended for theirs (2 %).
+SWIPE_CHECK_LOGIT = -4.0
+
+
+def like_from_logit(logit, rng: np.random.Generator) -> np.ndarray:
+    """Likes drawn with probability ``1 / (1 + exp(-logit))`` (one uniform draw per value)."""
+    logit = np.asarray(logit, dtype=float)
+    return rng.random(logit.shape) < 1.0 / (1.0 + np.exp(-logit))

@@ -31,6 +31,7 @@ from survey.analysis.ratings import (
     RatingDistribution,
     ZScoreResult,
 )
+from survey.analysis.swipe_results import SwipeResults
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
 
@@ -78,6 +79,7 @@ class StudyResults:
     seed: int
     consistency: list[Consistency] = dataclasses.field(default_factory=list)  # test-retest, from repeat trials
     consistency_spread: list[ConsistencySpread] = dataclasses.field(default_factory=list)  # per participant
+    swipe: SwipeResults | None = None  # the swipe rounds' like rates, base rate, lifts and model
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -114,7 +116,13 @@ def compute_results(
     generator seeded with ``seed``."""
     tidy = tables(make_session, study_id)
     flow = apply_exclusions(tidy["participants"], rules)
-    kept = protocol_parts.Kept(tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)], n_boot, seed)
+    kept = protocol_parts.Kept(
+        tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)],
+        n_boot,
+        seed,
+        tidy["swipes"][tidy["swipes"]["participant"].isin(flow.kept_ids)],
+        tidy["swipe_rounds"][tidy["swipe_rounds"]["participant"].isin(flow.kept_ids)],
+    )
     kept_repeats = tidy["repeats"][tidy["repeats"]["participant"].isin(flow.kept_ids)]
     fields = protocol_parts.statistics(kept)
     name, objective = _objective_vs_human(make_session, study_id, fields["conditions"])

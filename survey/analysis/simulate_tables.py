@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from survey.analysis.protocol_parts import PARTS, SimulatedBlock
 from survey.analysis.response_model import DEFAULT_MODEL, ResponseModel, SimulationError
 from survey.participants import assignment, service
+from survey.protocols import GRID_PROTOCOLS, get_protocol
 from survey.protocols import NAMES as PROTOCOL_NAMES
 
 
@@ -35,7 +36,7 @@ class Design:
 
     grids: pd.DataFrame
     trials_per_participant: int
-    protocols: tuple[str, ...] = PROTOCOL_NAMES
+    protocols: tuple[str, ...] = GRID_PROTOCOLS
     attention_check_rate: float = 0.0
     catch_grids: Mapping[str, str] = field(default_factory=dict)
     repeat_rate: float = 0.0
@@ -142,7 +143,10 @@ def simulate_judgements(
     valid = shown >= 0
     latent = np.where(valid, eff[np.where(valid, shown, 0)] + rng.normal(0, model.noise_sd, shown.shape), np.nan)
     block = SimulatedBlock(latent, valid, careless[trial_participant], bias[trial_participant], model, rng)
-    rating, outcome = PARTS[protocol].block(block)
+    answer_block = PARTS[protocol].block
+    if answer_block is None:  # rounds: refused by _check_request
+        raise SimulationError(f"{protocol} has no answers to simulate as a block")
+    rating, outcome = answer_block(block)
     t_idx, pos_idx = np.nonzero(valid)
     shown_df = pd.DataFrame(
         {
@@ -188,6 +192,11 @@ def _check_request(design: Design, participants: int, protocol: str, model: Resp
     if unknown:
         raise SimulationError(
             f"effects name condition(s) {sorted(unknown)} not in the study; valid: {design.conditions}"
+        )
+    if get_protocol(protocol).rounds:
+        raise SimulationError(
+            f"{protocol} rounds are not simulated as a judgements table; simulate them through the service "
+            "(lookalike simulate) or with survey.analysis.swipe_simulation"
         )
     if protocol not in design.protocols:
         raise SimulationError(

@@ -145,6 +145,10 @@ def _config_from_flags(args: argparse.Namespace) -> StudyConfig:
 # --- demo ---------------------------------------------------------------------------------
 
 
+#: The demo study's protocols: rating screens, then a shopper's swipe rounds (one per category).
+DEMO_PROTOCOLS = ("rating", "swipe")
+
+
 def add_demo(sub: Subparsers) -> None:
     d = sub.add_parser("demo", help="generate the demo catalog, build the demo study, serve the survey")
     add_db_flag(d)
@@ -185,7 +189,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"study '{DEMO_STUDY}' already built in this database (--rebuild to build it again)")
     else:
         config = StudyConfig(
-            name=DEMO_STUDY, catalog=str(manifest), reference_filter={"view": "packshot"}, seed=args.seed
+            name=DEMO_STUDY,
+            catalog=str(manifest),
+            reference_filter={"view": "packshot"},
+            seed=args.seed,
+            protocols=DEMO_PROTOCOLS,
+            trials_per_participant=4,
         )
         _print_build(
             build_study(
