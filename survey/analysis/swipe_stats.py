@@ -19,7 +19,7 @@ tests with participants - 1 degrees of freedom; odds ratios are population-avera
 of 40 participants x 4 rounds, 4 conditions, k = 5 (``bench/swipe_validity.py --compare-mixed 200
 --compare-gee 1000``), false positives of the joint test at 0.05: statsmodels' mixed logistic model
 (``BinomialBayesMixedGLM``, participant and reference intercepts) 0.35 by variational Bayes (SEs 0.63 of the
-estimates' SD), 0.080 by MAP/Laplace (0.92; 1.2 s a fit); this GEE 0.045 (1.00; 0.06 s). Over 1,000 studies:
+estimates' SD), 0.080 by MAP/Laplace (0.92; 1.1 s a fit); this GEE 0.045 (1.00; 0.05 s). Over 1,000 studies:
 robust covariance 0.084 with chi2, 0.060 with F; bias-reduced 0.065 with chi2, 0.049 with F (contrasts, t:
 0.049). ``converged``: the estimating equations hold at the estimates returned (:func:`gee_score`);
 statsmodels' flag (``fitter_converged``) checks the score before its last working-correlation update, so it
