@@ -161,7 +161,7 @@ class Participant:
                 await asyncio.sleep(self.rng.expovariate(1 / self.think_s) if self.think_s > 0 else 0)
                 t0 = time.perf_counter()
                 nxt = await self._rerun(self._answer(screen))
-                if nxt.progress() == progress:
+                if nxt.progress() == progress and nxt.image_urls() == screen.image_urls():
                     raise ScreenError(f"the answer to '{progress}' was not taken: {nxt.text()[:200]}")
                 self.submit_s.append(time.perf_counter() - t0)
                 self.answers += 1
@@ -181,7 +181,15 @@ class Participant:
         return await self._rerun([WidgetState(id=button.id, trigger_value=True)])
 
     def _answer(self, screen: Screen) -> list[WidgetState]:
-        """The widget states of a trial form's submit: a random answer, as a participant clicks it."""
+        """The widget states of a trial form's submit, a random answer as a participant clicks it; on a
+        swipe round's screen a press of Like or Not for me (a like with probability 1/2), or of the
+        first Pick button."""
+        swipe = [b for b in screen.of("button") if b.label in ("Like", "Not for me") or b.label.startswith("Pick ")]
+        if swipe:
+            if swipe[0].label.startswith("Pick "):
+                return [WidgetState(id=swipe[0].id, trigger_value=True)]
+            press = screen.button("Like" if self.rng.random() < 0.5 else "Not for me")
+            return [WidgetState(id=press.id, trigger_value=True)]
         radios = screen.of("radio")
         states = []
         if len(radios) == 2:  # best-worst: two different sets

@@ -35,12 +35,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import emit
 from bench._stclient import Participant
+from survey.protocols import GRID_PROTOCOLS, NAMES
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def build_bench_study(url: str, home: Path, trials: int) -> None:
-    """The demo catalog (4 categories x 8 products), 4 conditions, all three protocols."""
+def build_bench_study(url: str, home: Path, trials: int, protocols: tuple[str, ...] = GRID_PROTOCOLS) -> None:
+    """The demo catalog (4 categories x 8 products), 4 conditions, ``protocols`` (default: the three grid
+    protocols; swipe: one round per category, at most ``trials``)."""
     from db.engine import make_engine, make_sessionmaker
     from similarity.catalogs.demo import generate_demo_catalog
     from survey.study.build import build_study
@@ -55,7 +57,7 @@ def build_bench_study(url: str, home: Path, trials: int) -> None:
         segmenters=(Component("none"), Component("u2netp")),
         references_per_category=3,
         reference_filter={"view": "packshot"},
-        protocols=("rating", "pairwise", "ranking"),
+        protocols=protocols,
         trials_per_participant=trials,
         attention_check_rate=0.2,
         seed=5,
@@ -195,41 +197,58 @@ def _pct(xs: list[float], q: float) -> float | None:
 
 def count_answers(db_url: str, like: str, acknowledged: dict[str, int]) -> dict:
     """The database counted: ``acknowledged`` is, per participant, the answers whose next screen
-    the client saw; an acknowledged answer missing from the database is lost."""
+    the client saw; an acknowledged answer missing from the database is lost. An answer is what a
+    participant submits: a trial's form, each press in a swipe round (a ``swipes`` row answered),
+    a swipe set's rating (the round's response then holds it)."""
     from sqlalchemy import func, select
 
     from db.engine import make_engine, make_sessionmaker
     from db.models import Participant as P
-    from db.models import Response, Trial
+    from db.models import Response, Swipe, Trial
 
     engine = make_engine(db_url)
     with make_sessionmaker(engine)() as s:
         mine = select(P.id).where(P.external_id.like(like))
         expected = s.scalar(select(func.count(Trial.id)).where(Trial.participant_id.in_(mine)))
         stored = s.scalar(select(func.count(Response.id)).where(Response.participant_id.in_(mine)))
-        per_pid = dict(
-            s.execute(
-                select(P.external_id, func.count(func.distinct(Response.trial_id)))
-                .join(Response, Response.participant_id == P.id)
-                .where(P.id.in_(mine))
-                .group_by(P.external_id)
-            ).all()
-        )
+        submitted = Response.id.is_not(None) & (
+            Trial.protocol.in_(GRID_PROTOCOLS) | Response.rating.is_not(None)
+        )  # a swipe round's response is the set's rating, or written by the service without a submit
+        per_pid: dict[str, int] = {}
+        for pid, n in s.execute(
+            select(P.external_id, func.count(func.distinct(Response.trial_id)))
+            .join(Response, Response.participant_id == P.id)
+            .join(Trial, Trial.id == Response.trial_id)
+            .where(P.id.in_(mine), submitted)
+            .group_by(P.external_id)
+        ):
+            per_pid[pid] = per_pid.get(pid, 0) + n
+        for pid, n in s.execute(
+            select(P.external_id, func.count(Swipe.id))
+            .join(Swipe, Swipe.participant_id == P.id)
+            .where(P.id.in_(mine), Swipe.liked.is_not(None))
+            .group_by(P.external_id)
+        ):
+            per_pid[pid] = per_pid.get(pid, 0) + n
+        swipes = s.scalar(select(func.count(Swipe.id)).where(Swipe.participant_id.in_(mine), Swipe.liked.is_not(None)))
         completed = s.scalar(select(func.count(P.id)).where(P.id.in_(mine), P.completed_at.is_not(None)))
         twice = s.scalar(
             select(func.count()).select_from(
                 select(P.external_id).where(P.id.in_(mine)).group_by(P.external_id).having(func.count() > 1).subquery()
             )
         )
+        distinct_trials = s.scalar(
+            select(func.count(func.distinct(Response.trial_id))).where(Response.participant_id.in_(mine))
+        )
     engine.dispose()
-    distinct = sum(per_pid.values())
     return {
         "answers_expected": expected,
         "answers_acknowledged": sum(acknowledged.values()),
         "answers_stored": stored,
+        "swipes_stored": swipes,
         "answers_lost": sum(max(0, n - per_pid.get(pid, 0)) for pid, n in acknowledged.items()),
-        "answers_duplicates": stored - distinct,
-        "answers_unanswered": expected - distinct,
+        "answers_duplicates": stored - distinct_trials,
+        "answers_unanswered": expected - distinct_trials,
         "participants_stored_twice": twice,
         "completed": completed,
     }
@@ -245,6 +264,11 @@ def _parse_args() -> argparse.Namespace:
     ap.add_argument("--database", choices=["sqlite", "postgresql"], help="default: sqlite for 1 process")
     ap.add_argument(
         "--trials", type=int, default=4, help="trials per protocol and participant (3 protocols, plus checks)"
+    )
+    ap.add_argument(
+        "--protocols",
+        default=",".join(GRID_PROTOCOLS),
+        help=f"the study's protocols, comma-separated, from {', '.join(NAMES)} (default: the three grid protocols)",
     )
     ap.add_argument("--browsers", type=int, default=0, help="cross-check: K light participants, then K Chromium")
     ap.add_argument("--seed", type=int, default=0)
@@ -266,7 +290,7 @@ def main() -> None:
         server = None
         try:
             db_url = pg.create_database("served") if pg else f"sqlite:///{Path(tmp) / 'served.db'}"
-            build_bench_study(db_url, home, args.trials)
+            build_bench_study(db_url, home, args.trials, tuple(args.protocols.split(",")))
             port = free_port()
             env = {
                 **os.environ,
@@ -324,10 +348,12 @@ def _measure(args: argparse.Namespace, database: str, base: str, server_pid: int
         "submit_next_p95_s": _pct(lat, 95),
         "submit_next_max_s": round(max(lat), 3) if lat else None,
         "first_page_p95_s": _pct(first, 95),
-        "answers_per_s": round(counts["answers_stored"] / wall, 2),
+        "answers_per_s": round((counts["answers_stored"] + counts["swipes_stored"]) / wall, 2),
         "wall_s": round(wall, 1),
         "server_cpu_s": round(server_cpu, 2),
-        "server_cpu_ms_per_answer": round(1000 * server_cpu / max(1, counts["answers_stored"]), 1),
+        "server_cpu_ms_per_answer": round(
+            1000 * server_cpu / max(1, counts["answers_stored"] + counts["swipes_stored"]), 1
+        ),
         "rss_mb_before": list(before["rss_mb"].values()),
         "rss_mb_after": list(after["rss_mb"].values()),
         "client_cpu_s": round(client_cpu, 2),

@@ -58,16 +58,20 @@ def synthetic_design(
     return Design(pd.DataFrame(rows), trials_per_participant, protocols)
 
 
-def answer_all(make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True) -> None:
+def answer_all(
+    make_session, token: str, rng, *, fail_checks: bool = False, finish: bool = True, like_first: bool = False
+) -> None:
     """Answer every trial of a consented participant through the service (any protocol), then,
-    with ``finish``, the closing questions (left unanswered)."""
+    with ``finish``, the closing questions (left unanswered). ``like_first``: a swipe round's
+    first product is liked (every round judges a set)."""
     from survey.participants import service
 
     service.finish_instructions(make_session, token)
     while (st := service.participant_state(make_session, token)).stage == "trial":
         t = st.trial
         if t.swipe is not None:
-            answer_swipe(make_session, token, t, rng, fail_checks=fail_checks)
+            first = like_first and t.swipe.phase == "choose"
+            answer_swipe(make_session, token, t, rng, fail_checks=fail_checks, like=1.0 if first else 0.5)
             continue
         service.mark_shown(make_session, token, t.trial_id)
         if t.protocol == "rating":

@@ -192,3 +192,18 @@ def test_simulated_swipe_study_reports_like_rates_base_rate_and_lift_that_the_ex
     page = render_html(results)
     assert "Swipe rounds" in page and f"{rates['ssim/u2netp']:.3f}" in page
     assert html.escape(swipe.model.formula) in page  # the formula fitted, as printed
+
+
+def test_status_and_admin_progress_count_swipe_rounds(tiny_study):
+    from survey.participants.status import format_status, refresh_status
+    from survey.study.monitor import progress
+
+    _, make_session, study = tiny_study("status", **SWIPE)
+    for k in range(2):
+        answer_all(make_session, _start(make_session, study, seed=k), np.random.default_rng(k), like_first=True)
+    st = refresh_status(make_session, study.id)
+    (swipe,) = st.protocols
+    assert swipe.protocol == "swipe" and swipe.units == 4 and swipe.answered_min == swipe.answered_max == 2
+    assert "swipe: 4 units" in format_status(st)
+    judged = progress(make_session, study.id)
+    assert set(judged["protocol"]) == {"swipe"} and judged["judgements"].sum() == 8  # every round judged a set
