@@ -32,10 +32,15 @@ def _rates_part(sw: SwipeResults) -> str:
     base_text = (
         ""
         if base is None
-        else f"<p>Base rate (random products of the choose phase, likes / swipes pooled, which the stop at "
-        f"the first like leaves unbiased): <b>{base.rate:.3f}</b> {format_ci(base)} from {base.n_swipes} swipes "
-        f"of {base.n_participants} participants (the mean of the rounds' like shares, "
-        f"{base.naive_round_mean:.3f}, is biased upwards by that stop).</p>"
+        else f"<p>Base rate (random products of the choose phase, likes / swipes pooled: the maximum-likelihood "
+        f"estimate under the stop at the first like, a swipe-weighted rate when participants differ): "
+        f"<b>{base.rate:.3f}</b> {format_ci(base)} from {base.n_swipes} swipes of {base.n_participants} "
+        f"participants (the mean of the rounds' like shares, {base.naive_round_mean:.3f}, is biased upwards by "
+        "that stop).</p>"
+        '<p class="note">A lift above 1 is not by itself better than random: people who like readily reach '
+        "the judged sets more often, so even random recommendations show a lift slightly above 1 (1.06 to 1.15 "
+        "in simulations, survey/analysis/swipe_stats.py). Compare conditions with each other (below), or add a "
+        "random-recommendation condition as the control.</p>"
     )
     if sw.like_rates is None:
         return base_text
@@ -90,7 +95,8 @@ def _model_part(sw: SwipeResults) -> str:
         "<h3>Model of likes</h3>",
         f"<p>{html.escape(m.method)}: <code>{html.escape(m.formula)}</code>, {m.n_obs} products of "
         f"{m.n_clusters} participants; odds ratios against {html.escape(m.reference)}. Joint test of no "
-        f"difference between conditions: chi2 = {m.wald_chi2:.2f} on {m.wald_df} df, {p_clause(m.wald_pvalue)}."
+        f"difference between conditions: Wald F = {m.wald_chi2 / m.wald_df:.2f} on ({m.wald_df}, "
+        f"{m.wald_df_denominator}) df, {p_clause(m.wald_pvalue)}."
         f"{converged}</p>",
         html_table(
             ["condition", "odds ratio", "95% CI", "p"],
