@@ -186,6 +186,8 @@ def test_simulated_swipe_study_reports_like_rates_base_rate_and_lift_that_the_ex
     lift = {x.condition: x.ratio for x in swipe.lifts.lifts}
     assert lift["ssim/none"] == pytest.approx(rates["ssim/none"] / swipe.base_rate.rate)
     assert swipe.model is not None and "condition" in swipe.model.formula
+    recall = {o.condition: o.recall_at_5 for o in results.objective}
+    assert set(recall) == set(rates) and swipe.objective is not None and swipe.objective.n == 2  # like vs recall@5
     assert results.to_json()["swipe"]["like_rates"]["rates"][0]["condition"] == "ssim/none"
     from survey.analysis.report import render_html
 

@@ -125,10 +125,14 @@ def _ps(c) -> list[str]:
 
 
 def _rating_part(sw: SwipeResults) -> str:
+    parts = []
     c = sw.rating_agreement
-    if c is None or c.rho is None:
-        return ""
-    return (
-        f"<p>Like share of a round's set against its similarity rating: Spearman rho = {c.rho:.2f} "
-        f"({p_clause(c.pvalue or float('nan'))}, {c.n} rounds).</p>"
-    )
+    if c is not None and c.rho is not None:
+        parts.append(
+            f"<p>Like share of a round's set against its similarity rating: Spearman rho = {c.rho:.2f} "
+            f"({p_clause(c.pvalue or float('nan'))}, {c.n} rounds).</p>"
+        )
+    o = sw.objective
+    if o is not None and o.rho is not None:
+        parts.append(f"<p>Like rate against objective recall@5, over {o.n} conditions: Spearman rho = {o.rho:.2f}.</p>")
+    return join_html(*parts)

@@ -31,7 +31,7 @@ from survey.analysis.ratings import (
     RatingDistribution,
     ZScoreResult,
 )
-from survey.analysis.swipe_results import SwipeResults
+from survey.analysis.swipe_results import SwipeResults, with_objective
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
 
@@ -126,6 +126,8 @@ def compute_results(
     kept_repeats = tidy["repeats"][tidy["repeats"]["participant"].isin(flow.kept_ids)]
     fields = protocol_parts.statistics(kept)
     name, objective = _objective_vs_human(make_session, study_id, fields["conditions"])
+    if fields["swipe"] is not None:
+        fields["swipe"] = with_objective(fields["swipe"], {o.condition: o.recall_at_5 for o in objective})
     paired = [(o.recall_at_5, o.human_mean) for o in objective if o.human_mean is not None]
     return StudyResults(
         study=name,

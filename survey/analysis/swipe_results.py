@@ -6,7 +6,8 @@ show them. Each part is computed only when the data allow it; why one could not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,15 @@ class SwipeResults:
     model_failure: str | None
     paired: tuple[PairedLikeComparison, ...]
     rating_agreement: Correlation | None
+    objective: Correlation | None = None  # like rate against recall@5 over the conditions (catalogs with groups)
+
+
+def with_objective(sw: SwipeResults, recall_at_5: Mapping[str, float]) -> SwipeResults:
+    """``sw`` with the Spearman correlation of its like rates and the conditions' objective recall@5
+    (unchanged without like rates or metrics)."""
+    if sw.like_rates is None or not recall_at_5:
+        return sw
+    return dataclasses.replace(sw, objective=swipe_stats.like_vs_objective(sw.like_rates, recall_at_5))
 
 
 def answered(swipes: pd.DataFrame) -> pd.DataFrame:
