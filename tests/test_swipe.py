@@ -209,3 +209,20 @@ def test_status_and_admin_progress_count_swipe_rounds(tiny_study):
     assert "swipe: 4 units" in format_status(st)
     judged = progress(make_session, study.id)
     assert set(judged["protocol"]) == {"swipe"} and judged["judgements"].sum() == 8  # every round judged a set
+
+
+def test_power_of_a_swipe_study_grows_with_participants_and_stays_near_alpha_without_an_effect(tiny_study, capsys):
+    from survey.analysis.swipe_power import swipe_design, swipe_power_curve
+    from survey.cli import main
+
+    db, make_session, study = tiny_study("power", segmenters=(Component("none"), Component("u2netp")), **SWIPE)
+    design = swipe_design(make_session, study.id)
+    assert (len(design.categories), design.conditions, design.k) == (4, ("ssim/none", "ssim/u2netp"), 5)
+    effect = swipe_power_curve(design, [8, 40], shifts={"ssim/u2netp": 1.0}, reps=20, seed=1)
+    small, large = effect.points
+    assert large.model_power > small.model_power and large.model_power >= 0.8
+    null = swipe_power_curve(design, [40], shifts={}, reps=40, seed=2).points[0]
+    assert null.model_power <= 0.2 and null.pair_power <= 0.2  # about alpha (0.05): 40 studies, loose bound
+    args = ["power", "--db", str(db), "--protocol", "swipe", "--effects", "ssim/u2netp=1.0", "--participants", "20"]
+    assert main([*args, "--reps", "5"]) == 0
+    assert "model power" in capsys.readouterr().out

@@ -187,6 +187,13 @@ def add_power(sub: Subparsers) -> None:
         metavar="METHOD/SEGMENTER=VALUE,...",
         help="true condition effects on a standard-normal scale (unnamed: 0), as for simulate",
     )
+    pw.add_argument(
+        "--protocol",
+        choices=["rating", "swipe"],
+        default="rating",
+        help="the analysis to power: rating (Friedman, Wilcoxon pairs) or swipe (like model, Wilcoxon pairs of "
+        "like rates; --effects are then log-odds shifts of a condition's recommended products)",
+    )
     pw.add_argument("--participants", default="10,20,40", metavar="N,N,...", help="study sizes to try")
     pw.add_argument("--reps", type=int, default=50, help="simulated studies per size")
     pw.add_argument("--alpha", type=float, default=0.05)
@@ -214,6 +221,8 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
     pair = _pair(args.pair)
     make_session = open_db(settings, must_exist=True)
     study = current_study(make_session, args.study)
+    if args.protocol == "swipe":
+        return _swipe_power(args, make_session, study, sizes, pair)
     design = study_design(make_session, study.id)
     model = ResponseModel(effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd)
     res = power_curve(
@@ -231,6 +240,38 @@ def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"study": study.name, **res.to_json()}))
     else:
         _print_power(study.name, res, sizes)
+    return 0
+
+
+def _swipe_power(args: argparse.Namespace, make_session, study, sizes: list[int], pair) -> int:
+    """``lookalike power --protocol swipe``: the swipe analysis's power at each size."""
+    from survey.analysis.simulate import parse_effects
+    from survey.analysis.swipe_power import swipe_design, swipe_power_curve
+
+    design = swipe_design(make_session, study.id)
+    res = swipe_power_curve(
+        design,
+        sizes,
+        shifts=parse_effects(args.effects),
+        pair=pair,
+        reps=args.reps,
+        alpha=args.alpha,
+        target=args.target,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps({"study": study.name, "protocol": "swipe", **res.to_json()}))
+        return 0
+    print(
+        f"study '{study.name}', swipe rounds: {len(design.conditions)} conditions, {len(design.categories)} rounds, "
+        f"k={design.k}; shifts {res.shifts or 'none'}; pair {res.pair[0]} vs {res.pair[1]}; {res.reps} studies per size"
+    )
+    print(f"{'participants':>12}  {'model power [95% CI]':<26}pair power [95% CI]")
+    for pt in res.points:
+        model = f"{pt.model_power:.2f} [{pt.model_ci_low:.2f}, {pt.model_ci_high:.2f}]"
+        print(f"{pt.participants:>12}  {model:<26}{pt.pair_power:.2f} [{pt.pair_ci_low:.2f}, {pt.pair_ci_high:.2f}]")
+    for what, n in (("the like model", res.needed_for_model), ("the pair", res.needed_for_pair)):
+        print(f"{what}: power >= {res.target:g} " + (f"from {n} participants" if n else "at none of the sizes tried"))
     return 0
 
 
