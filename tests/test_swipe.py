@@ -226,3 +226,19 @@ def test_power_of_a_swipe_study_grows_with_participants_and_stays_near_alpha_wit
     args = ["power", "--db", str(db), "--protocol", "swipe", "--effects", "ssim/u2netp=1.0", "--participants", "20"]
     assert main([*args, "--reps", "5"]) == 0
     assert "model power" in capsys.readouterr().out
+
+
+def test_the_admin_page_shows_swipe_like_rates_once_unblinded(tiny_study, monkeypatch):
+    from tests.apptest import admin_page
+
+    db, make_session, study = tiny_study("admin", segmenters=(Component("none"), Component("u2netp")), **SWIPE)
+    for k in range(3):
+        answer_all(make_session, _start(make_session, study, seed=k), np.random.default_rng(k), like_first=True)
+    at = admin_page(str(db), monkeypatch, "s3cret")
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    at.checkbox[0].check().run()
+    assert at.exception == []
+    table = next(d.value for d in at.dataframe if "like rate" in d.value.columns)
+    assert set(table["condition"]) == {"ssim/none", "ssim/u2netp"} and table["products judged"].sum() == 3 * 4 * 5
+    assert any("base rate of random products" in c.value for c in at.caption)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from survey.analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
 from survey.analysis.report import render_html
 from survey.analysis.results import compute_results
+from survey.analysis.swipe_results import SwipeResults
 from survey.participants import service
 from survey.participants.status import StudyStatus, refresh_status
 from survey.study import monitor
@@ -138,6 +139,8 @@ def _results(make_session: sessionmaker[Session], study: service.StudyInfo) -> N
         ],
         hide_index=True,
     )
+    if results.swipe is not None and results.swipe.like_rates is not None:
+        _swipe_results(results.swipe)
     st.download_button(
         "Download report (HTML)", render_html(results), file_name=f"{study.name}-report.html", mime="text/html"
     )
@@ -146,6 +149,30 @@ def _results(make_session: sessionmaker[Session], study: service.StudyInfo) -> N
         tables(make_session, study.id)["judgements"].to_csv(index=False),
         file_name=f"{study.name}-judgements.csv",
         mime="text/csv",
+    )
+
+
+def _swipe_results(sw: SwipeResults) -> None:
+    """The swipe rounds' like rate and lift per condition, beside the base rate of random products."""
+    assert sw.like_rates is not None
+    base = f"{sw.base_rate.rate:.3f} {format_ci(sw.base_rate)}" if sw.base_rate is not None else "n/a"
+    st.caption(
+        f"Swipe rounds: like rate of the recommended products per condition; base rate of random products {base}."
+    )
+    lift = {x.condition: x for x in sw.lifts.lifts} if sw.lifts is not None else {}
+    st.dataframe(
+        [
+            {
+                "condition": r.condition,
+                "products judged": r.n_products,
+                "participants": r.n_participants,
+                "like rate": round(r.rate, 3),
+                "95% CI": format_ci(r),
+                "lift": round(lift[r.condition].ratio, 2) if r.condition in lift else None,
+            }
+            for r in sw.like_rates.rates
+        ],
+        hide_index=True,
     )
 
 
