@@ -242,3 +242,16 @@ def test_the_admin_page_shows_swipe_like_rates_once_unblinded(tiny_study, monkey
     table = next(d.value for d in at.dataframe if "like rate" in d.value.columns)
     assert set(table["condition"]) == {"ssim/none", "ssim/u2netp"} and table["products judged"].sum() == 3 * 4 * 5
     assert any("base rate of random products" in c.value for c in at.caption)
+
+
+def test_a_preview_plays_swipe_rounds_in_its_sandbox_and_leaves_the_study_untouched(tiny_study):
+    from survey.web.preview import sandbox
+
+    _, make_session, study = tiny_study("preview", **SWIPE)
+    copy = sandbox(make_session, study.id)
+    token = _start(copy, study)
+    answer_all(copy, token, np.random.default_rng(0), like_first=True)
+    assert service.participant_state(copy, token).stage in ("questions", "done")
+    assert len(tables(copy, study.id)["swipe_rounds"]) == 4
+    with make_session() as s:
+        assert s.scalar(select(Swipe.id)) is None  # nothing written to the real study
