@@ -87,6 +87,19 @@ PROTOCOLS: Mapping[str, Protocol] = {
 NAMES: tuple[str, ...] = tuple(PROTOCOLS)
 #: The protocols whose trials show grids of references the researcher picked (not rounds).
 GRID_PROTOCOLS: tuple[str, ...] = tuple(p.name for p in PROTOCOLS.values() if not p.rounds)
+#: The protocols whose trials are rounds (:attr:`Protocol.rounds`).
+ROUND_PROTOCOLS: tuple[str, ...] = tuple(p.name for p in PROTOCOLS.values() if p.rounds)
+
+
+def arm_key(category: str, condition: str) -> str:
+    """The unit key of a swipe arm: ``swipe:<category>:<method>/<segmenter>``."""
+    return f"swipe:{category}:{condition}"
+
+
+def arm_of(unit: str) -> tuple[str, str]:
+    """(category, condition label) of a swipe arm's unit key (labels hold no colon; a category may)."""
+    category, _, condition = unit.removeprefix("swipe:").rpartition(":")
+    return category, condition
 
 
 class UnknownProtocol(UserError, ValueError):

@@ -81,7 +81,8 @@ def default_pair(conditions: Sequence[str], effects: dict[str, float]) -> tuple[
     return hi, lo
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson 95% interval of ``k`` successes in ``n`` trials (NaN for none)."""
     if n == 0:
         return float("nan"), float("nan")
     p = k / n
@@ -154,9 +155,9 @@ def power_curve(
                 n,
                 reps,
                 float(omni.mean()),
-                *_wilson(int(omni.sum()), reps),
+                *wilson(int(omni.sum()), reps),
                 float(paired.mean()),
-                *_wilson(int(paired.sum()), reps),
+                *wilson(int(paired.sum()), reps),
                 float(blocks.mean()),
             )
         )

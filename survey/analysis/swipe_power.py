@@ -22,7 +22,6 @@ Carlo error. ``bench/swipe_validity.py`` measures the tests' false-positive rate
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -31,11 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Study
-from survey.analysis.power import default_pair
+from survey.analysis.power import default_pair, wilson
 from survey.analysis.response_model import SimulationError
 from survey.analysis.results import nan_to_none
 from survey.analysis.swipe_simulation import SwipeModel, make_world, simulate_swipes
 from survey.analysis.swipe_stats import like_model, paired_comparisons
+from survey.protocols import get_protocol
 from survey.study.config import StudyConfig
 
 #: Products per category of the simulated catalog (the pool is drawn from them, the lists too).
@@ -62,7 +62,7 @@ def swipe_design(make_session: sessionmaker[Session], study_id: int) -> SwipeDes
         if study is None:
             raise SimulationError(f"no study with id {study_id}")
         config = StudyConfig.from_dict(study.config)
-        if "swipe" not in config.protocols:
+        if not any(get_protocol(p).rounds for p in config.protocols):
             raise SimulationError(
                 f"study {study.name!r} has no swipe rounds (its protocols: {', '.join(config.protocols)})"
             )
@@ -111,12 +111,6 @@ class SwipePowerResult:
 
     def to_json(self) -> dict:
         return nan_to_none(asdict(self))
-
-
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    p = k / n
-    centre, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
 def _rejects(swipes, pair: tuple[str, str], truth: float, alpha: float) -> tuple[bool, bool]:
@@ -170,7 +164,7 @@ def swipe_power_curve(
         )
         k_model, k_pair = int(hits[:, 0].sum()), int(hits[:, 1].sum())
         points.append(
-            SwipePowerPoint(n, reps, k_model / reps, *_wilson(k_model, reps), k_pair / reps, *_wilson(k_pair, reps))
+            SwipePowerPoint(n, reps, k_model / reps, *wilson(k_model, reps), k_pair / reps, *wilson(k_pair, reps))
         )
     needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)
     return SwipePowerResult(

@@ -60,7 +60,7 @@ from typing import TypeVar
 import numpy as np
 
 from survey.participants.protocol_parts import RULES, Reference
-from survey.protocols import get_protocol
+from survey.protocols import arm_key, get_protocol
 
 R = TypeVar("R", int, str)
 
@@ -135,7 +135,7 @@ def swipe_units(arms: Mapping[str, Iterable[str]]) -> list[Unit]:
     per category and condition, ``swipe:<category>:<condition>``, whose reference is the category.
     ``arms``: the conditions that have a grid for every pool product of each category."""
     return [
-        Unit(f"swipe:{category}:{label}", "swipe", category, (), (label,))
+        Unit(arm_key(category, label), "swipe", category, (), (label,))
         for category in sorted(arms)
         for label in sorted(arms[category])
     ]

@@ -34,9 +34,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Participant, Response, Study, Swipe, Trial
-from survey.participants import protocol_parts
+from survey.participants import lifecycle, protocol_parts
 from survey.participants.answers import insert_ignore, owned_trial, record_answer, still_active
 from survey.participants.records import study_of
+from survey.protocols import arm_of
 from survey.study.config import StudyConfig
 
 Phase = Literal["choose", "pick", "judge", "rate"]
@@ -61,17 +62,6 @@ class SwipeView:
     max_swipes: int = 0
 
 
-def condition_of(unit: str) -> str:
-    """The condition label of a swipe unit ``swipe:<category>:<method>/<segmenter>`` (labels hold
-    no colon; a category may)."""
-    return unit.rsplit(":", 1)[1]
-
-
-def category_of(unit: str) -> str:
-    """The category of a swipe unit."""
-    return unit.removeprefix("swipe:").rsplit(":", 1)[0]
-
-
 def _round_rng(study: Study, t: Trial, stream: int) -> np.random.Generator:
     """The round's own generator: the same draws for the same round, whatever reloads happen."""
     seed = int(StudyConfig.from_dict(study.config).seed)
@@ -85,14 +75,14 @@ def pool_order(s: Session, study: Study, t: Trial) -> list[int]:
             select(CatalogItem.id)
             .where(
                 CatalogItem.study_id == study.id,
-                CatalogItem.category == category_of(t.unit),
+                CatalogItem.category == arm_of(t.unit)[0],
                 CatalogItem.in_swipe_pool.is_(True),
             )
             .order_by(CatalogItem.id)
         )
     )
     if not pool:
-        raise RuntimeError(f"swipe round {t.id}: category {category_of(t.unit)!r} has no swipe pool; rebuild the study")
+        raise RuntimeError(f"swipe round {t.id}: category {arm_of(t.unit)[0]!r} has no swipe pool; rebuild the study")
     return [pool[i] for i in _round_rng(study, t, 0).permutation(len(pool))]
 
 
@@ -182,7 +172,7 @@ def _paths(s: Session, ids: list[int]) -> dict[int, str]:
 
 def _answer(s: Session, swipe: Swipe, liked: bool, now: datetime) -> bool:
     """Set ``liked`` once: ``False`` when it was set already (a reload, a second tab)."""
-    shown = swipe.shown_at if swipe.shown_at.tzinfo else swipe.shown_at.replace(tzinfo=UTC)
+    shown = lifecycle.as_utc(swipe.shown_at)
     done = s.execute(
         update(Swipe)
         .where(Swipe.id == swipe.id, Swipe.liked.is_(None))
@@ -238,10 +228,10 @@ def choose_reference(s: Session, t: Trial, item: int) -> None:
         select(Grid.id)
         .join(GridCondition, GridCondition.grid_id == Grid.id)
         .join(Condition, Condition.id == GridCondition.condition_id)
-        .where(Grid.reference_id == item, Grid.kind == "condition", Condition.label == condition_of(t.unit))
+        .where(Grid.reference_id == item, Grid.kind == "condition", Condition.label == arm_of(t.unit)[1])
     )
     if grid is None:
-        raise RuntimeError(f"pool product {item} has no grid of {condition_of(t.unit)}; the study build is incomplete")
+        raise RuntimeError(f"pool product {item} has no grid of {arm_of(t.unit)[1]}; the study build is incomplete")
     grids = [grid]
     if t.with_check:
         catch = s.scalar(select(Grid.id).where(Grid.reference_id == item, Grid.kind == "catch"))

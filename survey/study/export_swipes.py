@@ -18,9 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Participant, Response, Swipe, Trial
-from survey.protocols import GRID_PROTOCOLS, NAMES
-
-ROUND_PROTOCOLS = tuple(p for p in NAMES if p not in GRID_PROTOCOLS)
+from survey.protocols import ROUND_PROTOCOLS, arm_of
 
 DICTIONARY: dict[str, dict[str, str]] = {
     "swipes": {
@@ -105,16 +103,11 @@ def swipe_tables(
     return {"swipes": table, "swipe_rounds": summary}
 
 
-def _label(unit: str) -> str:
-    """The condition label of a swipe unit ``swipe:<category>:<label>`` (labels hold no colon)."""
-    return unit.rsplit(":", 1)[1]
-
-
 def _swipe_row(
     w: Swipe, t: Trial, number: int, item: Mapping[int, str], category: Mapping[int, str], conditions: Conditions
 ) -> dict[str, object]:
     judged = w.phase == "judge"
-    label = _label(t.unit) if judged and not w.is_check else None
+    label = arm_of(t.unit)[1] if judged and not w.is_check else None
     method, segmenter = conditions[label] if label is not None else (None, None)
     return {
         "participant": w.participant_id,
@@ -145,14 +138,14 @@ def _round_row(
     item: Mapping[int, str],
     conditions: Conditions,
 ) -> dict[str, object]:
-    label = _label(t.unit)
+    label = arm_of(t.unit)[1]
     check = next((w for w in swipes if w.is_check), None)
     outcome = "unfinished" if r is None else ("judged" if t.reference_id is not None else "no_like")
     return {
         "participant": t.participant_id,
         "round": number,
         "trial_position": t.position,
-        "category": t.unit.removeprefix("swipe:").rsplit(":", 1)[0],
+        "category": arm_of(t.unit)[0],
         "condition": label,
         "method": conditions[label][0],
         "segmenter": conditions[label][1],
