@@ -422,3 +422,69 @@ def test_a_model_that_cannot_be_estimated_is_said_in_the_report_which_still_rend
     page = render_html(res)
     assert "Not estimated: the mixed model needs answers from at least two participants" in page
     assert "Friedman" in page  # the rest of the report is there
+
+
+# Penicillin (Davies and Goldsmith 1972, Statistical Methods in Research and Production, via lme4's
+# `Penicillin`): diameter (mm) of the growth-inhibition zone, 24 plates (rows a..x) x 6 penicillin samples
+# (columns A..F), one observation per cell; the values as printed by `data(Penicillin, package = "lme4")`.
+PENICILLIN = """
+a 27 23 26 23 23 21
+b 27 23 26 23 23 21
+c 25 21 25 24 24 20
+d 26 23 25 23 23 20
+e 25 22 26 22 23 20
+f 24 22 25 23 22 19
+g 24 20 23 21 22 19
+h 26 22 26 24 24 21
+i 24 21 24 22 22 20
+j 24 21 24 23 22 19
+k 26 23 26 24 24 21
+l 25 22 26 24 24 20
+m 26 24 26 24 25 22
+n 26 23 26 23 23 20
+o 26 23 25 24 24 22
+p 25 22 25 23 23 20
+q 25 21 24 23 23 20
+r 25 22 24 23 23 19
+s 24 21 23 21 21 19
+t 26 23 26 24 24 21
+u 25 21 24 22 22 18
+v 25 22 25 22 22 20
+w 24 21 24 22 24 19
+x 24 21 24 22 21 18
+"""
+
+
+def test_penicillin_reproduces_lme4_and_counts_as_converged_despite_bfgs_precision_loss():
+    """lme4's documentation of `lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)`: REML criterion
+    330.8606; standard deviations plate 0.8467, sample 1.9316, residual 0.5499; intercept 22.9722 (SE 0.8086).
+    BFGS stops there with "precision loss"; the fit is converged because both optimisers agree and the
+    gradient at the estimate is near zero (issue 23), and a point off the optimum is not."""
+    table = np.array([[float(v) for v in line.split()[1:]] for line in PENICILLIN.strip().splitlines()])
+    assert table.shape == (24, 6) and table.mean() == pytest.approx(22.9722, abs=1e-4)
+    y, plate, sample = table.ravel(), np.repeat(np.arange(24), 6), np.tile(np.arange(6), 24)
+    fit = fit_crossed_intercepts(np.ones((144, 1)), y, plate, sample)
+    assert -2 * fit.loglik == pytest.approx(330.8606, abs=1e-4)
+    assert math.sqrt(fit.var_participant) == pytest.approx(0.8467, abs=1e-4)
+    assert math.sqrt(fit.var_reference) == pytest.approx(1.9316, abs=1e-4)
+    assert math.sqrt(fit.var_residual) == pytest.approx(0.5499, abs=1e-4)
+    assert fit.beta[0] == pytest.approx(22.9722, abs=1e-4)
+    assert math.sqrt(fit.cov[0, 0]) == pytest.approx(0.8086, abs=1e-4)
+    bfgs, nelder_mead = fit.runs
+    assert not bfgs.success and "precision loss" in bfgs.message and nelder_mead.success
+    assert abs(bfgs.loglik - nelder_mead.loglik) < 1e-8
+    assert fit.gradient < 1e-6 and fit.converged
+    # the same gradient one percent away from the optimum is far above the tolerance
+    model = mixed_model._Crossed(np.ones((144, 1)), y, plate, sample)
+    s = np.sqrt(np.array([fit.var_participant, fit.var_reference]) / fit.var_residual)
+    away = mixed_model.criterion_gradient(lambda t: model.deviance(t) / model.n, s * np.array([1.0, 1.01]))
+    assert away > 3 * mixed_model.GRADIENT_TOLERANCE
+
+
+def test_optimisers_that_agree_off_the_optimum_are_not_converged(monkeypatch):
+    """Agreement alone is not enough: both optimisers stopped at (or one step from) the same start."""
+    same_start = (("BFGS", (1.0, 1.0), {"maxiter": 0}), ("Nelder-Mead", (1.0, 1.0), {"maxiter": 1}))
+    monkeypatch.setattr(mixed_model, "_OPTIMIZERS", same_start)
+    res = method_segmenter_model(crossed_ratings(30, 6, seed=5))
+    assert abs(res.optimizers[0].loglik - res.optimizers[1].loglik) <= res.loglik_tolerance
+    assert res.gradient > res.gradient_tolerance and not res.converged

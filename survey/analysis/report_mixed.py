@@ -29,10 +29,12 @@ def mixed_model_section(mm: MixedModelResult | None, failure: str | None = None)
     )
     convergence = (
         f"Converged: the REML log-likelihood is {mm.loglik:.3f}; two optimisers from different starts reached {runs} "
-        f"(they must agree within {mm.loglik_tolerance:g})."
+        f"(they must agree within {mm.loglik_tolerance:g}), and the gradient at the estimate is {mm.gradient:.1e} "
+        f"(at most {mm.gradient_tolerance:g})."
         if mm.converged
         else f"The fit did NOT converge, read with care: the optimisers reached {runs} (REML log-likelihood; "
-        f"they must both succeed and agree within {mm.loglik_tolerance:g})."
+        f"they must agree within {mm.loglik_tolerance:g}), and the gradient at the estimate is {mm.gradient:.1e} "
+        f"(it must be at most {mm.gradient_tolerance:g})."
     )
     shared = (
         f" {mm.shared_answers} answers were on a grid that several conditions share: {esc(mm.shared_grids)}."
