@@ -18,6 +18,7 @@ from typing import Any
 from similarity.errors import UserError
 from survey import protocols as protocol_registry
 from survey.study import texts as text_catalog
+from survey.study.stopping import PrimaryComparison, StoppingRule, check_against_study, from_dicts
 
 
 class ConfigError(UserError, ValueError):
@@ -121,6 +122,8 @@ class StudyConfig:
     redirect_seconds: int = 5  # countdown before the redirect (a link redirects at once)
     language: str = "en"  # the participant texts' language (survey/study/texts.py)
     text_overrides: dict[str, str] = field(default_factory=dict)  # catalog key -> Markdown
+    primary: PrimaryComparison | None = None  # [primary]: the comparison a stopping rule and preregistration test
+    stopping: StoppingRule | None = None  # [stopping]: group-sequential looks or an anytime-valid rule
 
     def __post_init__(self) -> None:
         self._validate_conditions()
@@ -129,6 +132,7 @@ class StudyConfig:
         self._validate_swipe()
         self._validate_completion()
         self._validate_texts_and_questions()
+        check_against_study(self.primary, self.stopping, self)
 
     def _validate_conditions(self) -> None:
         """A name, and at least one method and segmenter, each named once."""
@@ -242,6 +246,7 @@ class StudyConfig:
         d["demographics"] = tuple(
             Question(q["key"], q["label"], tuple(q["options"])) for q in d.get("demographics", ())
         )
+        d["primary"], d["stopping"] = from_dicts(d.get("primary"), d.get("stopping"))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -15,6 +15,7 @@ from typing import Any
 from survey import protocols as protocol_registry
 from survey.study import texts as text_catalog
 from survey.study.config import Component, ConfigError, Question, StudyConfig, Texts
+from survey.study.stopping import PrimaryComparison, StoppingConfigError, StoppingRule
 
 _SECTIONS: dict[str, set[str]] = {
     "study": {"name", "catalog", "seed", "k", "language"},
@@ -47,6 +48,8 @@ _SECTIONS: dict[str, set[str]] = {
         "redirect_seconds",
     },
     "demographics": {"questions", "ask_comment"},
+    "primary": {"protocol", "a", "b"},
+    "stopping": {"rule", "alpha", "looks", "spending", "futility_z", "planned_participants"},
 }
 
 
@@ -117,8 +120,9 @@ def load_config(path: str | Path) -> StudyConfig:
         "demographics": _questions(raw),
     }
     try:
+        kw.update(_primary_and_stopping(raw))
         return StudyConfig(**kw)
-    except ConfigError as exc:
+    except (ConfigError, StoppingConfigError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
@@ -223,3 +227,40 @@ def _questions(raw: dict[str, Any]) -> tuple[Question, ...]:
             )
         )
     return tuple(out)
+
+
+def _primary_and_stopping(raw: dict[str, Any]) -> dict[str, Any]:
+    """``[primary]`` (protocol, a, b) and ``[stopping]``, type-checked; their ranges are checked by
+    :mod:`survey.study.stopping`."""
+    out: dict[str, Any] = {}
+    if "primary" in raw:
+        p = raw["primary"]
+        missing = {"protocol", "a", "b"} - set(p)
+        if missing:
+            raise ConfigError(
+                f'[primary]: missing {", ".join(sorted(missing))}; e.g. protocol = "rating" a = '
+                '"efficientnet/u2netp" b = "ssim/none"'
+            )
+        out["primary"] = PrimaryComparison(
+            *(_expect(p[k], str, f"primary.{k}", "must be a string") for k in ("protocol", "a", "b"))
+        )
+    if "stopping" in raw:
+        s = raw["stopping"]
+        if "rule" not in s:
+            raise ConfigError('[stopping]: missing rule; rule = "group-sequential" or "anytime"')
+        kw: dict[str, Any] = {"rule": _expect(s["rule"], str, "stopping.rule", "must be a string")}
+        if "alpha" in s:
+            kw["alpha"] = float(_expect(s["alpha"], (int, float), "stopping.alpha", "must be a number"))
+        if "looks" in s:
+            looks = _expect(s["looks"], list, "stopping.looks", "must be a list of participant numbers")
+            kw["looks"] = tuple(_expect(n, int, "stopping.looks", "must hold integers") for n in looks)
+        if "spending" in s:
+            kw["spending"] = _expect(s["spending"], str, "stopping.spending", "must be a string")
+        if "futility_z" in s:
+            kw["futility_z"] = float(_expect(s["futility_z"], (int, float), "stopping.futility_z", "must be a number"))
+        if "planned_participants" in s:
+            kw["planned_participants"] = _expect(
+                s["planned_participants"], int, "stopping.planned_participants", "must be an integer"
+            )
+        out["stopping"] = StoppingRule(**kw)
+    return out
