@@ -31,6 +31,7 @@ from survey.analysis.plots import (
 from survey.analysis.ratings import FriedmanResult, PairedComparison, PrecisionAtK, RatingDistribution, ZScoreResult
 from survey.analysis.report_choices import best_worst_section, pairwise_section, plackett_luce_section
 from survey.analysis.report_mixed import mixed_model_section
+from survey.analysis.report_sequential import sequential_section
 from survey.analysis.report_swipe import swipe_section
 from survey.analysis.results import ObjectiveVsHuman, StudyResults
 
@@ -326,6 +327,7 @@ def render_html(results: StudyResults) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = join_html(
         participants_section(r.exclusions),
+        sequential_section(r.sequential),
         ratings_section(r.conditions, r.friedman, r.wilcoxon),
         interaction_section(r.conditions),
         distributions_section(r.rating_distribution),

@@ -31,6 +31,8 @@ from survey.analysis.ratings import (
     RatingDistribution,
     ZScoreResult,
 )
+from survey.analysis.sequential import SequentialResult
+from survey.analysis.sequential_data import sequential_of, study_config
 from survey.analysis.swipe_results import SwipeResults, with_objective
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
@@ -80,6 +82,7 @@ class StudyResults:
     consistency: list[Consistency] = dataclasses.field(default_factory=list)  # test-retest, from repeat trials
     consistency_spread: list[ConsistencySpread] = dataclasses.field(default_factory=list)  # per participant
     swipe: SwipeResults | None = None  # the swipe rounds' like rates, base rate, lifts and model
+    sequential: SequentialResult | None = None  # the study's stopping rule on its primary comparison, if declared
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
@@ -140,6 +143,7 @@ def compute_results(
         seed=seed,
         consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
         consistency_spread=participant_spread(kept_repeats),
+        sequential=sequential_of(study_config(make_session, study_id), tidy, flow),
     )
 
 

@@ -61,6 +61,7 @@ class SequentialResult:
     looks: tuple[Look, ...]
     stopped_at: int | None  # the look (anytime: participants) where a boundary was first crossed
     decision: str  # the recommendation now, in words
+    blinded_decision: str  # the same without the estimate (no direction: for the admin page before unblinding)
 
 
 def paired_z(mean: np.ndarray, sd: np.ndarray, m: np.ndarray | int) -> np.ndarray:
@@ -148,6 +149,7 @@ def monitor(differences: np.ndarray, analysed: int, primary: PrimaryComparison, 
     else:
         looks = anytime_looks(differences, rule)
     stop = next((lk for lk in looks if lk.decision in ("efficacy", "futility")), None)
+    blinded, detail = _decision(looks, stop, rule, analysed)
     return SequentialResult(
         comparison=f"{primary.a} - {primary.b} ({primary.protocol}: {primary.statistic})",
         rule=rule.describe(),
@@ -155,30 +157,30 @@ def monitor(differences: np.ndarray, analysed: int, primary: PrimaryComparison, 
         analysed=analysed,
         looks=tuple(looks),
         stopped_at=stop.look if stop else None,
-        decision=_decision(looks, stop, rule, analysed),
+        decision=blinded + detail,
+        blinded_decision=blinded,
     )
 
 
-def _decision(looks: list[Look], stop: Look | None, rule: StoppingRule, analysed: int) -> str:
+def _decision(looks: list[Look], stop: Look | None, rule: StoppingRule, analysed: int) -> tuple[str, str]:
+    """The recommendation without any estimate, and what the estimate adds to it."""
     if stop is not None and stop.decision == "efficacy":
-        where = (
-            f"look {stop.look} ({stop.planned} participants)"
-            if rule.rule == "group-sequential"
-            else (f"{stop.planned} participants")
-        )
-        return (
-            f"stop for efficacy: the boundary was crossed at {where}; difference {stop.estimate:+.3f}, "
-            f"adjusted {1 - rule.alpha:.0%} interval [{stop.ci_low:.3f}, {stop.ci_high:.3f}]"
+        where = f"{stop.planned} participants"
+        if rule.rule == "group-sequential":
+            where = f"look {stop.look} ({where})"
+        return f"stop for efficacy: the boundary was crossed at {where}", (
+            f"; difference {stop.estimate:+.3f}, adjusted {1 - rule.alpha:.0%} interval "
+            f"[{stop.ci_low:+.3f}, {stop.ci_high:+.3f}]"
         )
     if stop is not None:
         return (
             f"stopping for futility is advised at look {stop.look} ({stop.planned} participants): |z| = "
             f"{abs(stop.z):.2f} < {rule.futility_z:g} (non-binding: continuing keeps the error rate)"
-        )
+        ), ""
     final = next((lk for lk in looks if lk.decision == "final"), None)
     if final is not None:
-        return f"the last look ({final.planned} participants) did not cross the boundary: no difference shown"
+        return f"the last look ({final.planned} participants) did not cross the boundary: no difference shown", ""
     upcoming = next((lk.planned for lk in looks if lk.decision == "not reached"), None)
     if rule.rule == "group-sequential":
-        return f"continue: {analysed} analysed participants; next look at {upcoming}"
-    return f"continue: {analysed} analysed participants, the confidence sequence includes 0"
+        return f"continue: {analysed} analysed participants; next look at {upcoming}", ""
+    return f"continue: {analysed} analysed participants, the confidence sequence includes 0", ""

@@ -328,10 +328,19 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "status":
         import json
 
+        from survey.analysis.report_sequential import format_sequential
+        from survey.analysis.results import nan_to_none
+        from survey.analysis.sequential_data import study_sequential
         from survey.participants.status import format_status, refresh_status
 
         study_now = refresh_status(make_session, study.id)  # idle participants are timed out first
-        print(json.dumps(study_now.to_dict(), indent=2) if args.json else format_status(study_now))
+        stopping = study_sequential(make_session, study.id)  # the primary comparison's looks, if a rule is declared
+        if args.json:
+            both = {**study_now.to_dict(), "stopping": nan_to_none(dataclasses.asdict(stopping)) if stopping else None}
+            print(json.dumps(both, indent=2))
+        else:
+            print(format_status(study_now))
+            print("\n" + (format_sequential(stopping) if stopping else "Stopping rule: none declared ([stopping])"))
         return 0
     service.set_study_status(make_session, study.id, "closed" if args.action == "close" else "open")
     closed = "closed: new participants are refused politely, those who started can finish"

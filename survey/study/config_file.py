@@ -110,17 +110,17 @@ def load_config(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML file; relative catalog paths are relative to the file."""
     path = Path(path)
     raw = _read_toml(path)
-    _check_sections(raw)
-    kw: dict[str, Any] = {
-        **_study_and_catalog(raw, path),
-        **_scalars(raw),
-        **_references_and_protocols(raw),
-        **_conditions(raw),
-        **_texts(raw),
-        "demographics": _questions(raw),
-    }
     try:
-        kw.update(_primary_and_stopping(raw))
+        _check_sections(raw)
+        kw: dict[str, Any] = {
+            **_study_and_catalog(raw, path),
+            **_scalars(raw),
+            **_references_and_protocols(raw),
+            **_conditions(raw),
+            **_texts(raw),
+            "demographics": _questions(raw),
+            **_primary_and_stopping(raw),
+        }
         return StudyConfig(**kw)
     except (ConfigError, StoppingConfigError) as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from survey.analysis.formatting import CI_NEEDS_TWO_PARTICIPANTS, format_ci
 from survey.analysis.report import render_html
+from survey.analysis.report_sequential import look_rows
 from survey.analysis.results import compute_results
+from survey.analysis.sequential_data import study_sequential
 from survey.analysis.swipe_results import SwipeResults
 from survey.participants import service
 from survey.participants.status import StudyStatus, refresh_status
@@ -53,6 +55,7 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
     st.subheader("Participants")
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
     _status_section(status_after_timeouts)
+    _stopping(make_session, study.id)
     _comments(make_session, study.id)
     _results(make_session, study)
 
@@ -174,6 +177,19 @@ def _swipe_results(sw: SwipeResults) -> None:
         ],
         hide_index=True,
     )
+
+
+def _stopping(make_session: sessionmaker[Session], study_id: int) -> None:
+    """The stopping rule's looks: |z| against each boundary and the decision; the difference and its adjusted
+    interval only once the researcher unblinds (they name the better condition)."""
+    res = study_sequential(make_session, study_id)
+    if res is None:
+        return
+    st.subheader("Stopping rule")
+    st.caption(f"{res.comparison}. {res.rule}.")
+    unblinded = bool(st.session_state.get(state.ADMIN_UNBLIND))
+    st.dataframe(look_rows(res, unblinded=unblinded), hide_index=True)
+    st.markdown(f"**Now:** {res.decision if unblinded else res.blinded_decision}")
 
 
 def _status_section(status: StudyStatus) -> None:
