@@ -51,3 +51,35 @@ def test_progress_participants_and_blinded_results(study_db, monkeypatch):
     at.checkbox[0].check().run()
     assert len(at.dataframe) == 5
     assert at.exception == []
+
+
+def test_stopping_rule_looks_blinded_until_unblinded(sqlite_study_db, monkeypatch):
+    """A declared stopping rule: |z| against each boundary and the decision, no difference or interval
+    (they name the better condition) until the researcher unblinds."""
+    import dataclasses
+
+    from sqlalchemy import update
+
+    from db.models import Study
+    from survey.analysis.simulate import ResponseModel, simulate
+    from survey.study.stopping import PrimaryComparison, StoppingRule
+
+    db_path, make_session, _ = sqlite_study_db
+    primary = PrimaryComparison("rating", "efficientnet/u2netp", "ssim/none")
+    rule = StoppingRule("group-sequential", 0.05, (4, 8))
+    with make_session.begin() as s:
+        config = s.scalar(select(Study.config))
+        declared = {**config, "primary": dataclasses.asdict(primary), "stopping": dataclasses.asdict(rule)}
+        s.execute(update(Study).values(config=declared))
+    study = service.current_study(make_session)
+    simulate(make_session, study.id, 10, seed=4, model=ResponseModel(effects={primary.a: 1.5}))
+    at = admin_page(db_path, monkeypatch, "s3cret")
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert "Stopping rule" in [h.value for h in at.subheader]
+    looks = next(d.value for d in at.dataframe if "boundary |z|" in d.value.columns)
+    assert list(looks["planned participants"]) == [4, 8] and "difference" not in looks.columns
+    at.checkbox[0].check().run()
+    looks = next(d.value for d in at.dataframe if "boundary |z|" in d.value.columns)
+    assert "difference" in looks.columns and "adjusted 95% interval" in looks.columns
+    assert at.exception == []
