@@ -4,6 +4,7 @@ Each command group lives in its own module, its flags beside its handler:
 
 - :mod:`survey.cli.study`: ``build``, ``demo``, ``serve``, ``study list / close / open``
 - :mod:`survey.cli.analysis`: ``report``, ``export``, ``simulate``, ``power``
+- :mod:`survey.cli.preregister`: ``preregister``
 - :mod:`survey.cli.similarity`: ``evaluate``, ``methods``, ``weights``, ``cache``
 - :mod:`survey.cli.database`: ``db current / upgrade``, ``backup``
 
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 from similarity.errors import UserError
-from survey.cli import analysis, database, similarity, study
+from survey.cli import analysis, database, preregister, similarity, study
 from survey.settings import Settings
 
 
@@ -31,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
         help="never download weights (same as LOOKALIKE_OFFLINE=1); missing ones are an error",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (study, analysis, similarity, database):
+    for group in (study, analysis, preregister, similarity, database):
         group.register(sub)
     return p
 

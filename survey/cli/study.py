@@ -147,6 +147,9 @@ def _config_from_flags(args: argparse.Namespace) -> StudyConfig:
 
 #: The demo study's protocols: rating screens, then a shopper's swipe rounds (one per category).
 DEMO_PROTOCOLS = ("rating", "swipe")
+#: The demo study's primary comparison and stopping rule (the [primary] and [stopping] tables of a study file).
+DEMO_PRIMARY = ("rating", "efficientnet/u2netp", "ssim/none")
+DEMO_LOOKS = (20, 40, 60)
 
 
 def add_demo(sub: Subparsers) -> None:
@@ -175,6 +178,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from similarity.runtime import tune_for_throughput
     from survey.study.build import build_study
     from survey.study.config import StudyConfig
+    from survey.study.stopping import PrimaryComparison, StoppingRule
 
     tune_for_throughput()
     if args.per_category < 6:
@@ -195,6 +199,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             seed=args.seed,
             protocols=DEMO_PROTOCOLS,
             trials_per_participant=4,
+            primary=PrimaryComparison(*DEMO_PRIMARY),
+            stopping=StoppingRule("group-sequential", 0.05, DEMO_LOOKS, "obrien-fleming"),
         )
         _print_build(
             build_study(

@@ -1,0 +1,108 @@
+"""``lookalike preregister``: the pre-registration sheet of a built study (survey.analysis.preregister),
+with a power run of its primary comparison's protocol."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from survey.cli.common import Subparsers, add_db_flag, open_db
+from survey.settings import Settings
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "preregister",
+        help="write a pre-registration sheet (Markdown): design, hypotheses, analyses, exclusions, sample size "
+        "with power, stopping rule",
+    )
+    add_db_flag(p)
+    p.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
+    p.add_argument(
+        "--effects",
+        default="",
+        metavar="METHOD/SEGMENTER=VALUE,...",
+        help="the condition differences to power the study for, as for `lookalike power` (rating: latent scale; "
+        "swipe: log-odds shifts); without them the sheet has no power table",
+    )
+    p.add_argument("--participants", default="10,20,40", metavar="N,N,...", help="study sizes to simulate")
+    p.add_argument("--reps", type=int, default=50, help="simulated studies per size")
+    p.add_argument("--target", type=float, default=0.8, help="power to reach")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="write the sheet here (default: print it)")
+    p.set_defaults(func=cmd_preregister)
+
+
+def cmd_preregister(args: argparse.Namespace, settings: Settings) -> int:
+    from survey.analysis.exclusions import DEFAULT_RULES
+    from survey.analysis.preregister import preregistration
+    from survey.analysis.sequential_data import study_config
+    from survey.cli.analysis import _participant_counts
+    from survey.participants.service import current_study
+
+    make_session = open_db(settings, must_exist=True)
+    study = current_study(make_session, args.study)
+    config = study_config(make_session, study.id)
+    power = None
+    if args.effects:
+        power = _power_run(make_session, study.id, config, args, _participant_counts(args.participants))
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sheet = preregistration(config, _facts(make_session, study.id), power, DEFAULT_RULES, generated=generated)
+    if args.out is None:
+        print(sheet, end="")
+    else:
+        args.out.write_text(sheet, encoding="utf-8")
+        print(f"pre-registration sheet of study '{study.name}' written to {args.out}")
+    return 0
+
+
+def _facts(make_session, study_id: int):
+    from sqlalchemy import func, select
+
+    from db.models import CatalogItem, Condition
+    from survey.analysis.preregister import StudyFacts
+
+    with make_session() as s:
+        labels = tuple(
+            s.scalars(select(Condition.label).where(Condition.study_id == study_id).order_by(Condition.label))
+        )
+        refs, cats = s.execute(
+            select(func.count(CatalogItem.id), func.count(func.distinct(CatalogItem.category))).where(
+                CatalogItem.study_id == study_id, CatalogItem.is_reference
+            )
+        ).one()
+    return StudyFacts(labels, int(refs), int(cats))
+
+
+def _power_run(make_session, study_id: int, config, args: argparse.Namespace, sizes: list[int]):
+    """The power of the primary comparison's protocol (else the study's rating or swipe protocol), its pair
+    the primary comparison (else the largest effect against the smallest)."""
+    from survey.analysis.power import power_curve
+    from survey.analysis.preregister import PowerTable, rows_of
+    from survey.analysis.simulate import ResponseModel, SimulationError, parse_effects, study_design
+    from survey.analysis.swipe_power import swipe_design, swipe_power_curve
+
+    effects = parse_effects(args.effects)
+    primary = config.primary
+    protocol = primary.protocol if primary else next((p for p in config.protocols if p in ("rating", "swipe")), None)
+    if protocol is None:
+        raise SimulationError(
+            f"no power run for protocols {list(config.protocols)}: `lookalike power` covers rating and swipe; "
+            "leave out --effects for a sheet without a power table"
+        )
+    pair = (primary.a, primary.b) if primary else None
+    alpha = config.stopping.alpha if config.stopping else 0.05
+    common = {"pair": pair, "reps": args.reps, "alpha": alpha, "target": args.target, "seed": args.seed}
+    settings = f"effects {effects or 'none'}, {args.reps} simulated studies per size, seed {args.seed}"
+    if protocol == "rating":
+        res = power_curve(study_design(make_session, study_id), sizes, model=ResponseModel(effects=effects), **common)
+        return PowerTable(
+            "rating", "Friedman test", res.pair, settings, rows_of(res.points, "friedman", "pair"),
+            (res.friedman_needed, res.pair_needed), alpha, args.target,
+        )  # fmt: skip
+    sw = swipe_power_curve(swipe_design(make_session, study_id), sizes, shifts=effects, **common)
+    return PowerTable(
+        "swipe", "like model's joint test", sw.pair, settings, rows_of(sw.points, "model", "pair"),
+        (sw.needed_for_model, sw.needed_for_pair), alpha, args.target,
+    )  # fmt: skip
