@@ -48,11 +48,12 @@ def spent(spending: str, t: float | np.ndarray, alpha: float) -> np.ndarray:
     raise SequentialDesignError(f"unknown spending function {spending!r}; valid: {', '.join(SPENDING)}")
 
 
-def _iv(fractions: np.ndarray | list[float] | tuple[float, ...], alpha: float) -> np.ndarray:
+def _iv(fractions: np.ndarray | list[float] | tuple[float, ...], alpha: float | None = None) -> np.ndarray:
+    """The information fractions as an array, checked (and ``alpha``, when given)."""
     t = np.asarray(fractions, float)
     if t.ndim != 1 or len(t) < 1 or not np.all(np.diff(t) > 0) or t[0] <= 0 or not math.isclose(t[-1], 1.0):
         raise SequentialDesignError(f"information fractions must increase from above 0 to 1, got {list(t)}")
-    if not 0 < alpha < 1:
+    if alpha is not None and not 0 < alpha < 1:
         raise SequentialDesignError(f"alpha must be between 0 and 1, got {alpha}")
     return t
 
@@ -174,7 +175,7 @@ def operating(
 ) -> Operating:
     """Stopping probabilities per look when the standardised effect at full information is ``drift``; with
     ``futility``, the study stops at an interim look where |Z_k| < futility (the rule followed)."""
-    t = _iv(fractions, 0.5)
+    t = _iv(fractions)
     up, low, fut = np.zeros(len(t)), np.zeros(len(t)), np.zeros(len(t))
     prev, t_prev = None, 0.0
     for k, tk in enumerate(t):
