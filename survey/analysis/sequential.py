@@ -12,8 +12,9 @@ The comparison is a two-sided one-sample test of the mean difference.
   confidence interval* mean +/- t_{m-1}^-1(Phi(c_k)) SE: the intervals of all looks cover the true
   difference together with probability 1 - alpha, so the interval at a stop is valid whatever the rule
   did (Jennison and Turnbull ch. 9); it excludes 0 exactly when the boundary is crossed.
-- ``anytime``: the asymptotic normal-mixture confidence sequence (Waudby-Smith et al. 2024, "Time-uniform
-  central limit theory and asymptotic confidence sequences", Ann. Statist., eq. 2.8):
+- ``anytime``: the asymptotic confidence sequence with Robbins' normal mixture (Waudby-Smith, Arbour,
+  Sinha, Kennedy and Ramdas, "Time-uniform central limit theory and asymptotic confidence sequences",
+  Ann. Statist. 2024; the mixture's two-sided form as in Howard et al. 2021):
   mean_n +/- sd_n sqrt(2 (n rho^2 + 1) / (n^2 rho^2) log(sqrt(n rho^2 + 1) / alpha)), rho chosen so the
   sequence is tightest at the planned size. It holds at every n at once, so it may be checked after every
   participant; it is checked from :data:`ANYTIME_MIN` participants on (the variance is estimated).
