@@ -111,3 +111,13 @@ def test_preregister_on_the_demo_study_after_a_simulated_pilot(tmp_path, feature
     assert len(rows) == 2
     powers = [float(r.split("|")[3].split()[0]) for r in rows]
     assert powers[1] >= powers[0] - 0.25 and np.all(np.array(powers) <= 1)
+
+
+def test_every_table_row_has_as_many_cells_as_its_header():
+    """A '|' inside a cell (e.g. 'boundary |z|') is escaped, so Markdown keeps the columns."""
+    sheet = preregistration(_config(), FACTS, POWER, DEFAULT_RULES, generated="now")
+    tables = re.findall(r"((?:^\|.*\|\n)+)", sheet, flags=re.M)
+    assert len(tables) == 2
+    for table in tables:
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in table.strip().splitlines()}
+        assert len(widths) == 1, table

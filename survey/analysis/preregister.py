@@ -78,8 +78,10 @@ def fingerprint(config: StudyConfig) -> str:
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    """A Markdown table; a ``|`` inside a cell is escaped so that it stays in its cell."""
+    cell = lambda c: str(c).replace("|", "\\|")
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)
 
 

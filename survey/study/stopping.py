@@ -17,6 +17,7 @@ PRIMARY_PROTOCOLS = {
 }
 RULES = ("group-sequential", "anytime")
 SPENDING = ("obrien-fleming", "pocock")
+SPENDING_NAMES = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}
 MAX_LOOKS = 20
 
 
@@ -126,7 +127,7 @@ class StoppingRule:
         )
         return (
             f"group-sequential: looks at {', '.join(map(str, self.looks))} analysed participants, two-sided "
-            f"alpha = {self.alpha:g} spent by the Lan-DeMets {self.spending.replace('-', ' ').title()}-type "
+            f"alpha = {self.alpha:g} spent by the Lan-DeMets {SPENDING_NAMES[self.spending]}-type "
             f"function; stop for efficacy when |z| reaches the look's boundary{futility}"
         )
 
