@@ -38,7 +38,6 @@ def cmd_preregister(args: argparse.Namespace, settings: Settings) -> int:
     from survey.analysis.exclusions import DEFAULT_RULES
     from survey.analysis.preregister import preregistration
     from survey.analysis.sequential_data import study_config
-    from survey.cli.analysis import _participant_counts
     from survey.participants.service import current_study
 
     make_session = open_db(settings, must_exist=True)
@@ -46,7 +45,7 @@ def cmd_preregister(args: argparse.Namespace, settings: Settings) -> int:
     config = study_config(make_session, study.id)
     power = None
     if args.effects:
-        power = _power_run(make_session, study.id, config, args, _participant_counts(args.participants))
+        power = _power_run(make_session, study.id, config, args, _sizes(args.participants))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sheet = preregistration(config, _facts(make_session, study.id), power, DEFAULT_RULES, generated=generated)
     if args.out is None:
@@ -55,6 +54,16 @@ def cmd_preregister(args: argparse.Namespace, settings: Settings) -> int:
         args.out.write_text(sheet, encoding="utf-8")
         print(f"pre-registration sheet of study '{study.name}' written to {args.out}")
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    """``--participants``: study sizes separated by commas."""
+    from survey.analysis.simulate import SimulationError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SimulationError(f"--participants takes numbers separated by commas (20,40,60), got {text!r}") from None
 
 
 def _facts(make_session, study_id: int):
