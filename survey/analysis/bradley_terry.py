@@ -119,19 +119,35 @@ def bradley_terry(wins: np.ndarray) -> np.ndarray:
     return x - x.mean()
 
 
-def bradley_terry_bootstrap(
-    judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
-) -> list[StrengthEstimate]:
-    """BT strengths with participant-resampling percentile CIs and ranks with ties."""
+def participant_win_matrices(judgements: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The conditions and, per participant, the :func:`win_matrix` of their pairwise answers (ties half
+    a win each way): participants x conditions x conditions."""
     conds, both = _pairwise_sides(judgements)
-    if not conds:
-        return []
-    # per participant, the win_matrix of their answers (ties half a win each way)
     people, person = np.unique(both["participant"].to_numpy(), return_inverse=True)
     mats = np.zeros((len(people), len(conds), len(conds)))
     credit = (both["outcome"] == "win").to_numpy() + 0.5 * (both["outcome"] == "tie").to_numpy()
     a, b = np.searchsorted(conds, both["a"].to_numpy()), np.searchsorted(conds, both["b"].to_numpy())
     np.add.at(mats, (person, a, b), credit)
+    return conds, mats
+
+
+def bradley_terry_replicates(
+    judgements: pd.DataFrame, *, n_boot: int, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The conditions, the BT log-strengths and ``n_boot`` participant-resampled replicates of them."""
+    conds, mats = participant_win_matrices(judgements)
+    if not conds:
+        return conds, np.zeros(0), np.zeros((n_boot, 0))
     est = bradley_terry(mats.sum(axis=0))
     boots = np.array([bradley_terry(mats[rng.integers(0, len(mats), len(mats))].sum(axis=0)) for _ in range(n_boot)])
+    return conds, est, boots
+
+
+def bradley_terry_bootstrap(
+    judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
+) -> list[StrengthEstimate]:
+    """BT strengths with participant-resampling percentile CIs and ranks with ties."""
+    conds, est, boots = bradley_terry_replicates(judgements, n_boot=n_boot, rng=rng)
+    if not conds:
+        return []
     return strength_estimates(conds, est, boots, confidence)

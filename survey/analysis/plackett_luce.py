@@ -31,14 +31,12 @@ class BestWorst:
     ci_high: float
 
 
-def best_worst_scores(
-    judgements: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95, rng: np.random.Generator
-) -> list[BestWorst]:
-    """Best-worst score per condition, (times best - times worst) / times shown, with a percentile
-    bootstrap CI that resamples whole participants (the score is a ratio of participant totals)."""
+def best_worst_counts(judgements: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """Per participant (rows) and condition (columns): times shown, chosen best, chosen worst (None: no
+    ranking answers)."""
     r = _ranking_iv(judgements)
     if r.empty:
-        return []
+        return None
     counts = (
         r.assign(best=r["outcome"] == "best", worst=r["outcome"] == "worst")
         .groupby(["participant", "condition"])[["best", "worst"]]
@@ -47,6 +45,18 @@ def best_worst_scores(
     shown = counts[("best", "size")].unstack(fill_value=0)
     best = counts[("best", "sum")].unstack(fill_value=0).reindex_like(shown)
     worst = counts[("worst", "sum")].unstack(fill_value=0).reindex_like(shown)
+    return shown, best, worst
+
+
+def best_worst_scores(
+    judgements: pd.DataFrame, *, n_boot: int = 2000, confidence: float = 0.95, rng: np.random.Generator
+) -> list[BestWorst]:
+    """Best-worst score per condition, (times best - times worst) / times shown, with a percentile
+    bootstrap CI that resamples whole participants (the score is a ratio of participant totals)."""
+    counts = best_worst_counts(judgements)
+    if counts is None:
+        return []
+    shown, best, worst = counts
     n_people = len(shown)
     lo = hi = np.full(shown.shape[1], np.nan)
     if n_people >= 2:
@@ -187,13 +197,14 @@ def _distinct_trials(choice_sets: np.ndarray, best: np.ndarray, worst: np.ndarra
     return (np.stack([r[0] for r in reps]), np.array([r[1] for r in reps]), np.array([r[2] for r in reps]), kind_of)
 
 
-def plackett_luce_bootstrap(
-    judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
-) -> list[StrengthEstimate]:
-    """Best-worst Plackett-Luce strengths with participant-resampling percentile CIs and ranks with ties."""
+def plackett_luce_replicates(
+    judgements: pd.DataFrame, *, n_boot: int, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """The conditions, the best-worst Plackett-Luce log-strengths and ``n_boot`` participant-resampled
+    replicates (None with fewer than two participants); no conditions when there is nothing to fit."""
     conds, sets, best, worst, participant = ranking_choice_sets(judgements)
     if len(best) == 0 or len(conds) < 2:
-        return []
+        return [], np.zeros(0), None
     sets, best, worst, pattern = _distinct_trials(sets, best, worst)
     people, person = np.unique(participant, return_inverse=True)
     per_person = np.zeros((len(best), len(people)))  # trials of each distinct kind per participant
@@ -203,4 +214,14 @@ def plackett_luce_bootstrap(
     if len(people) >= 2:
         draws = rng.multinomial(len(people), np.full(len(people), 1.0 / len(people)), size=n_boot)
         boots = np.array([plackett_luce(sets, best, worst, weights=w, initial=est) for w in draws @ per_person.T])
+    return conds, est, boots
+
+
+def plackett_luce_bootstrap(
+    judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
+) -> list[StrengthEstimate]:
+    """Best-worst Plackett-Luce strengths with participant-resampling percentile CIs and ranks with ties."""
+    conds, est, boots = plackett_luce_replicates(judgements, n_boot=n_boot, rng=rng)
+    if not conds:
+        return []
     return strength_estimates(conds, est, boots, confidence)

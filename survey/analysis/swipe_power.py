@@ -33,7 +33,7 @@ from db.models import CatalogItem, Condition, Study
 from survey.analysis.power import default_pair, wilson
 from survey.analysis.response_model import SimulationError
 from survey.analysis.results import nan_to_none
-from survey.analysis.swipe_simulation import SwipeModel, make_world, simulate_swipes
+from survey.analysis.swipe_simulation import SwipeModel, SwipeWorld, make_world, simulate_swipes
 from survey.analysis.swipe_stats import like_model, paired_comparisons
 from survey.protocols import get_protocol
 from survey.study.config import StudyConfig
@@ -113,7 +113,7 @@ class SwipePowerResult:
         return nan_to_none(asdict(self))
 
 
-def _rejects(swipes, pair: tuple[str, str], truth: float, alpha: float) -> tuple[bool, bool]:
+def swipe_rejects(swipes, pair: tuple[str, str], truth: float, alpha: float) -> tuple[bool, bool]:
     """(the model's joint test rejects, the pair differs in the true direction) for one study."""
     try:
         omnibus = like_model(swipes).wald_pvalue < alpha
@@ -126,6 +126,19 @@ def _rejects(swipes, pair: tuple[str, str], truth: float, alpha: float) -> tuple
             diff = c.difference if c.a == a else -c.difference
             detected = bool(c.pvalue_holm < alpha and (truth == 0 or np.sign(diff) == np.sign(truth)))
     return bool(omnibus), detected
+
+
+def swipe_world(design: SwipeDesign, *, seed: int) -> SwipeWorld:
+    """The simulated catalog of a power run: the design's categories, pool and set size, every condition
+    with the same noise (equal lists), drawn from the generator seeded by (seed,)."""
+    return make_world(
+        dict.fromkeys(design.conditions, 1.0),
+        rng=np.random.default_rng([seed]),
+        categories=design.categories,
+        items_per_category=max(ITEMS_PER_CATEGORY, design.pool_per_category, design.k + 1),
+        pool_size=design.pool_per_category,
+        k=design.k,
+    )
 
 
 def swipe_power_curve(
@@ -142,21 +155,14 @@ def swipe_power_curve(
     """Estimated power of the swipe analysis for each number of participants. Study r of size n
     draws from the generator seeded by (seed, n, r); the simulated catalog from (seed,)."""
     pair = _checked(design, participants, shifts, pair, reps=reps, alpha=alpha, target=target)
-    world = make_world(
-        dict.fromkeys(design.conditions, 1.0),
-        rng=np.random.default_rng([seed]),
-        categories=design.categories,
-        items_per_category=max(ITEMS_PER_CATEGORY, design.pool_per_category, design.k + 1),
-        pool_size=design.pool_per_category,
-        k=design.k,
-    )
+    world = swipe_world(design, seed=seed)
     model = SwipeModel(shifts=dict(shifts), max_swipes=design.max_swipes, check_rate=design.check_rate)
     truth = shifts.get(pair[0], 0.0) - shifts.get(pair[1], 0.0)
     points = []
     for n in sorted(set(participants)):
         hits = np.array(
             [
-                _rejects(
+                swipe_rejects(
                     simulate_swipes(world, model, n, rng=np.random.default_rng([seed, n, r])).swipes, pair, truth, alpha
                 )
                 for r in range(reps)

@@ -3,7 +3,8 @@
 Each command group lives in its own module, its flags beside its handler:
 
 - :mod:`survey.cli.study`: ``build``, ``demo``, ``serve``, ``study list / close / open``
-- :mod:`survey.cli.analysis`: ``report``, ``export``, ``simulate``, ``power``
+- :mod:`survey.cli.analysis`: ``report``, ``export``, ``simulate``
+- :mod:`survey.cli.power`: ``power`` (from given effects or a pilot, with costs)
 - :mod:`survey.cli.preregister`: ``preregister``
 - :mod:`survey.cli.similarity`: ``evaluate``, ``methods``, ``weights``, ``cache``
 - :mod:`survey.cli.database`: ``db current / upgrade``, ``backup``
@@ -18,7 +19,7 @@ import argparse
 import sys
 
 from similarity.errors import UserError
-from survey.cli import analysis, database, preregister, similarity, study
+from survey.cli import analysis, database, power, preregister, similarity, study
 from survey.settings import Settings
 
 
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
         help="never download weights (same as LOOKALIKE_OFFLINE=1); missing ones are an error",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (study, analysis, preregister, similarity, database):
+    for group in (study, analysis, power, preregister, similarity, database):
         group.register(sub)
     return p
 

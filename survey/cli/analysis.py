@@ -1,4 +1,4 @@
-"""Analysing a built study: ``report``, ``export``, ``simulate`` and ``power``.
+"""Analysing a built study: ``report``, ``export`` and ``simulate`` (``power``: :mod:`survey.cli.power`).
 
 Each needs a built study, so a ``--db`` file that does not exist is refused, never created.
 """
@@ -8,13 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from survey.cli.common import Subparsers, add_db_flag, open_db
 from survey.settings import Settings
-
-if TYPE_CHECKING:
-    from survey.analysis.power import PowerResult
 
 DEFAULT_REPORT = "report.html"
 
@@ -23,7 +19,6 @@ def register(sub: Subparsers) -> None:
     add_report(sub)
     add_export(sub)
     add_simulate(sub)
-    add_power(sub)
 
 
 # --- report -------------------------------------------------------------------------------
@@ -168,160 +163,3 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         + ")"
     )
     return 0
-
-
-# --- power --------------------------------------------------------------------------------
-
-
-def add_power(sub: Subparsers) -> None:
-    pw = sub.add_parser(
-        "power",
-        help="participants needed to detect given condition differences (simulated "
-        "rating studies on the study's design)",
-    )
-    add_db_flag(pw)
-    pw.add_argument("--study")
-    pw.add_argument(
-        "--effects",
-        default="",
-        metavar="METHOD/SEGMENTER=VALUE,...",
-        help="true condition effects on a standard-normal scale (unnamed: 0), as for simulate",
-    )
-    pw.add_argument(
-        "--protocol",
-        choices=["rating", "swipe"],
-        default="rating",
-        help="the analysis to power: rating (Friedman, Wilcoxon pairs) or swipe (like model, Wilcoxon pairs of "
-        "like rates; --effects are then log-odds shifts of a condition's recommended products)",
-    )
-    pw.add_argument("--participants", default="10,20,40", metavar="N,N,...", help="study sizes to try")
-    pw.add_argument("--reps", type=int, default=50, help="simulated studies per size")
-    pw.add_argument("--alpha", type=float, default=0.05)
-    pw.add_argument("--target", type=float, default=0.8, help="power to reach")
-    pw.add_argument(
-        "--pair",
-        metavar="A,B",
-        help="the pair of conditions to detect (default: the largest true effect vs the smallest)",
-    )
-    pw.add_argument("--noise-sd", type=float, default=1.0)
-    pw.add_argument("--bias-sd", type=float, default=0.5, help="per-rater rating bias")
-    pw.add_argument("--seed", type=int, default=0)
-    pw.add_argument("--dropout", type=float, default=0.0, help="share of recruited participants who stop part-way")
-    pw.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    pw.set_defaults(func=cmd_power)
-
-
-def cmd_power(args: argparse.Namespace, settings: Settings) -> int:
-    """``lookalike power``: simulate the study's rating analysis at each size and print the power."""
-    from survey.analysis.power import power_curve
-    from survey.analysis.simulate import ResponseModel, parse_effects, study_design
-    from survey.participants.service import current_study
-
-    sizes = _participant_counts(args.participants)
-    pair = _pair(args.pair)
-    make_session = open_db(settings, must_exist=True)
-    study = current_study(make_session, args.study)
-    if args.protocol == "swipe":
-        return _swipe_power(args, make_session, study, sizes, pair)
-    design = study_design(make_session, study.id)
-    model = ResponseModel(effects=parse_effects(args.effects), noise_sd=args.noise_sd, bias_sd=args.bias_sd)
-    res = power_curve(
-        design,
-        sizes,
-        model=model,
-        pair=pair,
-        reps=args.reps,
-        alpha=args.alpha,
-        target=args.target,
-        seed=args.seed,
-        dropout=args.dropout,
-    )
-    if args.json:
-        print(json.dumps({"study": study.name, **res.to_json()}))
-    else:
-        _print_power(study.name, res, sizes)
-    return 0
-
-
-def _swipe_power(args: argparse.Namespace, make_session, study, sizes: list[int], pair) -> int:
-    """``lookalike power --protocol swipe``: the swipe analysis's power at each size."""
-    from survey.analysis.simulate import parse_effects
-    from survey.analysis.swipe_power import swipe_design, swipe_power_curve
-
-    design = swipe_design(make_session, study.id)
-    res = swipe_power_curve(
-        design,
-        sizes,
-        shifts=parse_effects(args.effects),
-        pair=pair,
-        reps=args.reps,
-        alpha=args.alpha,
-        target=args.target,
-        seed=args.seed,
-    )
-    if args.json:
-        print(json.dumps({"study": study.name, "protocol": "swipe", **res.to_json()}))
-        return 0
-    print(
-        f"study '{study.name}', swipe rounds: {len(design.conditions)} conditions, {len(design.categories)} rounds, "
-        f"k={design.k}; shifts {res.shifts or 'none'}; pair {res.pair[0]} vs {res.pair[1]}; {res.reps} studies per size"
-    )
-    print(f"{'participants':>12}  {'model power [95% CI]':<26}pair power [95% CI]")
-    for pt in res.points:
-        model = f"{pt.model_power:.2f} [{pt.model_ci_low:.2f}, {pt.model_ci_high:.2f}]"
-        print(f"{pt.participants:>12}  {model:<26}{pt.pair_power:.2f} [{pt.pair_ci_low:.2f}, {pt.pair_ci_high:.2f}]")
-    for what, n in (("the like model", res.needed_for_model), ("the pair", res.needed_for_pair)):
-        print(f"{what}: power >= {res.target:g} " + (f"from {n} participants" if n else "at none of the sizes tried"))
-    return 0
-
-
-def _participant_counts(text: str) -> list[int]:
-    """``--participants``: the study sizes, numbers separated by commas."""
-    from survey.analysis.simulate import SimulationError
-
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise SimulationError(
-            f"--participants takes numbers separated by commas, e.g. 10,20,40; got {text!r}"
-        ) from None
-
-
-def _pair(text: str | None) -> tuple[str, str] | None:
-    """``--pair``: two conditions separated by a comma (None: not given)."""
-    from survey.analysis.simulate import SimulationError
-
-    if not text:
-        return None
-    a, comma, b = text.partition(",")
-    if not comma:
-        raise SimulationError("--pair takes two conditions separated by a comma, e.g. efficientnet/u2netp,ssim/none")
-    return (a.strip(), b.strip())
-
-
-def _print_power(study: str, res: PowerResult, sizes: list[int]) -> None:
-    """The power curve as text: the design, each size's power with intervals, and the sizes needed."""
-    effects = ", ".join(f"{k}={v:g}" for k, v in res.effects.items()) or "none (every condition alike)"
-    print(
-        f"study '{study}': {res.conditions} conditions, {res.references} references, "
-        f"{res.trials_per_participant} rating trials per participant; effects: {effects}"
-        + (f"; {res.dropout:.0%} of participants stop part-way" if res.dropout else "")
-    )
-    print(
-        f"{res.reps} simulated studies per size, alpha = {res.alpha:g}; pair: {res.pair[0]} vs {res.pair[1]} "
-        "(Holm-corrected Wilcoxon, true direction)"
-    )
-    print(f"{'participants':>12}  {'Friedman power [95% CI]':<26}pair power [95% CI]")
-    for pt in res.points:
-        omnibus = f"{pt.friedman_power:.2f} [{pt.friedman_ci_low:.2f}, {pt.friedman_ci_high:.2f}]"
-        print(f"{pt.participants:>12}  {omnibus:<26}{pt.pair_power:.2f} [{pt.pair_ci_low:.2f}, {pt.pair_ci_high:.2f}]")
-    for what, n in (("Friedman test", res.friedman_needed), ("pair", res.pair_needed)):
-        print(
-            f"{what}: "
-            + (
-                f"power >= {res.target:g} from {n} participants (of those tried)"
-                if n
-                else f"power {res.target:g} not reached with up to {max(sizes)} participants"
-            )
-        )
-    print("participants are those analysed, after exclusions: recruit extra to cover them")
