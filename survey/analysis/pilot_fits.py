@@ -330,30 +330,32 @@ def ranking_pilot(judgements: pd.DataFrame) -> PilotFit:
 
 
 def swipe_pilot(swipes: pd.DataFrame) -> PilotFit:
-    """Log odds ratios of a like against the reference condition, from the report's like model."""
+    """Log odds ratios of a like against the reference condition, from the report's like model. Their
+    covariance comes from refitting with each condition as the reference (the same model reparameterised):
+    ``cov(b_i, b_j) = (var b_i + var b_j - var(b_i - b_j)) / 2``."""
     from survey.analysis.swipe_stats import like_model
 
     try:
-        model = like_model(swipes)
+        base = like_model(swipes)
+        conds = sorted([base.reference, *(o.condition for o in base.odds_ratios)])
+        fits = [base, *(like_model(swipes, reference=c) for c in conds[1:])]
     except ValueError as e:
         raise SimulationError(f"the swipe pilot's like model cannot be fitted: {e}") from None
-    conds = (model.reference, *(o.condition for o in model.odds_ratios))
-    order = sorted(conds)
-    est = {model.reference: 0.0, **{o.condition: o.log_odds_ratio for o in model.odds_ratios}}
-    pos = {c: i for i, c in enumerate(conds)}
-    full = np.zeros((len(conds), len(conds)))
-    full[1:, 1:] = np.asarray(model.covariance)
-    idx = [pos[c] for c in order]
+    se = {(o.condition, m.reference): o.std_error for m in fits for o in m.odds_ratios}
+    var = lambda a, b: 0.0 if a == b else se.get((a, b), se.get((b, a), 0.0)) ** 2
+    ref = base.reference
+    cov = np.array([[(var(a, ref) + var(b, ref) - var(a, b)) / 2 for b in conds] for a in conds])
+    est = {ref: 0.0, **{o.condition: o.log_odds_ratio for o in base.odds_ratios}}
     judged = swipes[(swipes["phase"] == "judge") & ~swipes["is_check"].astype(bool)]
     return PilotFit(
         "swipe",
-        tuple(order),
-        model.reference,
+        tuple(conds),
+        ref,
         "log odds of a like (population-averaged)",
-        f"{model.method}: {model.formula}",
-        np.array([est[c] for c in order]),
-        full[np.ix_(idx, idx)],
-        model.n_clusters,
+        f"{base.method}: {base.formula}",
+        np.array([est[c] for c in conds]),
+        cov,
+        base.n_clusters,
         len(judged),
-        fixed={"like_rate_reference": float(judged.loc[judged["condition"] == model.reference, "liked"].mean())},
+        fixed={"like_rate_reference": float(judged.loc[judged["condition"] == ref, "liked"].mean())},
     )

@@ -302,7 +302,6 @@ class LikeModel:
     fitter_converged: bool  # statsmodels' flag (the score before its last step), see the module docstring
     iterations: int
     score_norm: float  # of the estimating equations at the estimates and the final working correlation
-    covariance: tuple[tuple[float, ...], ...] = ()  # robust, of the log odds ratios (for pilot draws)
 
 
 def _model_rows(swipes: pd.DataFrame, reference: str | None) -> tuple[pd.DataFrame, str]:
@@ -324,8 +323,9 @@ def _model_rows(swipes: pd.DataFrame, reference: str | None) -> tuple[pd.DataFra
 
 
 def like_model(swipes: pd.DataFrame, *, reference: str | None = None, maxiter: int = 100) -> LikeModel:
-    """``liked ~ condition``, judged non-check products, GEE (module docstring): odds ratios against ``reference``
-    (default: first by name), 95 % CIs, p-values, covariance; the joint Wald test; whether the equations hold."""
+    """``liked ~ condition`` for judged non-check products by GEE (see the module docstring): odds ratios
+    against ``reference`` (default: the first condition by name) with 95 % CIs and p-values, the joint Wald
+    test of no condition differences, and whether the estimating equations were solved."""
     rows, reference = _model_rows(swipes, reference)
     term = "C(condition, Treatment(reference='{}'))".format(reference.replace("\\", "\\\\").replace("'", "\\'"))
     formula = f"liked ~ {term}"
@@ -344,8 +344,8 @@ def like_model(swipes: pd.DataFrame, *, reference: str | None = None, maxiter: i
     wald = (chi2, len(idx), dfd, float(stats.f.sf(chi2 / len(idx), len(idx), dfd)))
     rho = float(np.ravel(fit.cov_struct.dep_params)[0])
     score = float(np.linalg.norm(gee_score(model.exog, model.endog, model.groups, np.asarray(fit.params), rho)))
-    facts = (score < fit.ctol, bool(fit.converged), len(fit.fit_history["params"]), score, tuple(map(tuple, cov)))
-    return LikeModel(formula, MODEL_METHOD, reference, ors, *wald, rho, int(fit.nobs), dfd + 1, *facts)
+    convergence = (score < fit.ctol, bool(fit.converged), len(fit.fit_history["params"]), score)
+    return LikeModel(formula, MODEL_METHOD, reference, ors, *wald, rho, int(fit.nobs), dfd + 1, *convergence)
 
 
 def gee_score(x: np.ndarray, y: np.ndarray, groups: np.ndarray, beta: np.ndarray, rho: float) -> np.ndarray:
