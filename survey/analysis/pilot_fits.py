@@ -18,8 +18,7 @@ conditions that produced it plus noise), so the numbers read like ``--effects`` 
 * **swipe**: the report's like model (:func:`survey.analysis.swipe_stats.like_model`, GEE, bias-reduced
   sandwich): log odds ratios of a like against the reference condition. These are population-averaged:
   the service simulation's per-rater and per-product noise on the logit scale shrinks them towards 0
-  relative to its ``--effects`` (:func:`survey.analysis.pilot_truth.swipe_marginal_contrasts` computes
-  what they estimate).
+  relative to its ``--effects`` (``tests/test_pilot_power.py`` computes what they estimate by quadrature).
 
 Pairwise, ranking and swipe fix the reference condition (alphabetically first) at 0. Maximum-likelihood
 fits (:func:`fit_ml`) use participant-clustered sandwich covariances, and count as converged only
