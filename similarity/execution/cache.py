@@ -3,6 +3,7 @@
 Layout under the cache root::
 
     masks/<segmenter identity>/<sha256[:2]>/<sha256>.png            8-bit soft mask
+    models/<method identity>-<exporter digest>.onnx                  exported encoders (runtime=onnx)
     features/<method identity>/<segmenter identity>/<digest[:2]>/<digest>.npy|.keys   shards
 
 Features are stored in shards of many rows (see :mod:`similarity.execution.store`), named by the hash
@@ -41,6 +42,11 @@ class CacheUsage:
 class Cache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    @property
+    def models_dir(self) -> Path:
+        """Compiled models (ONNX exports of the embedding methods, :mod:`similarity.onnx_graphs`)."""
+        return self.root / "models"
 
     # --- masks -------------------------------------------------------------------------
     def mask_path(self, segmenter_identity: str, sha256: str) -> Path:

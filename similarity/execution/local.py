@@ -100,6 +100,7 @@ def local_embed(
 ) -> None:
     """Compute the features of ``items`` here and store them in shards of ``shard_rows``."""
     store = cache.features(method.identity(), segmenter.identity())
+    method.use_model_folder(cache.models_dir)
     bar = progress_bar(total=len(items), desc=f"embedding ({method.name}/{segmenter.name})", enabled=progress)
     prepared = prefetch_map(
         lambda it: (it.sha256, method.prepare(segmented_image(it, segmenter, cache))),
@@ -142,4 +143,5 @@ class LocalExecutor:
         self, items: Sequence[Item], method: Method, segmenter: Segmenter, *, cache: Cache, progress: bool
     ) -> None:
         place(method, self.device)
+        method.set_threads(os.cpu_count() or 1)  # the model runs alone; decoding threads mostly wait on it
         local_embed(items, method, segmenter, cache=cache, progress=progress, workers=self.workers)

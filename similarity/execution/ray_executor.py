@@ -94,6 +94,9 @@ class _EmbedWorker(_Worker):
     ) -> None:
         super().__init__(methods[0], cache_root, threads, device)
         self.methods = list(methods)
+        for m in self.methods:
+            m.set_threads(max(1, threads))  # the actor's share of the node's cores
+            m.use_model_folder(self.cache.models_dir)  # exported by the driver before the actors start
         for m in self.methods[1:]:
             place(m, device)
         self.segmenter = segmenter
@@ -221,6 +224,9 @@ class RayExecutor:
         """The features of several methods (each with the items it lacks) in one pass over the
         union of their items: one actor pool, each image read once."""
         methods = [m for m, _ in jobs]
+        for m in methods:  # export (and check) each ONNX graph once, here, rather than in every actor
+            m.use_model_folder(cache.models_dir)
+            m.compile()
         need: dict[str, list[str]] = {}
         paths: dict[str, str] = {}
         for j, (_, items) in enumerate(jobs):
