@@ -1,12 +1,20 @@
-"""Embedding throughput: JPEG files -> stored EfficientNet-Lite0 embeddings, against the
-model's forward pass alone on the same, already decoded and preprocessed batches.
+"""Embedding throughput of each runtime: JPEG files -> stored embeddings of the default ``efficientnet``
+(Lite2 at 384 px), against the forward pass alone on the same, already decoded and preprocessed
+batches; torch and ONNX Runtime side by side.
 
-Uses every photo in ../shared/data/grocery (377 real photos). Prints one JSON object last.
+Uses every photo in ../shared/data/grocery (377 real photos). Per runtime: ``export_s`` (ONNX only:
+exporting and checking the graph, once per method and machine; not in the rates), ``pipeline_img_s``
+(the build's path: decoding in threads, the model here, features written to a fresh cache),
+``forward_only_img_s``, the model's multiply-adds per image (torch's FlopCounterMode on the torch
+network) and the GFLOP/s the forward pass reaches, and the lowest cosine between the runtimes'
+features. Prints one JSON object last.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,43 +33,81 @@ from similarity.runtime import tune_for_throughput
 from similarity.segmenters import create_segmenter
 
 
-def main() -> None:
-    runtime = tune_for_throughput()
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--images", type=int, default=377)
-    ap.add_argument("--repeat", type=int, default=2)
-    args = ap.parse_args()
-    items = list(load_catalog(shared_data("grocery"), verify_images=False).items[: args.images])
-    method = create_method("efficientnet")
+def multiply_adds_per_image(method) -> int:
+    """Multiply-adds of one image through the torch network (FlopCounterMode counts 2 FLOPs per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros((1, 3, method.prepare_size(), method.prepare_size()))
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        method._encode(x)
+    return int(counter.get_total_flops()) // 2
+
+
+def measure(runtime: str, items, batches_of, repeat: int, models: Path) -> tuple[dict, np.ndarray]:
+    method = create_method("efficientnet", runtime=runtime)
+    method.set_threads(os.cpu_count() or 1)
+    method.use_model_folder(models)
+    t0 = time.perf_counter()
+    method.compile()  # ONNX: export and check (once per machine: then it is read from the cache)
+    export_s = time.perf_counter() - t0
     none = create_segmenter("none")
     method.encode(np.stack([method.prepare(load_rgb(items[0].path))] * 2))  # warm-up
-
     pipeline_s = forward_s = float("inf")
-    for _ in range(args.repeat):  # best of N for both, alternating, so drift hits both alike
-        with tempfile.TemporaryDirectory() as tmp:  # a fresh, empty cache: everything is computed
+    for _ in range(repeat):  # best of N for both
+        with tempfile.TemporaryDirectory() as tmp:  # a fresh cache: every feature is computed
             cache = Cache(tmp)
+            if models.is_dir():
+                shutil.copytree(models, cache.models_dir)  # the exported graph, as on a machine that has it
             t0 = time.perf_counter()
             feats = feature_matrix(items, method, none, cache=cache, progress=False)
             pipeline_s = min(pipeline_s, time.perf_counter() - t0)
-            stored = sum(cache.get_features(method.identity(), none.identity(), it.sha256) is not None for it in items)
-        batches = [
-            np.stack([method.prepare(load_rgb(it.path)) for it in items[i : i + method.batch_size]])
-            for i in range(0, len(items), method.batch_size)
-        ]
+        batches = batches_of(method)
         t0 = time.perf_counter()
         forward = np.concatenate([method.encode(b) for b in batches])
         forward_s = min(forward_s, time.perf_counter() - t0)
-    assert np.allclose(forward, feats, atol=1e-5), "pipeline and forward-only features differ"
-    emit(
-        {
-            "runtime": runtime,
-            "images": len(items),
-            "stored": stored,
-            "pipeline_img_s": round(len(items) / pipeline_s, 2),
-            "forward_only_img_s": round(len(items) / forward_s, 2),
-            "ratio": round(forward_s / pipeline_s, 3),
-        }
-    )
+    assert np.allclose(forward, feats, atol=1e-5), f"{runtime}: pipeline and forward-only features differ"
+    macs = multiply_adds_per_image(method)
+    forward_rate = len(items) / forward_s
+    result = {
+        "export_s": round(export_s, 2) if runtime == "onnx" else None,
+        "pipeline_img_s": round(len(items) / pipeline_s, 2),
+        "forward_only_img_s": round(forward_rate, 2),
+        "ratio": round(forward_s / pipeline_s, 3),
+        "gmacs_per_image": round(macs / 1e9, 3),
+        "forward_gflop_s": round(2 * macs * forward_rate / 1e9, 1),
+    }
+    return result, feats
+
+
+def main() -> None:
+    tuning = tune_for_throughput()
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=377)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--runtimes", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    args = ap.parse_args()
+    items = list(load_catalog(shared_data("grocery"), verify_images=False).items[: args.images])
+    decoded = [load_rgb(it.path) for it in items]
+
+    def batches_of(method):
+        return [
+            np.stack([method.prepare(im) for im in decoded[i : i + method.batch_size]])
+            for i in range(0, len(decoded), method.batch_size)
+        ]
+
+    out: dict = {"runtime_settings": tuning, "threads": os.cpu_count(), "images": len(items), "method": "efficientnet"}
+    features = {}
+    with tempfile.TemporaryDirectory() as models:
+        for runtime in args.runtimes:
+            out[runtime], features[runtime] = measure(runtime, items, batches_of, args.repeat, Path(models))
+    if len(features) == 2:
+        a, b = features["torch"], features["onnx"]
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        out["onnx_vs_torch_cosine_min"] = round(float(cos.min()), 7)
+        out["onnx_over_torch_pipeline"] = round(out["onnx"]["pipeline_img_s"] / out["torch"]["pipeline_img_s"], 2)
+    emit(out)
 
 
 if __name__ == "__main__":

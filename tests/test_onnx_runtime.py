@@ -93,6 +93,8 @@ def test_the_graph_is_exported_once_into_the_cache_and_named_by_everything_that_
     assert graph.name == onnx_graphs.graph_file_name(first.identity())
     assert graph.name.startswith(first.identity() + "-")
     assert not list(cache.models_dir.glob(".*.tmp"))  # written atomically: no temporary left behind
+    (usage,) = [u for u in cache.usage() if u.kind == "models"]  # `lookalike cache` lists it
+    assert (usage.identity, usage.entries, usage.bytes) == (graph.stem, 1, graph.stat().st_size)
 
     def no_export(*_a, **_k):
         raise AssertionError("exported again although the graph is in the cache")

@@ -21,6 +21,7 @@ from similarity.catalogs.catalog import load_catalog
 from similarity.execution.cache import Cache
 from similarity.execution.local import LocalExecutor
 from similarity.methods import create_method
+from similarity.onnx_graphs import graph_file_name
 from similarity.segmenters import create_segmenter
 from survey.study.build import build_study
 from survey.study.config import Component, StudyConfig
@@ -103,6 +104,9 @@ def test_ray_build_equals_local_and_leaves_a_warm_cache(tmp_path, catalog, clust
     ray_db = _build(tmp_path, "ray", catalog, ex)
     local_db = _build(tmp_path, local, catalog, LocalExecutor())
     assert len(ex.pids) >= 2 and os.getpid() not in ex.pids, ex.pids  # two worker processes did the work
+    # the default runtime is ONNX Runtime: the driver exported the graph once into the shared cache
+    graphs = [p.name for p in Cache(tmp_path / "ray").models_dir.glob("*.onnx")]
+    assert graphs == [graph_file_name(create_method("efficientnet").identity())]
     _same_features(tmp_path, "ray", local, catalog)
     assert _grids(ray_db) == _grids(local_db) and _grids(ray_db)
     # A local build on the Ray build's cache runs no model: it is a warm rebuild.

@@ -28,7 +28,7 @@ from PIL import Image
 from similarity.execution.store import KEY_BYTES, FeatureStore
 from similarity.files import atomic_write
 
-KINDS = ("masks", "features")
+KINDS = ("masks", "features", "models")
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,15 @@ class Cache:
 
     # --- housekeeping ------------------------------------------------------------------
     def usage(self) -> list[CacheUsage]:
-        """Entries (masks; feature rows) and bytes per kind and component identity."""
+        """Entries (masks; feature rows; exported graphs) and bytes per kind and component identity."""
         out = []
         for kind in KINDS:
             base = self.root / kind
             if not base.is_dir():
+                continue
+            if kind == "models":  # one file per exported graph
+                graphs = sorted(f for f in base.glob("*.onnx") if f.is_file())
+                out.extend(CacheUsage(kind, f.stem, 1, f.stat().st_size) for f in graphs)
                 continue
             depth = 1 if kind == "masks" else 2
             for ident_dir in sorted(p for p in base.glob("/".join(["*"] * depth)) if p.is_dir()):
