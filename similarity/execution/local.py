@@ -101,6 +101,7 @@ def local_embed(
     """Compute the features of ``items`` here and store them in shards of ``shard_rows``."""
     store = cache.features(method.identity(), segmenter.identity())
     method.use_model_folder(cache.models_dir)
+    method.compile()  # before the decoding threads start: an export runs alone (warnings filters are process-wide)
     bar = progress_bar(total=len(items), desc=f"embedding ({method.name}/{segmenter.name})", enabled=progress)
     prepared = prefetch_map(
         lambda it: (it.sha256, method.prepare(segmented_image(it, segmenter, cache))),
