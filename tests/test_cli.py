@@ -164,7 +164,7 @@ def test_evaluate_refuses_unknown_options(tmp_path):
     _refused(
         proc,
         "methods: method 'efficientnet' has no option(s) variantt; options: flip, gem_p, input_size, pooling, "
-        "pretrained, scales, variant, weights_path",
+        "pretrained, runtime, scales, variant, weights_path",
     )
 
 
