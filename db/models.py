@@ -264,3 +264,45 @@ class ObjectiveMetric(Base):
     recall_at_5: Mapped[float]
     mean_average_precision: Mapped[float]
     queries: Mapped[int]
+
+
+class ProlificSync(Base):
+    """One reconciliation of a study with its Prolific submissions (``lookalike prolific sync``, or
+    ``serve --prolific-sync-minutes``): when, by whom, what Prolific listed, whom it released here,
+    and what did not match. ``ok`` false: the API could not be read (``error`` says why) and nothing
+    in the study was changed."""
+
+    __tablename__ = "prolific_syncs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    prolific_study_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(100))
+    ok: Mapped[bool]
+    error: Mapped[str | None] = mapped_column(Text)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    #: submissions per Prolific status, e.g. {"ACTIVE": 3, "RETURNED": 1}
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: participants this sync moved out of ``active``: [{"pid", "status", "at"}]
+    released: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: what did not match: [{"kind", "pid", "detail"}]
+    mismatches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ProlificAction(Base):
+    """One call that changes something on Prolific (approve, reject): who asked, when, what was
+    sent (never the token) and what the API answered (``status_code`` NULL: no answer came)."""
+
+    __tablename__ = "prolific_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(16))  # APPROVE | REJECT
+    submission_id: Mapped[str] = mapped_column(String(64))
+    participant_pid: Mapped[str | None] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    answer: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from db.engine import resolve_db_url
@@ -17,6 +17,10 @@ from db.engine import resolve_db_url
 ENV_DB, ENV_STUDY, ENV_HOME = "LOOKALIKE_DB", "LOOKALIKE_STUDY", "LOOKALIKE_HOME"
 ENV_OFFLINE, ENV_ADMIN_PASSWORD = "LOOKALIKE_OFFLINE", "LOOKALIKE_ADMIN_PASSWORD"
 ENV_PREVIEW = "LOOKALIKE_PREVIEW"
+#: Prolific's API token: read from the environment only, never written to a file, a log or a child
+#: process's environment (:meth:`Settings.to_env` leaves it out); and where the API is (tests: a fake)
+ENV_PROLIFIC_TOKEN, ENV_PROLIFIC_API = "PROLIFIC_TOKEN", "LOOKALIKE_PROLIFIC_API"
+PROLIFIC_API = "https://api.prolific.com/api/v1/"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Settings:
     offline: bool = False  # True: never download weights; missing ones are an error
     admin_password: str | None = None  # the /admin page's password (else Streamlit secrets; none: disabled)
     preview: bool = False  # serve the participant flow as a preview that writes nothing (survey/web/preview.py)
+    prolific_token: str | None = field(default=None, repr=False)  # $PROLIFIC_TOKEN; never printed or passed on
+    prolific_api: str = PROLIFIC_API  # the Prolific API's base URL ($LOOKALIKE_PROLIFIC_API: tests' fake server)
 
     @property
     def cache_dir(self) -> Path:
@@ -53,7 +59,8 @@ class Settings:
     ) -> Settings:
         """``$LOOKALIKE_DB`` (or ``db``), ``$LOOKALIKE_STUDY`` (or ``study``), ``$LOOKALIKE_HOME``
         (default ~/.cache/lookalike), ``$LOOKALIKE_OFFLINE`` (any value but empty or 0; or
-        ``offline``), ``$LOOKALIKE_ADMIN_PASSWORD``. Arguments are command-line flags: they win
+        ``offline``), ``$LOOKALIKE_ADMIN_PASSWORD``, ``$PROLIFIC_TOKEN``,
+        ``$LOOKALIKE_PROLIFIC_API``. Arguments are command-line flags: they win
         over the environment. ``environ`` defaults to ``os.environ``."""
         env = os.environ if environ is None else environ
         home = env.get(ENV_HOME) or Path.home() / ".cache" / "lookalike"
@@ -64,10 +71,14 @@ class Settings:
             offline=offline or env.get(ENV_OFFLINE, "") not in ("", "0"),
             admin_password=env.get(ENV_ADMIN_PASSWORD) or None,
             preview=env.get(ENV_PREVIEW, "") not in ("", "0"),
+            prolific_token=env.get(ENV_PROLIFIC_TOKEN, "").strip() or None,
+            prolific_api=env.get(ENV_PROLIFIC_API) or PROLIFIC_API,
         )
 
     def to_env(self) -> dict[str, str]:
-        """These settings as the environment variables :meth:`from_env` reads (for a child process)."""
+        """These settings as the environment variables :meth:`from_env` reads (for a child process);
+        never the Prolific token: the app processes do not call Prolific (the sync runs in ``serve``'s
+        own process)."""
         env = {ENV_DB: self.db_url, ENV_HOME: str(self.home), ENV_OFFLINE: "1" if self.offline else "0"}
         if self.study:
             env[ENV_STUDY] = self.study
@@ -75,4 +86,6 @@ class Settings:
             env[ENV_ADMIN_PASSWORD] = self.admin_password
         if self.preview:
             env[ENV_PREVIEW] = "1"
+        if self.prolific_api != PROLIFIC_API:
+            env[ENV_PROLIFIC_API] = self.prolific_api
         return env

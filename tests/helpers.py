@@ -177,3 +177,5 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("LOOKALIKE_OFFLINE", "1")
     monkeypatch.setenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     monkeypatch.delenv("LOOKALIKE_STUDY", raising=False)
+    monkeypatch.delenv("PROLIFIC_TOKEN", raising=False)  # a real token never reaches a test
+    monkeypatch.delenv("LOOKALIKE_PROLIFIC_API", raising=False)

@@ -8,6 +8,7 @@ Each command group lives in its own module, its flags beside its handler:
 - :mod:`survey.cli.preregister`: ``preregister``
 - :mod:`survey.cli.similarity`: ``evaluate``, ``methods``, ``weights``, ``cache``
 - :mod:`survey.cli.database`: ``db current / upgrade``, ``backup``
+- :mod:`survey.cli.prolific`: ``prolific sync / review``
 
 Handlers import what they use inside their body, so a command loads only its own
 dependencies (``lookalike report`` never loads torch).
@@ -19,7 +20,7 @@ import argparse
 import sys
 
 from similarity.errors import UserError
-from survey.cli import analysis, database, power, preregister, similarity, study
+from survey.cli import analysis, database, power, preregister, prolific, similarity, study
 from survey.settings import Settings
 
 
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
         help="never download weights (same as LOOKALIKE_OFFLINE=1); missing ones are an error",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (study, analysis, power, preregister, similarity, database):
+    for group in (study, analysis, power, preregister, prolific, similarity, database):
         group.register(sub)
     return p
 

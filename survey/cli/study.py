@@ -12,10 +12,11 @@ from similarity.catalogs.feeds import FEEDS
 from similarity.errors import UserError
 from survey import protocols
 from survey.cli.common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
-from survey.settings import Settings
+from survey.settings import ENV_PROLIFIC_TOKEN, Settings
 from survey.web import serving
 
 if TYPE_CHECKING:
+    from survey.prolific.periodic import PeriodicSync
     from survey.study.build import BuildResult
     from survey.study.config import StudyConfig
 
@@ -242,19 +243,58 @@ def add_serve(sub: Subparsers) -> None:
         action="store_true",
         help="serve the participant flow as a researcher's preview (PREVIEW banner; nothing is stored)",
     )
+    s.add_argument(
+        "--prolific-sync-minutes",
+        type=float,
+        metavar="N",
+        help="sync with Prolific now and every N minutes (`lookalike prolific sync`; needs PROLIFIC_TOKEN)",
+    )
+    s.add_argument("--prolific-study", metavar="ID", help="the study's id on Prolific (default: [prolific] study_id)")
     s.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     serving.check_processes(args.processes, settings.db_url)
     settings = dataclasses.replace(settings, study=args.study or settings.study, preview=args.preview)
-    if args.processes == 1:
+    background = _prolific_sync(args, settings) if args.prolific_sync_minutes is not None else None
+    env = _serve_env(settings)
+    if args.processes == 1 and background is None:
         serve(settings, port=args.port, address=args.address)
-    return serving.run_farm(port=args.port, address=args.address, processes=args.processes, env=_serve_env(settings))
+    if args.processes == 1 and background is not None:
+        return serving.run_single(port=args.port, address=args.address, env=env, background=background)
+    return serving.run_farm(
+        port=args.port, address=args.address, processes=args.processes, env=env, background=background
+    )
+
+
+def _prolific_sync(args: argparse.Namespace, settings: Settings) -> PeriodicSync:
+    """The background sync of ``--prolific-sync-minutes``, checked before anything starts: the token
+    is set, the study exists and has a Prolific id, the interval is at least 3 seconds."""
+    from survey.participants import service
+    from survey.prolific.client import ProlificClient
+    from survey.prolific.periodic import PeriodicSync
+    from survey.prolific.sync import format_sync, prolific_study_id, run_sync
+
+    if args.prolific_sync_minutes < 0.05:
+        raise serving.ServeError(f"--prolific-sync-minutes must be at least 0.05, got {args.prolific_sync_minutes}")
+    if args.preview:
+        raise serving.ServeError("--prolific-sync-minutes with --preview: a preview has no participants to sync")
+    client = ProlificClient(settings.prolific_token, settings.prolific_api)
+    make_session = open_db(settings, must_exist=True)
+    study = service.current_study(make_session, settings.study)
+    sid = prolific_study_id(make_session, study.id, args.prolific_study)
+    print(f"Prolific study {sid}: synced now and every {args.prolific_sync_minutes:g} minutes", flush=True)
+
+    def once() -> str:
+        return format_sync(run_sync(make_session, study.id, client, prolific_study=sid, by="lookalike serve"))
+
+    return PeriodicSync(once, args.prolific_sync_minutes * 60)
 
 
 def _serve_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings.to_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    """The app processes' environment: the settings, and never the Prolific token (they do not call it)."""
+    inherited = {k: v for k, v in os.environ.items() if k != ENV_PROLIFIC_TOKEN}
+    return {**inherited, **settings.to_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
 
 
 def serve(settings: Settings, *, port: int, address: str = "localhost") -> NoReturn:

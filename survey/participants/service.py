@@ -218,7 +218,7 @@ def _check_places(s: Session, study_id: int, config: StudyConfig) -> None:
 # --- reading state ---------------------------------------------------------------------------
 
 
-def _outcome(study: Study, config: StudyConfig, p: Participant) -> dict[str, Any]:
+def outcome(study: Study, config: StudyConfig, p: Participant) -> dict[str, Any]:
     """The code and redirect of a finished participant's outcome."""
     if p.status == "screened_out":
         return {"completion_code": config.screened_out_code, "redirect_url": config.screened_out_url}
@@ -246,7 +246,7 @@ def participant_state(
         total, answered = len(trials), len(answered_ids)
         state = partial(ParticipantState, answered=answered, total=total, protocols=config.protocols)
         if p.status == "screened_out":
-            return state("screened_out", **_outcome(study, config, p))
+            return state("screened_out", **outcome(study, config, p))
         if p.status == "returned":
             return state("returned")
         if p.status == "timed_out":
@@ -263,7 +263,7 @@ def participant_state(
         if not pending:
             if p.completed_at is None and (config.demographics or config.ask_comment):
                 return state("questions")
-            return state("done", **_outcome(study, config, p))
+            return state("done", **outcome(study, config, p))
         t = pending[0]
         if t.protocol not in protocols.NAMES:
             raise ValueError(

@@ -12,6 +12,7 @@ registries by :func:`check_components`, which the build calls before any work.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -124,6 +125,9 @@ class StudyConfig:
     text_overrides: dict[str, str] = field(default_factory=dict)  # catalog key -> Markdown
     primary: PrimaryComparison | None = None  # [primary]: the comparison a stopping rule and preregistration test
     stopping: StoppingRule | None = None  # [stopping]: group-sequential looks or an anytime-valid rule
+    # the study's id on Prolific (the [prolific] table): what `lookalike prolific sync / review` read;
+    # the API token is never part of a study (only $PROLIFIC_TOKEN)
+    prolific_study_id: str | None = None
 
     def __post_init__(self) -> None:
         self._validate_conditions()
@@ -133,6 +137,7 @@ class StudyConfig:
         self._validate_completion()
         self._validate_texts_and_questions()
         check_against_study(self.primary, self.stopping, self)
+        self._validate_prolific()
 
     def _validate_conditions(self) -> None:
         """A name, and at least one method and segmenter, each named once."""
@@ -200,6 +205,15 @@ class StudyConfig:
         for q in self.demographics:
             if len(q.options) < 2:
                 raise ConfigError(f"demographics.{q.key}: give at least two options")
+
+    def _validate_prolific(self) -> None:
+        """A Prolific study id is letters and digits (Prolific's own are 24 hexadecimal digits)."""
+        sid = self.prolific_study_id
+        if sid is not None and not re.fullmatch(r"[A-Za-z0-9]{1,64}", sid):
+            raise ConfigError(
+                f"prolific.study_id: {sid!r} is not a Prolific study id; copy the id from the study's page "
+                "on Prolific (24 letters and digits, e.g. 60aca280709ee40ec37d4885)"
+            )
 
     def _validate_protocols(self) -> None:
         """Distinct known protocols, each with a number of conditions it can compare."""

@@ -50,6 +50,8 @@ _SECTIONS: dict[str, set[str]] = {
     "demographics": {"questions", "ask_comment"},
     "primary": {"protocol", "a", "b"},
     "stopping": {"rule", "alpha", "looks", "spending", "futility_z", "planned_participants"},
+    # the token is deliberately not a key: it comes from $PROLIFIC_TOKEN only
+    "prolific": {"study_id"},
 }
 
 
@@ -103,6 +105,7 @@ _SCALARS: tuple[tuple[str, str, str, type | tuple[type, ...], str], ...] = (
     ("completion", "failed_checks_limit", "failed_checks_limit", int, "must be an integer"),
     ("completion", "redirect_seconds", "redirect_seconds", int, "must be an integer (seconds)"),
     ("demographics", "ask_comment", "ask_comment", bool, "must be true or false"),
+    ("prolific", "study_id", "prolific_study_id", str, "must be the study's id on Prolific, a string"),
 )
 
 
@@ -146,6 +149,11 @@ def _check_sections(raw: dict[str, Any]) -> None:
             raise ConfigError(f"[{section}]: unknown section; valid: {valid}")
         _expect(value, dict, f"[{section}]", "must be a table")
         for key in value:
+            if section == "prolific" and key in ("token", "api_token"):
+                raise ConfigError(
+                    f"prolific.{key}: the API token is never read from a file (a study file gets shared and "
+                    "committed); remove it here and export PROLIFIC_TOKEN=... in the shell that runs lookalike"
+                )
             if key not in _SECTIONS[section]:
                 raise ConfigError(
                     f"{section}.{key}: unknown key; valid in [{section}]: {', '.join(sorted(_SECTIONS[section]))}"

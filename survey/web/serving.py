@@ -21,8 +21,12 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from similarity.errors import UserError
+
+if TYPE_CHECKING:
+    from survey.prolific.periodic import PeriodicSync
 
 APP = Path(__file__).resolve().parent / "app.py"
 NGINX = "/usr/sbin/nginx"
@@ -336,8 +340,39 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
             time.sleep(0.3)
 
 
-def run_farm(*, port: int, address: str, processes: int, env: Mapping[str, str]) -> int:
-    """Run N app processes behind nginx until Ctrl+C or SIGTERM; stop everything on the way out."""
+def run_single(*, port: int, address: str, env: Mapping[str, str], background: PeriodicSync) -> int:
+    """One app process as a child, with ``background`` (the Prolific sync) in this process, until
+    the child exits, Ctrl+C or SIGTERM. (Without a background job, ``lookalike serve`` replaces
+    itself with Streamlit instead.)"""
+    check_app_folder()
+    app = subprocess.Popen(streamlit_command(port, address), env=dict(env), start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"Survey at http://{address}:{port}/  (Ctrl+C stops it)", flush=True)
+    background.start()
+    try:
+        return app.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        background.stop()
+        if app.poll() is None:
+            os.killpg(app.pid, signal.SIGTERM)
+            try:
+                app.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(app.pid, signal.SIGKILL)
+                app.wait()
+
+
+def run_farm(
+    *, port: int, address: str, processes: int, env: Mapping[str, str], background: PeriodicSync | None = None
+) -> int:
+    """Run N app processes behind nginx until Ctrl+C or SIGTERM; stop everything on the way out.
+    ``background`` (the Prolific sync) runs once, in this process, not in the app processes."""
     check_app_folder()
     farm = Farm.start(port=port, address=address, processes=processes, env=env)
 
@@ -350,11 +385,15 @@ def run_farm(*, port: int, address: str, processes: int, env: Mapping[str, str])
         f"{processes} app processes (ports {', '.join(map(str, farm.backends))}; config {farm.run_dir}/nginx.conf)",
         flush=True,
     )
+    if background is not None:
+        background.start()
     try:
         return farm.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if background is not None:
+            background.stop()
         farm.stop()
 
 

@@ -20,6 +20,7 @@ from survey.analysis.sequential_data import study_sequential
 from survey.analysis.swipe_results import SwipeResults
 from survey.participants import service
 from survey.participants.status import StudyStatus, refresh_status
+from survey.prolific import records as prolific_records
 from survey.study import monitor
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
@@ -56,6 +57,7 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
     st.dataframe(monitor.participants_table(make_session, study.id), width="stretch", hide_index=True)
     _status_section(status_after_timeouts)
     _stopping(make_session, study.id)
+    _prolific(make_session, study.id)
     _comments(make_session, study.id)
     _results(make_session, study)
 
@@ -112,6 +114,29 @@ def _progress(make_session: sessionmaker[Session], study_id: int) -> None:
             table.pivot_table(index=["protocol", "reference"], columns="condition", values="judgements", fill_value=0),
             width="stretch",
         )
+
+
+def _prolific(make_session: sessionmaker[Session], study_id: int) -> None:
+    """The last sync with Prolific (`lookalike prolific sync` or `serve --prolific-sync-minutes`), its
+    mismatches, and the approvals and rejections sent; nothing when the study was never synced."""
+    last = prolific_records.last_sync(make_session, study_id)
+    if last is None:
+        return
+    st.subheader("Prolific")
+    when = f"{last.finished_at:%Y-%m-%d %H:%M:%S} UTC by {last.by}"
+    if not last.ok:
+        st.error(f"Last sync ({when}) failed; the study was not changed: {last.error}")
+        return
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in sorted(last.counts.items())) or "none"
+    st.caption(
+        f"Last sync {when}: Prolific study {last.prolific_study_id}, {last.submissions} submissions ({counts}); "
+        f"{len(last.released)} participant(s) released, {len(last.mismatches)} mismatch(es)."
+    )
+    if last.mismatches:
+        st.dataframe([vars(m) for m in last.mismatches], hide_index=True)
+    sent = prolific_records.actions(make_session, study_id)
+    if sent:
+        st.dataframe(sent, hide_index=True)
 
 
 def _comments(make_session: sessionmaker[Session], study_id: int) -> None:
