@@ -54,6 +54,11 @@ class FakeProlific:
 
     # --- the platform's state ---------------------------------------------------------------
 
+    def create(self, study: str) -> None:
+        """A study with no submission yet (its list is empty, not a 404)."""
+        with self.lock:
+            self.studies.setdefault(study, [])
+
     def add(self, study: str, pid: str, status: str = "ACTIVE", *, code: str | None = None,
             started_at: datetime | None = None, completed_at: datetime | None = None) -> str:  # fmt: skip
         with self.lock:

@@ -316,6 +316,7 @@ USER_ERRORS = [
     ("survey.study.errors", "StudyUnavailable"),
     ("survey.web.serving", "ServeError"),
     ("survey.analysis.simulate", "SimulationError"),
+    ("survey.prolific.client", "ProlificError"),
 ]
 
 

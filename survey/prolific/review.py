@@ -162,7 +162,7 @@ def format_review(recs: list[Recommendation]) -> str:
     """The review table ``lookalike prolific review`` prints."""
     if not recs:
         return "no submission awaiting review"
-    width = max(len(r.pid) for r in recs)
+    width = max(len("PROLIFIC_PID"), *(len(r.pid) for r in recs))
     head = f"{'PROLIFIC_PID':<{width}}  {'code':<10}  {'recommend':<9}  {'if rejected':<19}  reason"
     rows = [
         f"{r.pid:<{width}}  {(r.entered_code or '-'):<10}  {r.recommend:<9}  {(r.category or '-'):<19}  {r.reason}"
