@@ -119,6 +119,15 @@ def test_review_lists_every_submission_awaiting_review_and_approves_only_the_rec
     assert "gone" not in out and "6 awaiting review: 1 recommended for approval, 5 to review" in out
     assert _actions(sessions) == [] and fake.status_of("good") == "AWAITING REVIEW"  # nothing sent unasked
 
+    pages = -(-len(fake.studies[PSTUDY]) // fake.page_size)
+    fake.faults = ["none"] * pages + ["401"]  # the listing goes through, the approval is refused
+    assert main(["prolific", "review", "--db", url, "--approve", "--by", "ana"]) == 2
+    assert "Prolific refused PROLIFIC_TOKEN (401)" in capsys.readouterr().err
+    assert _actions(sessions) == [("APPROVE", "good", None, "ana")]  # the attempt is on record
+    assert fake.status_of("good") == "AWAITING REVIEW"
+    with sessions.begin() as s:
+        s.execute(text("DELETE FROM prolific_actions"))
+
     assert main(["prolific", "review", "--db", url, "--approve", "--by", "ana"]) == 0
     assert "approve good: Prolific answered 200" in capsys.readouterr().out
     assert fake.status_of("good") == "APPROVED" and fake.status_of("checks") == "AWAITING REVIEW"

@@ -32,7 +32,6 @@ from survey.prolific.client import (
     Answer,
     ProlificClient,
     ProlificError,
-    ProlificUnavailable,
     Submission,
 )
 from survey.study.config import StudyConfig
@@ -126,12 +125,12 @@ def send(
     by: str | None = None,
     now: datetime | None = None,
 ) -> Answer:
-    """Send one transition and record it, whatever the answer; no answer at all is recorded too
-    (then re-raised)."""
+    """Send one transition and record it, whatever the answer; a refused token or no answer at all
+    is recorded too (then re-raised)."""
     at = now or utcnow()
     try:
         answer = client.transition(rec.submission_id, body)
-    except ProlificUnavailable as exc:
+    except ProlificError as exc:
         with make_session.begin() as s:
             records.add_action(
                 s, study_id, at=at, by=records.who(by), submission_id=rec.submission_id, pid=rec.pid,
