@@ -10,8 +10,9 @@ shapes Prolific documents, and the faults a long study meets.
   transition again is accepted and changes nothing (the API is idempotent); the answer is the
   submission as ``GET submissions/{id}/`` describes it.
 * ``Authorization: Token <token>`` checked on every request (else 401).
-* Faults, queued and each consumed by one request (``"none"``: answered normally): ``"401"``, ``"429"`` (with ``Retry-After:
-  retry_after``), ``"500"``, ``"drop"`` (the connection closed without an answer).
+* Faults, queued and each consumed by one request (``"none"``: answered normally): ``"401"``,
+  ``"429"`` (with ``Retry-After: retry_after``), ``"500"``, ``"drop"`` (the connection closed
+  without an answer).
 """
 
 from __future__ import annotations
