@@ -78,7 +78,7 @@ class Cache:
     # --- housekeeping ------------------------------------------------------------------
     def usage(self) -> list[CacheUsage]:
         """Entries (masks; feature rows; exported graphs) and bytes per kind and component identity."""
-        out = []
+        out: list[CacheUsage] = []
         for kind in KINDS:
             base = self.root / kind
             if not base.is_dir():
