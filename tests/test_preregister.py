@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from survey.analysis.costs import Timing, size_costs
 from survey.analysis.exclusions import DEFAULT_RULES, ExclusionRules
 from survey.analysis.group_sequential import efficacy_bounds, inflation_factor
 from survey.analysis.preregister import PowerTable, StudyFacts, fingerprint, preregistration
@@ -22,8 +23,9 @@ from survey.study.stopping import PrimaryComparison, StoppingRule
 
 FACTS = StudyFacts(("efficientnet/none", "efficientnet/u2netp", "ssim/none", "ssim/u2netp"), 12, 4)
 POWER = PowerTable(
-    "rating", "Friedman test", ("efficientnet/u2netp", "ssim/none"), "effects {...}, 10 simulated studies per size",
-    ((10, 0.4, 0.17, 0.69, 0.2, 0.06, 0.51), (20, 0.9, 0.6, 0.98, 0.8, 0.49, 0.94)), (20, 20), 0.05, 0.8,
+    "rating", ("Friedman test", "the pair's Wilcoxon test"), ("efficientnet/u2netp", "ssim/none"),
+    "effects {...}, 10 simulated studies per size", (10, 20),
+    (((0.4, 0.17, 0.69), (0.9, 0.6, 0.98)), ((0.2, 0.06, 0.51), (0.8, 0.49, 0.94))), (20, 20), 0.05, 0.8,
 )  # fmt: skip
 
 
@@ -102,6 +104,7 @@ def test_preregister_on_the_demo_study_after_a_simulated_pilot(tmp_path, feature
     assert "next look at 20" in status.stdout
     out = tmp_path / "prereg.md"
     args = ["--db", str(db), "--effects", "efficientnet/u2netp=1.0", "--participants", "10,20", "--reps", "8"]
+    args += ["--pay-per-hour", "12"]  # minutes per participant: the median of the 15 simulated ones
     done = run("preregister", *args, "--out", str(out))
     assert done.returncode == 0, done.stderr
     sheet = out.read_text()
@@ -111,6 +114,10 @@ def test_preregister_on_the_demo_study_after_a_simulated_pilot(tmp_path, feature
     assert len(rows) == 2
     powers = [float(r.split("|")[3].split()[0]) for r in rows]
     assert powers[1] >= powers[0] - 0.25 and np.all(np.array(powers) <= 1)
+    assert "| participant hours | cost | days of collection |" in sheet
+    assert "(median of 15 completed participants)" in sheet
+    both = run("preregister", *args, "--from-pilot")
+    assert both.returncode == 2 and "--effects or --from-pilot, not both" in both.stderr
 
 
 def test_every_table_row_has_as_many_cells_as_its_header():
@@ -121,3 +128,18 @@ def test_every_table_row_has_as_many_cells_as_its_header():
     for table in tables:
         widths = {len(re.split(r"(?<!\\)\|", line)) for line in table.strip().splitlines()}
         assert len(widths) == 1, table
+
+
+def test_costs_of_each_size_and_of_the_rules_maximum():
+    """With timings and pay, each size's participant hours, cost and days, recomputed by hand here."""
+    timing = Timing(12.0, "median of 15 completed participants", 15)
+    costs = size_costs([10, 20, 60], timing, pay_per_hour=9.0, arrivals_per_hour=2.0)
+    power = dataclasses.replace(POWER, costs=tuple(costs), timing=timing)
+    sheet = preregistration(_config(), FACTS, power, DEFAULT_RULES, generated="now")
+    for n in (10, 20):
+        hours = n * 12 / 60
+        row = next(line for line in sheet.splitlines() if line.startswith(f"| {n} | "))
+        assert row.endswith(f"| {hours:.1f} | {hours * 9:,.2f} | {n / 2 / 24:.1f} |")
+    assert "from **20 participants** (cost 36.00)" in sheet
+    assert "12.0 minutes per participant (median of 15 completed participants)" in sheet
+    assert "At most 60 analysed participants cost 108.00." in sheet

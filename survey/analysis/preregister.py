@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from survey import protocols as protocol_registry
+from survey.analysis.costs import SizeCost, Timing
 from survey.analysis.exclusions import ExclusionRules
 from survey.analysis.group_sequential import efficacy_bounds, inflation_factor, spent
 from survey.analysis.mixed_model import FORMULA
@@ -51,16 +52,19 @@ ANALYSES = {
 
 @dataclass(frozen=True)
 class PowerTable:
-    """A power run in the terms of the sheet: per size, power of the omnibus test and of the pair."""
+    """A power run in the terms of the sheet: per size, the power of each analysis, with what each size costs."""
 
     protocol: str
-    omnibus: str  # the omnibus test, in words
+    analyses: tuple[str, ...]  # each analysis powered, in words
     pair: tuple[str, str]
-    settings: str  # effects, replications, seed, in words
-    rows: tuple[tuple[int, float, float, float, float, float, float], ...]  # n, power, lo, hi (omnibus, pair)
-    needed: tuple[int | None, int | None]  # omnibus, pair
+    settings: str  # where the effects come from, replications, seed, in words
+    sizes: tuple[int, ...]
+    power: tuple[tuple[tuple[float, float, float], ...], ...]  # per analysis, per size: power, Wilson interval
+    needed: tuple[int | None, ...]  # per analysis: fewest participants tried reaching the target
     alpha: float
     target: float
+    costs: tuple[SizeCost, ...] = ()  # per size (and the stopping rule's maximum): hours, cost, days
+    timing: Timing | None = None  # minutes per participant and their source
 
 
 @dataclass(frozen=True)
@@ -193,33 +197,51 @@ def _exclusions(config: StudyConfig, rules: ExclusionRules) -> str:
     ])  # fmt: skip
 
 
+def _cost_cells(c: SizeCost | None) -> list[object]:
+    if c is None:
+        return ["", "", ""]
+    return [
+        f"{c.hours_of_participant_time:.1f}",
+        "" if c.cost is None else f"{c.cost:,.2f}",
+        "" if c.collection_days is None else f"{c.collection_days:.1f}",
+    ]
+
+
 def _power(power: PowerTable | None) -> str:
     lines = ["## 5. Sample size", ""]
     if power is None:
         return "\n".join([*lines, "No power run was given."])
+    cost = {c.participants: c for c in power.costs}
+    header = ["participants", *power.analyses] + (["participant hours", "cost", "days of collection"] if cost else [])
+    rows = [
+        [n, *(f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in (a[i] for a in power.power))]
+        + (_cost_cells(cost.get(n)) if cost else [])
+        for i, n in enumerate(power.sizes)
+    ]
     lines += [
-        f"Power by simulation on this study's design (`{power.protocol}` protocol; {power.settings}): the share of "
-        f"simulated studies in which the test rejects at alpha = {power.alpha:g}, with Wilson 95% intervals for the "
-        "Monte Carlo error. Sizes count analysed participants: recruit enough to cover exclusions.",
+        f"Power by simulation on this study's design (`{power.protocol}` protocol, pair {power.pair[0]} vs "
+        f"{power.pair[1]}; {power.settings}): the share of simulated studies in which each analysis detects the "
+        f"difference at alpha = {power.alpha:g}, with Wilson 95% intervals for the Monte Carlo error. Sizes count "
+        "analysed participants: recruit enough to cover exclusions.",
         "",
-        _table(
-            ["participants", f"{power.omnibus}", f"pair {power.pair[0]} vs {power.pair[1]} (Holm)"],
-            [
-                [n, f"{p1:.2f} [{l1:.2f}, {h1:.2f}]", f"{p2:.2f} [{l2:.2f}, {h2:.2f}]"]
-                for n, p1, l1, h1, p2, l2, h2 in power.rows
-            ],
-        ),
+        _table(header, rows),
         "",
     ]
-    for what, n in zip((power.omnibus, f"the pair {power.pair[0]} vs {power.pair[1]}"), power.needed, strict=True):
+    for what, n in zip(power.analyses, power.needed, strict=True):
+        reached = f"from **{n} participants**" if n else "at none of the sizes tried"
+        if n and n in cost and cost[n].cost is not None:
+            reached += f" (cost {cost[n].cost:,.2f})"
+        lines.append(f"- {what}: power >= {power.target:g} {reached}")
+    if power.timing is not None:
+        t = power.timing
         lines.append(
-            f"- {what}: power >= {power.target:g} "
-            + (f"from **{n} participants**" if n else "at none of the sizes tried")
+            f"- Costs: {t.minutes_per_participant:.1f} minutes per participant ({t.source}) x the pay per hour; days "
+            "of collection at the arrivals per hour given, around the clock."
         )
     return "\n".join(lines)
 
 
-def _stopping(config: StudyConfig, power: float) -> str:
+def _stopping(config: StudyConfig, power: float, costs: tuple[SizeCost, ...] = ()) -> str:
     rule = config.stopping
     lines = ["## 6. Stopping rule", ""]
     if rule is None:
@@ -263,6 +285,9 @@ def _stopping(config: StudyConfig, power: float) -> str:
         "where the study stops (mean +/- t quantile at the boundary x SE).",
         f"- Maximum sample size relative to a single analysis of equal power ({power:.0%}): {factor:.3f}.",
     ]
+    most = next((c for c in costs if c.participants == rule.looks[-1]), None)
+    if most is not None and most.cost is not None:
+        lines.append(f"- At most {most.participants} analysed participants cost {most.cost:,.2f}.")
     if rule.futility_z is not None:
         lines.append(
             f"- Futility (non-binding): at an interim look with |z| < {rule.futility_z:g}, stopping is advised; the "
@@ -285,12 +310,6 @@ def preregistration(
         _analyses(config),
         _exclusions(config, rules),
         _power(power),
-        _stopping(config, target),
+        _stopping(config, target, power.costs if power is not None else ()),
         "## 7. Deviations\n\nAny deviation from this plan will be reported with its reason.",
     ]) + "\n"  # fmt: skip
-
-
-def rows_of(points, omnibus: str, pair: str) -> tuple[tuple[int, float, float, float, float, float, float], ...]:
-    """Power rows from a power run's points (``omnibus``, ``pair``: the attribute prefixes)."""
-    keys = [f"{test}_{x}" for test in (omnibus, pair) for x in ("power", "ci_low", "ci_high")]
-    return tuple((p.participants, *(float(getattr(p, k)) for k in keys)) for p in points)
