@@ -306,3 +306,24 @@ class ProlificAction(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     answer: Mapped[str] = mapped_column(Text)
     ok: Mapped[bool]
+
+
+class AdminSignIn(Base):
+    """One attempt to sign in to the admin page or to open its preview link, whatever came of it:
+    ``success``, ``failure`` (a wrong password or link) or ``refused`` (not evaluated: the browser
+    session or the client address was waiting out a back-off or a lock-out). The limiter counts the
+    rows of every app process (survey/study/sign_ins.py); the password is never stored."""
+
+    __tablename__ = "admin_sign_ins"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('success', 'failure', 'refused')", name="admin_sign_in_outcome_values"),
+        CheckConstraint("target IN ('admin', 'preview')", name="admin_sign_in_target_values"),
+        Index("ix_admin_sign_ins_address_at", "address", "attempted_at"),
+        Index("ix_admin_sign_ins_browser_session_at", "browser_session", "attempted_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempted_at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64))  # the client's address, "local" for this machine
+    browser_session: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(8))  # admin | preview
+    outcome: Mapped[str] = mapped_column(String(8))  # success | failure | refused

@@ -43,7 +43,7 @@ def _admin_script(db_url: str) -> None:
     from survey.settings import Settings
     from survey.web.views import admin
 
-    admin.render(make_sessionmaker(make_engine(db_url)), None, Settings.from_env().admin_password)
+    admin.render(make_sessionmaker(make_engine(db_url)), Settings.from_env())
 
 
 def admin_page(db_url, monkeypatch, password: str | None) -> AppTest:

@@ -3,10 +3,12 @@ writing nothing to the study's database (row counts of every table unchanged).""
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import func, select
 
-from db.models import Base
-from survey.web.preview import preview_key
+from db.models import AdminSignIn, Base
+from survey.web.preview import key_is_valid, preview_key
 from tests.apptest import admin_page, app, click
 
 
@@ -43,11 +45,20 @@ def test_the_admin_link_previews_with_its_key_and_a_wrong_key_is_refused(monkeyp
     monkeypatch.setenv("LOOKALIKE_ADMIN_PASSWORD", "pw")
     bad = app(monkeypatch, db, preview="0" * 32)
     assert "not valid" in bad.error[0].value and not bad.button
-    at = _walk(app(monkeypatch, db, preview=preview_key("pw", study.name)))
+    expired = app(monkeypatch, db, preview=preview_key("pw", study.name, int(time.time()) - 1))
+    assert "not valid" in expired.error[0].value and not expired.button  # a link expires
+    at = _walk(app(monkeypatch, db, preview=preview_key("pw", study.name, int(time.time()) + 60)))
     assert "Almost done" in " ".join(m.value for m in at.markdown)
-    assert _rows(sessions) == before
+    after = _rows(sessions)  # nothing written but the sign-in attempts of the links (below)
+    assert after.pop("admin_sign_ins") == 3 and after == {k: v for k, v in before.items() if k != "admin_sign_ins"}
     page = admin_page(f"sqlite:///{db}", monkeypatch, "pw")
     page.text_input[0].input("pw")
     page.button[0].click().run()
     (link,) = [b for b in page.get("link_button") if b.label == "Preview the participant flow"]
-    assert link.url == f"./?preview={preview_key('pw', study.name)}"
+    key = link.url.removeprefix("./?preview=")
+    expires = int(key.split("-", 1)[0])
+    assert key == preview_key("pw", study.name, expires) and key_is_valid(key, "pw", study.name)
+    assert 29 * 60 < expires - time.time() <= 30 * 60  # valid for the idle time of a sign-in (30 minutes)
+    with sessions() as s:  # every preview key given was a limited sign-in attempt, logged
+        outcomes = list(s.scalars(select(AdminSignIn.outcome).where(AdminSignIn.target == "preview")))
+    assert outcomes == ["failure", "failure", "success"]

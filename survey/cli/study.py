@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from similarity.catalogs.feeds import FEEDS
@@ -255,6 +256,10 @@ def add_serve(sub: Subparsers) -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     serving.check_processes(args.processes, settings.db_url)
+    secrets = (Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml")
+    warning = serving.check_admin_password(args.address, settings.admin_password, secrets)
+    if warning:
+        print(f"lookalike serve: {warning}", file=sys.stderr, flush=True)
     settings = dataclasses.replace(settings, study=args.study or settings.study, preview=args.preview)
     background = _prolific_sync(args, settings) if args.prolific_sync_minutes is not None else None
     env = _serve_env(settings)
@@ -262,8 +267,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         serve(settings, port=args.port, address=args.address)
     if args.processes == 1 and background is not None:
         return serving.run_single(port=args.port, address=args.address, env=env, background=background)
+    farm_env = _serve_env(dataclasses.replace(settings, behind_proxy=True))  # the app trusts nginx's X-Real-IP
     return serving.run_farm(
-        port=args.port, address=args.address, processes=args.processes, env=env, background=background
+        port=args.port,
+        address=args.address,
+        processes=args.processes,
+        env=farm_env,
+        background=background,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

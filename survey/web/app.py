@@ -5,6 +5,9 @@ Run with ``lookalike serve`` (or ``streamlit run app.py``).
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,12 +23,24 @@ def _admin(make_session: sessionmaker[Session], settings: Settings) -> None:
     # statsmodels, matplotlib; about 170 MB) never loads in a process that only serves participants.
     from survey.web.views import admin
 
-    admin.render(make_session, settings.study, settings.admin_password)
+    admin.render(make_session, settings)
 
 
 @st.cache_resource
 def _announce_options() -> None:
     serving.announce_options()  # once per process: the server's log shows the settings it runs with
+
+
+@st.cache_resource
+def _log_to_stderr() -> None:
+    """Once per process: the app's own log lines (``lookalike.*``: sign-in attempts, database errors)
+    go to the server's log with their time; Python's fallback would drop those below WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("lookalike")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @st.cache_resource
@@ -40,12 +55,11 @@ def main() -> None:
     # one test's settings to the next.
     settings = Settings.from_env()
     _announce_options()
+    _log_to_stderr()
     make_session = _sessions(settings.db_url)
     pages = [
         st.Page(
-            lambda: participant.render(
-                make_session, settings.study, preview=settings.preview, admin_password=settings.admin_password
-            ),
+            lambda: participant.render(make_session, settings.study, preview=settings.preview, settings=settings),
             title="Study",
             url_path="study",
             default=True,

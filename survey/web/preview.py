@@ -7,14 +7,17 @@ catalog items, conditions, grids, the unblinding map, the unit counts), made whe
 starts and thrown away with the browser session. The study's database is only read.
 
 Who may preview: ``lookalike serve --preview`` (every visitor of that server previews), or the
-admin page's link, which carries a key derived from the admin password and the study
-(:func:`preview_key`), so the link works in a new tab without the password in the URL.
+admin page's link, which carries a key derived from the admin password, the study and the link's
+expiry (:func:`preview_key`), so the link works in a new tab without the password in the URL, and
+only until it expires (``admin_idle_minutes`` after the admin page made it). Opening it is a
+limited, logged sign-in attempt (survey/web/sign_in.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,15 +29,22 @@ from db.models import Base, CatalogItem, Condition, Grid, GridCondition, Study, 
 COPIED = (Study, CatalogItem, Condition, Grid, GridCondition, UnitCount)
 
 
-def preview_key(admin_password: str, study_name: str) -> str:
-    """The key of the admin page's preview link for ``study_name``."""
-    return hmac.new(admin_password.encode(), f"preview:{study_name}".encode(), hashlib.sha256).hexdigest()[:32]
+def preview_key(admin_password: str, study_name: str, expires: int) -> str:
+    """The key of the admin page's preview link for ``study_name``, valid until ``expires`` (Unix
+    seconds): the expiry, then a MAC of study and expiry under the admin password."""
+    mac = hmac.new(admin_password.encode(), f"preview:{study_name}:{expires}".encode(), hashlib.sha256)
+    return f"{expires}-{mac.hexdigest()[:32]}"
 
 
-def key_is_valid(given: str | None, admin_password: str | None, study_name: str) -> bool:
+def key_is_valid(given: str | None, admin_password: str | None, study_name: str, *, now: float | None = None) -> bool:
+    """Whether ``given`` is a key :func:`preview_key` made for ``study_name`` that has not expired."""
     if not given or not admin_password:
         return False
-    return hmac.compare_digest(given.encode(), preview_key(admin_password, study_name).encode())
+    expires, _, _ = given.partition("-")
+    if not expires.isdigit() or len(expires) > 12:
+        return False
+    expected = preview_key(admin_password, study_name, int(expires))
+    return hmac.compare_digest(given.encode(), expected.encode()) and int(expires) > (now or time.time())
 
 
 def sandbox(make_session: sessionmaker[Session], study_id: int) -> sessionmaker[Session]:

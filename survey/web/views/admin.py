@@ -1,13 +1,15 @@
 """The researcher's page (/admin): progress, participants, timing, report and export.
 
 Needs the password from the settings (``LOOKALIKE_ADMIN_PASSWORD``) or Streamlit secrets
-(``admin_password``); without one configured the page refuses. Results by condition stay
-hidden until the researcher ticks "Unblind".
+(``admin_password``); without one configured the page refuses. Sign-in attempts are limited and
+logged, a sign-in expires when idle, and "Sign out" ends it (survey/web/sign_in.py). Results by
+condition stay hidden until the researcher ticks "Unblind".
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,35 +23,42 @@ from survey.analysis.swipe_results import SwipeResults
 from survey.participants import service
 from survey.participants.status import StudyStatus, refresh_status
 from survey.prolific import records as prolific_records
+from survey.settings import Settings
 from survey.study import monitor
 from survey.study.errors import StudyUnavailable
 from survey.study.export import tables
-from survey.web import state
+from survey.web import sign_in, state
 from survey.web.preview import preview_key
 from survey.web.views.participant import configured_password
 
 
-def render(make_session: sessionmaker[Session], study_name: str | None, admin_password: str | None) -> None:
+def render(make_session: sessionmaker[Session], settings: Settings) -> None:
     """The admin page: sign-in, then the study's controls, progress, participants, status, comments and
-    (unblinded on request) results. ``admin_password``: :attr:`survey.settings.Settings.admin_password`
+    (unblinded on request) results. The password: :attr:`survey.settings.Settings.admin_password`
     (else Streamlit secrets)."""
     st.title("Study administration")
-    expected = configured_password(admin_password)
+    expected = configured_password(settings.admin_password)
     if not expected:
         st.error(
             "The admin page is disabled: set LOOKALIKE_ADMIN_PASSWORD (or admin_password in "
             ".streamlit/secrets.toml) and restart the app."
         )
         return
-    if not st.session_state.get(state.ADMIN_OK):
-        _sign_in(expected)
+    if not sign_in.signed_in(settings.sign_in):
+        sign_in.sign_in_form(
+            make_session, settings.sign_in, settings.behind_proxy, lambda given: _matches(given, expected)
+        )
         return
+    if st.button("Sign out"):
+        sign_in.sign_out("the Sign out button")
+        st.rerun()
     try:
-        study = service.current_study(make_session, study_name)
+        study = service.current_study(make_session, settings.study)
     except StudyUnavailable as exc:
         st.warning(str(exc))
         return
-    _study_controls(make_session, study, expected)
+    expires = int(time.time() + settings.sign_in.admin_idle_minutes * 60)
+    _study_controls(make_session, study, preview_key(expected, study.name, expires))
     status_after_timeouts = refresh_status(make_session, study.id)  # times idle participants out first
     _overview(make_session, study.id)
     _progress(make_session, study.id)
@@ -62,20 +71,14 @@ def render(make_session: sessionmaker[Session], study_name: str | None, admin_pa
     _results(make_session, study)
 
 
-def _sign_in(expected: str) -> None:
-    """The password form; a right password marks the session signed in and reruns the page."""
-    with st.form("login"):
-        given = st.text_input("Password", type="password")
-        if st.form_submit_button("Sign in"):
-            if hmac.compare_digest(given.encode(), expected.encode()):
-                st.session_state[state.ADMIN_OK] = True
-                st.rerun()
-            st.error("Wrong password.")
+def _matches(given: str, expected: str) -> bool:
+    """The password check, in constant time (runs only when the sign-in limiter lets an attempt through)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _study_controls(make_session: sessionmaker[Session], study: service.StudyInfo, password: str) -> None:
+def _study_controls(make_session: sessionmaker[Session], study: service.StudyInfo, preview: str) -> None:
     """The study's name and status, the button that closes or reopens it, the participant-flow preview
-    and its configuration."""
+    (``preview``: its link's key) and its configuration."""
     st.caption(f"Study: {study.name} ({study.status})")
     if study.status == "open":
         if st.button("Close the study to new participants"):
@@ -86,7 +89,7 @@ def _study_controls(make_session: sessionmaker[Session], study: service.StudyInf
         st.rerun()
     st.link_button(  # the whole participant flow on a private copy: nothing is written (survey/web/preview.py)
         "Preview the participant flow",
-        f"./?{state.PREVIEW_PARAM}={preview_key(password, study.name)}",
+        f"./?{state.PREVIEW_PARAM}={preview}",
     )
     with st.expander("Study configuration"):
         st.json(service.study_config(make_session, study.id).to_dict())

@@ -19,9 +19,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from survey.participants import sanitize, service
+from survey.settings import Settings
 from survey.study import texts
 from survey.web import preview as preview_mod
-from survey.web import state
+from survey.web import sign_in, state
 from survey.web.views import products, protocol_parts, submits
 
 log = logging.getLogger("lookalike.survey")
@@ -34,16 +35,17 @@ def render(
     study_name: str | None,
     *,
     preview: bool = False,
-    admin_password: str | None = None,
+    settings: Settings,
 ) -> None:
     """``preview``: every visitor previews (``lookalike serve --preview``); otherwise a visitor
-    previews with the admin page's link (its key is checked against ``admin_password``)."""
+    previews with the admin page's link (its key is checked against the admin password, as a
+    limited sign-in attempt: survey/web/sign_in.py)."""
     failed = st.session_state.pop(state.SUBMIT_FAILED, False)
     try:
         if failed:  # a submit's callback found the database unreachable: its answer was not stored
             _db_unavailable()
         if preview or st.query_params.get(state.PREVIEW_PARAM):
-            sandbox = _preview_sessions(make_session, study_name, preview, admin_password)
+            sandbox = _preview_sessions(make_session, study_name, preview, settings)
             if sandbox is None:
                 return
             make_session = sandbox
@@ -72,14 +74,24 @@ def configured_password(from_settings: str | None) -> str | None:
 
 
 def _preview_sessions(
-    make_session: sessionmaker[Session], study_name: str | None, preview: bool, admin_password: str | None
+    make_session: sessionmaker[Session], study_name: str | None, preview: bool, settings: Settings
 ) -> sessionmaker[Session] | None:
     """The preview's sandbox (made once per browser session), after the PREVIEW banner; ``None``
     for an invalid preview link (said so)."""
     study = service.current_study(make_session, study_name)
     t = service.study_config(make_session, study.id).texts_catalog()
     key = st.query_params.get(state.PREVIEW_PARAM)
-    if not (preview or preview_mod.key_is_valid(key, configured_password(admin_password), study.name)):
+    if not (
+        preview
+        or sign_in.preview_allowed(
+            make_session,
+            settings.sign_in,
+            settings.behind_proxy,
+            study_name=study.name,
+            key=key,
+            password=configured_password(settings.admin_password),
+        )
+    ):
         st.error(t["preview_invalid"])
         return None
     st.warning(t["preview_banner"])
