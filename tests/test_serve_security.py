@@ -91,7 +91,8 @@ def test_the_nginx_configuration_sends_security_headers_and_limits_the_sign_in_p
         assert 'add_header X-Frame-Options "DENY" always;' in body
         assert 'add_header Referrer-Policy "no-referrer" always;' in body
         assert 'add_header X-Content-Type-Options "nosniff" always;' in body
-    assert "frame-ancestors 'none'" in csp and "'unsafe-eval'" not in csp and "script-src 'self' 'sha256-" in csp
+    assert "frame-ancestors 'none'" in csp and "'unsafe-eval'" not in csp  # WebAssembly only, never JS eval
+    assert "script-src 'self' 'wasm-unsafe-eval' 'sha256-" in csp
     assert "limit_req zone=lookalike_admin" in locations["~ ^/admin/?$"]
     assert "limit_req zone=lookalike_stream" in locations["= /_stcore/stream"]
     # the client's address is nginx's own finding, never what a client wrote in X-Forwarded-For

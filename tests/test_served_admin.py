@@ -57,7 +57,8 @@ def answered_study(sqlite_study_db):
 
 
 def _server(url: str, tmp_path: Path, password: str | None) -> Server:
-    env: dict[str, str | None] = {"LOOKALIKE_ADMIN_PASSWORD": password}
+    # five wrong guesses below test what a participant reaches, not the limiter (tests/test_sign_in_served.py)
+    env: dict[str, str | None] = {"LOOKALIKE_ADMIN_PASSWORD": password, "LOOKALIKE_SIGN_IN_FREE_ATTEMPTS": "9"}
     if password is None:  # HOME in tmp_path: no ~/.streamlit/secrets.toml configures one behind the test's back
         env["HOME"] = str(tmp_path)
     return Server(url, free_port(), env=env, log=tmp_path / f"serve-{password is not None}.log")

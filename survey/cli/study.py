@@ -14,7 +14,7 @@ from similarity.errors import UserError
 from survey import protocols
 from survey.cli.common import Subparsers, add_db_flag, add_executor_flags, executor_from_flags, open_db
 from survey.settings import ENV_PROLIFIC_TOKEN, Settings
-from survey.web import serving
+from survey.web import admin_password, serving
 
 if TYPE_CHECKING:
     from survey.prolific.periodic import PeriodicSync
@@ -257,7 +257,7 @@ def add_serve(sub: Subparsers) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     serving.check_processes(args.processes, settings.db_url)
     secrets = (Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml")
-    warning = serving.check_admin_password(args.address, settings.admin_password, secrets)
+    warning = admin_password.check_admin_password(args.address, settings.admin_password, secrets)
     if warning:
         print(f"lookalike serve: {warning}", file=sys.stderr, flush=True)
     settings = dataclasses.replace(settings, study=args.study or settings.study, preview=args.preview)

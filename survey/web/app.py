@@ -36,7 +36,7 @@ def _log_to_stderr() -> None:
     """Once per process: the app's own log lines (``lookalike.*``: sign-in attempts, database errors)
     go to the server's log with their time; Python's fallback would drop those below WARNING."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
     logger = logging.getLogger("lookalike")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -39,9 +39,13 @@ def inline_script_hashes(index_html: Path) -> list[str]:
 
 
 def content_security_policy(index_html: Path) -> str:
-    """The policy: everything from this origin only; Streamlit's styles are inline (emotion), its
-    images include ``data:`` and ``blob:`` URLs, its WebSocket is same-origin ('self' covers ws:/wss:)."""
-    scripts = " ".join(["'self'", *inline_script_hashes(index_html)])
+    """The policy: everything from this origin only, no JavaScript ``eval``; Streamlit's styles are
+    inline (emotion), its images include ``data:`` and ``blob:`` URLs, its WebSocket is same-origin
+    ('self' covers ws:/wss:)."""
+    # 'wasm-unsafe-eval': the protobuf decoder of Streamlit's bundle compiles a tiny WebAssembly
+    # module (64-bit arithmetic); without it, it falls back to JavaScript but Chromium reports a
+    # "script-src wasm-eval" violation on every page. It allows no JavaScript eval.
+    scripts = " ".join(["'self'", "'wasm-unsafe-eval'", *inline_script_hashes(index_html)])
     return "; ".join(
         [
             "default-src 'self'",
