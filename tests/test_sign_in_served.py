@@ -203,9 +203,9 @@ def test_oversized_and_malformed_websocket_messages_leave_the_app_serving(farm):
                 async with AdminSession(farm.base, page="/") as s:
                     await s.send_raw(b"B" * 150_000_000)
                     await s.rerun([])
-            except ConnectionClosedError as e:
+            except ConnectionClosedError as e:  # 1009; or no close frame read while the client was still sending
                 return e.rcvd.code if e.rcvd else -1
-            return 0
+            return 0  # not closed
 
         codes = await asyncio.gather(*(oversized() for _ in range(5)))  # five at once, 750 MB in all
         # others are served: participants' first pages (on both processes, by their fresh route cookies)
@@ -216,7 +216,9 @@ def test_oversized_and_malformed_websocket_messages_leave_the_app_serving(farm):
             assert participant.first_page_s is not None
         return codes
 
-    assert asyncio.run(run()) == [1009] * 5  # "message too big", refused by its length
+    codes = asyncio.run(run())
+    print(f"five 150 MB messages at once: closed with {codes}")
+    assert set(codes) <= {1009, -1} and 1009 in codes  # every one closed; "message too big" as the server says
     log = farm.log.read_text()
     assert log.count("Error deserializing back message") >= 4 and "exited" not in log  # logged; no process died
     assert _app_pids(farm.backends) == pids
