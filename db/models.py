@@ -143,6 +143,10 @@ class Participant(Base):
     comprehension_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     comprehension_passed_at: Mapped[datetime | None]  # passed the comprehension phase (if the study has one)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. "failed_check:3", "too_fast:7"
+    #: signals of an automated participant (survey/participants/bot_signals.py), e.g. "webdriver"
+    bot_signals: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    answer_digest: Mapped[str | None] = mapped_column(String(64), index=True)  # hash of the answer sequence
+    browser_test: Mapped[bool] = mapped_column(default=False, server_default=false())  # the project's own tests
     demographics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     comment: Mapped[str | None] = mapped_column(Text)
 

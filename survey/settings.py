@@ -100,6 +100,10 @@ def env_name(field_name: str) -> str:
     return f"LOOKALIKE_{field_name.upper()}"
 
 
+#: the secret the project's browser tests carry (tests/served.py): their participants are not flagged as bots
+ENV_BROWSER_TEST_MARK = "LOOKALIKE_BROWSER_TEST_MARK"
+
+
 @dataclass(frozen=True)
 class Settings:
     db_url: str
@@ -116,6 +120,8 @@ class Settings:
     behind_proxy: bool = False
     # proxies of your own in front of that nginx (an HTTPS front end), whose X-Forwarded-For it trusts
     trusted_proxies: tuple[str, ...] = ()
+    #: a browser whose User-Agent ends in "LookalikeTest/<this>" is the project's own test (never set it in a study)
+    browser_test_mark: str | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -160,6 +166,7 @@ class Settings:
             sign_in=SignInSettings.from_env(env),
             behind_proxy=env.get(ENV_BEHIND_PROXY, "") not in ("", "0"),
             trusted_proxies=parse_trusted_proxies(env.get(ENV_TRUSTED_PROXIES, "")),
+            browser_test_mark=env.get(ENV_BROWSER_TEST_MARK) or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -179,4 +186,6 @@ class Settings:
             env[ENV_BEHIND_PROXY] = "1"
         if self.trusted_proxies:
             env[ENV_TRUSTED_PROXIES] = ",".join(self.trusted_proxies)
+        if self.browser_test_mark:
+            env[ENV_BROWSER_TEST_MARK] = self.browser_test_mark
         return env | self.sign_in.to_env()

@@ -198,6 +198,9 @@ def exclusion_flow_png(ex: ExclusionFlow) -> bytes:
         ("not too fast", ex.started - ex.excluded_failed_checks - ex.excluded_too_fast),
         ("complete = kept", ex.kept),
     ]
+    if ex.excluded_suspected_bots:  # the bot rule applies after speed, before completeness
+        steps[2:2] = [("no signal of automation", ex.started - ex.excluded_failed_checks - ex.excluded_too_fast
+                       - ex.excluded_suspected_bots)]  # fmt: skip
     if ex.excluded_inconsistent:  # the consistency rule (repeat trials) applies after completeness
         steps[-1:] = [("complete", ex.kept + ex.excluded_inconsistent), ("consistent = kept", ex.kept)]
     fig, ax = _axes(len(steps))

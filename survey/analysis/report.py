@@ -34,18 +34,21 @@ from survey.analysis.report_mixed import mixed_model_section
 from survey.analysis.report_sequential import sequential_section
 from survey.analysis.report_swipe import swipe_section
 from survey.analysis.results import ObjectiveVsHuman, StudyResults
+from survey.participants.bot_signals import SIGNALS
 
 
 def participants_section(ex: ExclusionFlow) -> str:
     return join_html(
         f"<h2>Participants</h2><p>{ex.started} started, {ex.completed} completed the trials, "
         f"{ex.kept} kept for analysis.</p>",
+        bots_part(ex),
         html_table(
             [
                 "started",
                 "completed",
                 "excluded: failed checks",
                 "excluded: too fast",
+                "excluded: suspected bots",
                 "excluded: incomplete",
                 "excluded: inconsistent",
                 "kept",
@@ -56,6 +59,7 @@ def participants_section(ex: ExclusionFlow) -> str:
                     ex.completed,
                     ex.excluded_failed_checks,
                     ex.excluded_too_fast,
+                    ex.excluded_suspected_bots,
                     ex.excluded_incomplete,
                     ex.excluded_inconsistent,
                     ex.kept,
@@ -63,6 +67,24 @@ def participants_section(ex: ExclusionFlow) -> str:
             ],
         ),
         img_tag(exclusion_flow_png(ex), "Participants left after each exclusion rule") if ex.started else "",
+    )
+
+
+def bots_part(ex: ExclusionFlow) -> str:
+    """How many participants showed signals of automation, by signal, and whether they were excluded."""
+    if not ex.suspected_bots:
+        return "<p>No participant showed a signal of automation.</p>"
+    excluded = (
+        f"{ex.excluded_suspected_bots} of them excluded (<code>--exclude-suspected-bots</code>)"
+        if ex.excluded_suspected_bots
+        else "kept in the analysis (exclude them with <code>--exclude-suspected-bots</code>)"
+    )
+    return join_html(
+        f"<p>{ex.suspected_bots} participant(s) showed at least one signal of automation; {excluded}.</p>",
+        html_table(
+            ["signal", "participants", "what triggers it"],
+            [[name, n, SIGNALS.get(name, "unknown signal")] for name, n in ex.bot_signals],
+        ),
     )
 
 

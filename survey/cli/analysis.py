@@ -41,6 +41,12 @@ def add_report(sub: Subparsers) -> None:
         default=None,
         help="exclude participants agreeing with themselves on a smaller share of repeat trials",
     )
+    r.add_argument(
+        "--exclude-suspected-bots",
+        action="store_true",
+        help="exclude participants with any signal of automation (export column bot_signals; README "
+        "'Automated participants'); off by default: the report says how many there are either way",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=cmd_report)
 
@@ -59,6 +65,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         too_fast_max=args.max_too_fast,
         require_complete=not args.keep_incomplete,
         consistency_min=args.min_consistency,
+        exclude_suspected_bots=args.exclude_suspected_bots,
     )
     results = compute_results(make_session, study.id, rules=rules, n_boot=args.n_boot, seed=args.seed)
     out = args.out or (None if args.json else DEFAULT_REPORT)  # --json alone: stdout only, no file

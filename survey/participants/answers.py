@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Base, Grid, Participant, Response, Trial, utcnow
-from survey.participants import lifecycle, planning, protocol_parts
+from survey.participants import bot_signals, lifecycle, planning, protocol_parts
 from survey.participants.records import study_of
 from survey.study.config import StudyConfig
 
@@ -145,6 +145,7 @@ def record_answer(s: Session, t: Trial, p: Participant, answer: dict[str, Any], 
     ).one()
     if n_done >= n_trials and p.trials_done_at is None:
         p.trials_done_at = now
+        bot_signals.check_answers(s, p)
         if not (config.demographics or config.ask_comment):
             p.completed_at = now
             p.status = "completed"

@@ -141,6 +141,7 @@ def start_participant(
     rng: np.random.Generator | None = None,
     *,
     now: datetime | None = None,
+    browser_test: bool = False,
 ) -> str:
     """Create a consented participant with balanced, randomly ordered trials; return its token.
 
@@ -148,6 +149,7 @@ def start_participant(
     resumes: the existing token is returned and nothing new is created (whatever their status:
     one who returned or timed out sees so, :mod:`survey.participants.lifecycle`). ``now``: the clock (default:
     the time now); idle participants are timed out first, so that their places and units are free.
+    ``browser_test``: the project's own browser test (never flagged, :mod:`survey.participants.bot_signals`).
     """
     rng = rng or np.random.default_rng()
     now = now or utcnow()
@@ -180,6 +182,8 @@ def start_participant(
             consented_at=now,
             last_active_at=now,
             flags=[],
+            bot_signals=[],
+            browser_test=browser_test,
             demographics={},
         )
         s.add(p)

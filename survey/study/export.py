@@ -66,6 +66,12 @@ DICTIONARY: dict[str, dict[str, str]] = {
         "choices: the same grid(s)); empty: no repeat answered",
         "answers": "number of answers stored (a swipe round ended counts as one)",
         "flags": "attention-check failures (failed_check:POS) and too-fast answers (too_fast:POS), ';'-separated",
+        "bot_signals": "signals of an automated participant, ';'-separated: webdriver (the browser reported "
+        "automation), honeypot (a field no person sees was filled), early_answer (answered before the images "
+        "loaded), constant_times (near-constant response times), identical_answers (the same answer sequence "
+        "as another participant); empty: none (README 'Automated participants')",
+        "browser_test": "true for the project's own browser tests (marked with the test server's secret; "
+        "never flagged)",
         "demographics": "JSON object of the optional questions answered",
         "comment": "free-text comment (verbatim; escape before displaying as HTML)",
     },
@@ -232,6 +238,8 @@ def _people(s: Session, study_id: int) -> Sequence[Row]:
             Participant.screened_out_at,
             Participant.comprehension_attempts,
             Participant.flags,
+            Participant.bot_signals,
+            Participant.browser_test,
             Participant.demographics,
             Participant.comment,
         )
@@ -293,6 +301,8 @@ def _participants(
                 "consistency": consistency.get(p.id),
                 "answers": int(counts.get(p.id, 0)),
                 "flags": ";".join(p.flags or []),
+                "bot_signals": ";".join(p.bot_signals or []),
+                "browser_test": bool(p.browser_test),
                 "demographics": json.dumps(p.demographics or {}),
                 "comment": p.comment,
             }

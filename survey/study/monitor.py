@@ -72,10 +72,17 @@ def progress(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame
 
 
 def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd.DataFrame:
-    """One row per participant: pseudonymous number, source, status, answers, flags."""
+    """One row per participant: pseudonymous number, source, status, answers, flags, signals of automation."""
     with make_session() as s:
         people = s.execute(
-            select(Participant.id, Participant.source, Participant.created_at, Participant.status, Participant.flags)
+            select(
+                Participant.id,
+                Participant.source,
+                Participant.created_at,
+                Participant.status,
+                Participant.flags,
+                Participant.bot_signals,
+            )
             .where(Participant.study_id == study_id)
             .order_by(Participant.id)
         ).all()
@@ -96,8 +103,9 @@ def participants_table(make_session: sessionmaker[Session], study_id: int) -> pd
                 "status": status.replace("_", " "),
                 "answers": int(counts.get(pid, 0)),
                 "flags": ", ".join(flags or []),
+                "bot signals": ", ".join(signals or []),
             }
-            for pid, src, created, status, flags in people
+            for pid, src, created, status, flags, signals in people
         ]
     )
 
