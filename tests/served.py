@@ -3,8 +3,10 @@ real browser (Debian's Chromium through Playwright; never a downloaded browser).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -40,6 +42,10 @@ needs_nginx = pytest.mark.skipif(
 )
 #: where browser tests leave screenshots
 ARTIFACTS = Path(os.environ.get("LOOKALIKE_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".artifacts"))
+#: The mark this run's browsers carry (in their User-Agent) and its servers know: their participants are
+#: the project's tests, never flagged as automated (survey/web/views/browser_signals.py). New every run,
+#: so a bot cannot know it.
+TEST_MARK = secrets.token_hex(16)
 #: the trials of one participant of the shared study (conftest.built_study): 3 protocols x (4 + 1 attention check)
 TRIALS = 15
 
@@ -76,7 +82,12 @@ class Server:
         return f"http://localhost:{self.port}/"
 
     def start(self, timeout: float = 90) -> Server:
-        env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **self.env}
+        env = {
+            **os.environ,
+            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+            "LOOKALIKE_BROWSER_TEST_MARK": TEST_MARK,
+            **self.env,
+        }
         log = self.log.open("ab") if self.log is not None else None
         try:
             self.proc = subprocess.Popen(
@@ -113,8 +124,21 @@ class Server:
                 self.kill()
 
 
-def launch(pw):
-    return pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+@functools.cache
+def marked_user_agent() -> str:
+    """Headless Chromium's own User-Agent with the test mark appended."""
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"HeadlessChrome/{version} Safari/537.36 LookalikeTest/{TEST_MARK}"
+    )
+
+
+def launch(pw, *, marked: bool = True):
+    """Debian's Chromium; ``marked``: as the project's own test (see :data:`TEST_MARK`), else as
+    any automated browser would come."""
+    args = [*ARGS, f"--user-agent={marked_user_agent()}"] if marked else ARGS
+    return pw.chromium.launch(executable_path=CHROMIUM, args=args)
 
 
 def settled(page, text: str, timeout_ms: int = 30_000) -> None:

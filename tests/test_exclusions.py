@@ -12,6 +12,7 @@ def test_exclusion_rules_change_the_kept_set_exactly():
         {
             "participant": [1, 2, 3, 4, 5],
             "flags": ["", "failed_check:3", "too_fast:1;too_fast:2", "", "failed_check:1;too_fast:4"],
+            "bot_signals": [""] * 5,
             "trials_done_at": [
                 pd.Timestamp("2026-01-01"),
                 pd.Timestamp("2026-01-01"),

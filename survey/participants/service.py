@@ -182,7 +182,6 @@ def start_participant(
             consented_at=now,
             last_active_at=now,
             flags=[],
-            bot_signals=[],
             browser_test=browser_test,
             demographics={},
         )

@@ -45,7 +45,10 @@ def content_security_policy(index_html: Path) -> str:
     # 'wasm-unsafe-eval': the protobuf decoder of Streamlit's bundle compiles a tiny WebAssembly
     # module (64-bit arithmetic); without it, it falls back to JavaScript but Chromium reports a
     # "script-src wasm-eval" violation on every page. It allows no JavaScript eval.
-    scripts = " ".join(["'self'", "'wasm-unsafe-eval'", *inline_script_hashes(index_html)])
+    # 'blob:': Streamlit loads a components.v2 component's script as a blob: module (the participant
+    # page's signals of automation and its redirect countdown, survey/web/views/browser_signals.py and
+    # countdown.py); only a script already running on the page can make a blob: URL.
+    scripts = " ".join(["'self'", "'wasm-unsafe-eval'", *inline_script_hashes(index_html), "blob:"])
     return "; ".join(
         [
             "default-src 'self'",

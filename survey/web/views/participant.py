@@ -11,7 +11,6 @@ images (served by content hash) and position labels. Every text comes from the s
 
 from __future__ import annotations
 
-import html
 import logging
 
 import streamlit as st
@@ -23,7 +22,7 @@ from survey.settings import Settings
 from survey.study import texts
 from survey.web import preview as preview_mod
 from survey.web import sign_in, state
-from survey.web.views import products, protocol_parts, submits
+from survey.web.views import browser_signals, countdown, products, protocol_parts, submits
 
 log = logging.getLogger("lookalike.survey")
 # Images are shown at fixed widths that keep a trial on one laptop screen; survey/study/media.py renders
@@ -39,7 +38,8 @@ def render(
 ) -> None:
     """``preview``: every visitor previews (``lookalike serve --preview``); otherwise a visitor
     previews with the admin page's link (its key is checked against the admin password, as a
-    limited sign-in attempt: survey/web/sign_in.py)."""
+    limited sign-in attempt: survey/web/sign_in.py). ``settings.browser_test_mark``: the secret the
+    project's browser tests carry (:mod:`survey.web.views.browser_signals`)."""
     failed = st.session_state.pop(state.SUBMIT_FAILED, False)
     try:
         if failed:  # a submit's callback found the database unreachable: its answer was not stored
@@ -49,7 +49,7 @@ def render(
             if sandbox is None:
                 return
             make_session = sandbox
-        _render(make_session, study_name)
+        _render(make_session, study_name, browser_signals.is_browser_test(_user_agent(), settings.browser_test_mark))
     except OperationalError:
         # The database is unreachable (restarting, locked for too long): nothing was half-written,
         # since every answer is one transaction. Say so, keep the traceback in the server's log.
@@ -102,7 +102,11 @@ def _preview_sessions(
     return held[1]
 
 
-def _render(make_session: sessionmaker[Session], study_name: str | None) -> None:
+def _user_agent() -> str:
+    return st.context.headers.get("User-Agent", "")
+
+
+def _render(make_session: sessionmaker[Session], study_name: str | None, browser_test: bool) -> None:
     token = st.query_params.get(state.TOKEN_PARAM)
     if not token and st.session_state.get(state.TOKEN):
         # The back button (or an edited URL) dropped the token: this browser session already
@@ -110,7 +114,7 @@ def _render(make_session: sessionmaker[Session], study_name: str | None) -> None
         st.query_params[state.TOKEN_PARAM] = st.session_state[state.TOKEN]
         st.rerun()
     if not token:
-        _consent(make_session, study_name)
+        _consent(make_session, study_name, browser_test)
         return
     st.session_state[state.TOKEN] = token
     current = service.participant_state(make_session, token)
@@ -119,8 +123,9 @@ def _render(make_session: sessionmaker[Session], study_name: str | None) -> None
         return
     config = service.participant_config(make_session, token)
     t = config.texts_catalog()
+    browser_signals.mount(make_session, token, t, report=not browser_test, screen=_screen_key(current))
     ongoing = current.stage in ("instructions", "comprehension", "trial", "questions")
-    if ongoing and not config.allow_mobile and is_mobile(st.context.headers.get("User-Agent", "")):
+    if ongoing and not config.allow_mobile and is_mobile(_user_agent()):
         st.markdown(t["use_a_computer"])  # started on a computer, continued on a phone: same page
         return
     if ongoing and st.session_state.get(state.LEAVING):
@@ -146,6 +151,13 @@ def _render(make_session: sessionmaker[Session], study_name: str | None) -> None
         st.rerun()
 
 
+def _screen_key(current: service.ParticipantState) -> str:
+    """Changes with every screen (a trial, a swipe, a practice attempt): the browser script reports then."""
+    trial = current.trial
+    swipe = trial.swipe.swipe_id if trial is not None and trial.swipe is not None else None
+    return f"{current.stage}:{current.answered}:{current.attempt}:{trial.trial_id if trial else None}:{swipe}"
+
+
 def _confirm_leave(make_session: sessionmaker[Session], token: str, t: texts.Catalog) -> None:
     st.warning(t["leave_confirm"])
     yes, no = st.columns(2)
@@ -159,33 +171,14 @@ def _confirm_leave(make_session: sessionmaker[Session], token: str, t: texts.Cat
 
 
 def _completion(current: service.ParticipantState, seconds: int, t: texts.Catalog) -> None:
-    """The outcome's code, then a redirect after a visible countdown, with a link to go at once."""
+    """The outcome's code, then a redirect after a visible countdown that the participant can stop
+    (WCAG 2.2.1: a time limit the user can turn off), with a link to go at once."""
     if current.completion_code:
         st.success(t.fmt("completion_code", code=current.completion_code))
     if not current.redirect_url:
         return
-    url = html.escape(current.redirect_url, quote=True)
-    # The countdown runs in the browser (a CSS animation over the digits, then a meta refresh), so
-    # it keeps going whatever the server does; the link below redirects at once.
-    digits = " ".join(f'"{n}"' for n in range(seconds, -1, -1))
-    st.markdown(
-        f'<meta http-equiv="refresh" content="{seconds};url={url}">'
-        f"<style>@keyframes lookalike-countdown {{ {_steps(seconds)} }}"
-        f".lookalike-countdown::after {{ content: {digits.split()[0]}; "
-        f"animation: lookalike-countdown {seconds}s steps(1, end) forwards; }}</style>"
-        f'<p class="lookalike-redirect">{html.escape(t.fmt("redirect_countdown", seconds="§"))}</p>'.replace(
-            "§", '<span class="lookalike-countdown"></span>'
-        ),
-        unsafe_allow_html=True,
-    )
+    countdown.countdown(current.redirect_url, seconds, t)
     st.link_button(t["redirect_now"], current.redirect_url, type="primary")
-
-
-def _steps(seconds: int) -> str:
-    """Keyframes showing seconds, seconds - 1, ..., 0 (one per second)."""
-    if seconds == 0:
-        return '0% { content: "0"; }'
-    return " ".join(f'{100 * i / seconds:.4f}% {{ content: "{seconds - i}"; }}' for i in range(seconds + 1))
 
 
 #: User-Agent fragments of phones and tablets (iPadOS reports itself as a Mac: not caught, and
@@ -197,7 +190,7 @@ def is_mobile(user_agent: str) -> bool:
     return any(part in user_agent for part in MOBILE_AGENTS)
 
 
-def _consent(make_session: sessionmaker[Session], study_name: str | None) -> None:
+def _consent(make_session: sessionmaker[Session], study_name: str | None, browser_test: bool) -> None:
     try:
         study = service.current_study(make_session, study_name)
     except service.StudyUnavailable:
@@ -205,7 +198,8 @@ def _consent(make_session: sessionmaker[Session], study_name: str | None) -> Non
         return
     config = service.study_config(make_session, study.id)
     t = config.texts_catalog()
-    if not config.allow_mobile and is_mobile(st.context.headers.get("User-Agent", "")):
+    browser_signals.mount(make_session, None, t, report=False)  # the page's language; reports wait for consent
+    if not config.allow_mobile and is_mobile(_user_agent()):
         st.markdown(t["use_a_computer"])  # before consent: nothing is stored
         return
     if st.session_state.get(state.DECLINED):
@@ -215,7 +209,9 @@ def _consent(make_session: sessionmaker[Session], study_name: str | None) -> Non
     agree, decline = st.columns(2)
     if agree.button(t["agree"], type="primary", width="stretch"):
         try:
-            token = service.start_participant(make_session, study.id, st.query_params.to_dict())
+            token = service.start_participant(
+                make_session, study.id, st.query_params.to_dict(), browser_test=browser_test
+            )
         except service.StudyUnavailable:
             st.warning(t["unavailable"])
             return
@@ -261,7 +257,7 @@ def _comprehension(make_session, token: str, current: service.ParticipantState, 
                 for label, col, paths in zip("AB", st.columns(2, gap="large"), screen.grids, strict=True):
                     with col:
                         st.markdown(f"**{t.fmt('set', label=label)}**")
-                        products.grid_row(paths, 72, key=f"set-{i}-{label}")
+                        products.grid_row(paths, 72, t, key=f"set-{i}-{label}", set_label=t.fmt("set", label=label))
                 st.radio(
                     t.fmt("comprehension_question", number=i + 1),
                     options=[0, 1],

@@ -26,16 +26,31 @@ def phone_layout() -> None:
     st.html(PHONE_CSS)
 
 
-def grid_row(paths: tuple[str, ...], px: int, *, numbered: bool = False, key: str = "set-0") -> None:
-    """One grid's products in a row, each shown ``px`` wide (on a phone: still one row, narrower)."""
+def grid_row(
+    paths: tuple[str, ...],
+    px: int,
+    t: texts.Catalog,
+    *,
+    numbered: bool = False,
+    key: str = "set-0",
+    set_label: str | None = None,
+) -> None:
+    """One grid's products in a row, each shown ``px`` wide (on a phone: still one row, narrower).
+    Each image's text alternative says where it stands ("Recommended product 3 of 5", "Set A:
+    product 3 of 5"), never what it shows or which condition made it (blinding)."""
     with st.container(key=key):
         for i, (col, path) in enumerate(zip(st.columns(len(paths), gap="small"), paths, strict=True)):
             caption = str(i + 1) if numbered else None
-            col.image(media.thumbnail(path, px), width=px, output_format="JPEG", caption=caption)
+            place = {"number": i + 1, "total": len(paths)}
+            alt = t.fmt("alt_set_item", set=set_label, **place) if set_label else t.fmt("alt_recommended", **place)
+            col.image(media.thumbnail(path, px), width=px, output_format="JPEG", caption=caption, alt=alt)
 
 
-def reference(path: str, px: int, t: texts.Catalog, *, key: str = "reference", label: str | None = None) -> None:
-    """The product the participant judges against, ``px`` wide, under ``label`` (default: Product)."""
+def reference(
+    path: str, px: int, t: texts.Catalog, *, key: str = "reference", label: str | None = None, alt: str | None = None
+) -> None:
+    """The product the participant judges against, ``px`` wide, under ``label`` (default: Product),
+    with the text alternative ``alt`` (default: "The product to compare with")."""
     with st.container(key=key):
         st.markdown(f"**{label or t['product']}**")
-        st.image(media.thumbnail(path, px), width=px, output_format="JPEG")
+        st.image(media.thumbnail(path, px), width=px, output_format="JPEG", alt=alt or t["alt_product"])

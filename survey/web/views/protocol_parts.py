@@ -76,7 +76,7 @@ def _rating(make_session, token: str, trial: service.TrialView, t: texts.Catalog
         products.reference(trial.reference_path, 240, t)
     with right:
         st.markdown(f"**{t['recommended']}**")
-        products.grid_row(trial.grids[0], 150, numbered=trial.ticks)
+        products.grid_row(trial.grids[0], 150, t, numbered=trial.ticks)
     form = f"trial-{trial.trial_id}"
     with st.form(key=form):
         if trial.ticks:
@@ -106,7 +106,7 @@ def _pairwise(make_session, token: str, trial: service.TrialView, t: texts.Catal
     for label, col, paths in zip("AB", st.columns(2, gap="large"), trial.grids, strict=True):
         with col, st.container(border=True):
             st.markdown(f"**{t.fmt('set', label=label)}**")
-            products.grid_row(paths, 100, key=f"set-{label}")
+            products.grid_row(paths, 100, t, key=f"set-{label}", set_label=t.fmt("set", label=label))
     form = f"trial-{trial.trial_id}"
     with st.form(key=form):
         options = t.pairwise_options()
@@ -133,8 +133,8 @@ def _ranking(make_session, token: str, trial: service.TrialView, t: texts.Catalo
         for row in range(0, len(trial.grids), 2):
             for col, i in zip(st.columns(2, gap="small"), range(row, min(row + 2, len(trial.grids))), strict=False):
                 with col, st.container(border=True):
-                    st.caption(f"**{t.fmt('set', label=i + 1)}**")
-                    products.grid_row(trial.grids[i], 72, key=f"set-{i + 1}")
+                    st.markdown(f"**{t.fmt('set', label=i + 1)}**")  # not a caption: its grey fails AA contrast
+                    products.grid_row(trial.grids[i], 72, t, key=f"set-{i + 1}", set_label=t.fmt("set", label=i + 1))
     labels = [t.fmt("set", label=i + 1) for i in range(len(trial.grids))]
     form = f"trial-{trial.trial_id}"
     with st.form(key=form):

@@ -63,9 +63,9 @@ def page(make_session: Sessions, token: str, trial: service.TrialView, t: texts.
     )
 
 
-def _product(path: str, key: str = "swipe-product") -> None:
+def _product(path: str, alt: str, key: str = "swipe-product") -> None:
     with st.container(key=key):
-        st.image(media.thumbnail(path, PRODUCT_PX), width="stretch", output_format="JPEG")
+        st.image(media.thumbnail(path, PRODUCT_PX), width="stretch", output_format="JPEG", alt=alt)
 
 
 def _buttons(make_session: Sessions, token: str, swipe_id: int, t: texts.Catalog) -> None:
@@ -90,9 +90,11 @@ def _swipe(make_session: Sessions, token: str, swipe_id: int, liked: bool) -> No
 
 def _choose(make_session: Sessions, token: str, trial_id: int, screen: SwipeView, t: texts.Catalog) -> None:
     st.markdown(f"**{t['swipe_choose_prompt']}**")
-    st.caption(t.fmt("swipe_choose_progress", shown=screen.shown, limit=screen.max_swipes))
+    st.markdown(
+        t.fmt("swipe_choose_progress", shown=screen.shown, limit=screen.max_swipes)
+    )  # a caption's grey fails AA
     assert screen.product_path is not None and screen.swipe_id is not None
-    _product(screen.product_path)
+    _product(screen.product_path, t["alt_swipe_product"])
     _buttons(make_session, token, screen.swipe_id, t)
 
 
@@ -100,12 +102,13 @@ def _judge(make_session: Sessions, token: str, trial_id: int, screen: SwipeView,
     assert screen.product_path is not None and screen.swipe_id is not None and screen.reference_path is not None
     left, right = st.columns([1, 4], gap="small")
     with left:
-        products.reference(screen.reference_path, 72, t, label=t["swipe_your_product"])
+        products.reference(screen.reference_path, 72, t, label=t["swipe_your_product"], alt=t["alt_your_product"])
     with right:
         st.markdown(f"**{t['recommended']}**")
-        products.grid_row(screen.set_paths, 72, numbered=True, key="set-swipe")
+        products.grid_row(screen.set_paths, 72, t, numbered=True, key="set-swipe")
     st.markdown(f"**{t.fmt('swipe_judge_prompt', position=screen.position, total=len(screen.set_paths))}**")
-    _product(screen.product_path, "swipe-product-judged")
+    place = {"number": screen.position, "total": len(screen.set_paths)}
+    _product(screen.product_path, t.fmt("alt_recommended", **place), "swipe-product-judged")
     _buttons(make_session, token, screen.swipe_id, t)
 
 
@@ -117,7 +120,12 @@ def _pick(make_session: Sessions, token: str, trial_id: int, screen: SwipeView, 
             st.columns(per_row, gap="small"), range(row, min(row + per_row, len(screen.liked_paths))), strict=False
         ):
             with col:
-                st.image(media.thumbnail(screen.liked_paths[i], 150), width=150, output_format="JPEG")
+                st.image(
+                    media.thumbnail(screen.liked_paths[i], 150),
+                    width=150,
+                    output_format="JPEG",
+                    alt=t.fmt("alt_liked", number=i + 1),
+                )
                 st.button(
                     t.fmt("swipe_pick", number=i + 1),
                     key=f"pick-{trial_id}-{i}",
@@ -135,10 +143,10 @@ def _rate(make_session: Sessions, token: str, trial_id: int, screen: SwipeView, 
     assert screen.reference_path is not None
     left, right = st.columns([1, 3], gap="large")
     with left:
-        products.reference(screen.reference_path, 170, t, label=t["swipe_your_product"])
+        products.reference(screen.reference_path, 170, t, label=t["swipe_your_product"], alt=t["alt_your_product"])
     with right:
         st.markdown(f"**{t['recommended']}**")
-        products.grid_row(screen.set_paths, 100, key="set-swipe")
+        products.grid_row(screen.set_paths, 100, t, key="set-swipe")
     form = f"rate-{trial_id}"
     with st.form(key=form):
         scale = t.scale()
