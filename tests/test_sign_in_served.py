@@ -218,7 +218,9 @@ def test_oversized_and_malformed_websocket_messages_leave_the_app_serving(farm):
 
     codes = asyncio.run(run())
     print(f"five 150 MB messages at once: closed with {codes}")
-    assert set(codes) <= {1009, -1} and 1009 in codes  # every one closed; "message too big" as the server says
+    # every one closed: with 1009 ("message too big") when the client reads the server's close frame, or
+    # abruptly while it is still sending (which of the two depends on timing: seen both)
+    assert set(codes) <= {1009, -1}
     log = farm.log.read_text()
     assert log.count("Error deserializing back message") >= 4 and "exited" not in log  # logged; no process died
     assert _app_pids(farm.backends) == pids
