@@ -209,9 +209,7 @@ def cmd_weights(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_cache(sub: Subparsers) -> None:
-    c = sub.add_parser(
-        "cache", help="show or free the mask, feature and exported-model cache ($LOOKALIKE_HOME/cache)"
-    )
+    c = sub.add_parser("cache", help="show or free the mask, feature and exported-model cache ($LOOKALIKE_HOME/cache)")
     c.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
     c.add_argument("--kind", choices=["masks", "features", "models"], help="clear only this kind")
     c.set_defaults(func=cmd_cache)
