@@ -7,7 +7,8 @@ exporting and checking the graph, once per method and machine; not in the rates)
 (the build's path: decoding in threads, the model here, features written to a fresh cache),
 ``forward_only_img_s``, the model's multiply-adds per image (torch's FlopCounterMode on the torch
 network) and the GFLOP/s the forward pass reaches, and the lowest cosine between the runtimes'
-features. Prints one JSON object last.
+features; and numpy's float32 matrix product rate on the same threads (``numpy_matmul_gflop_s``), the
+machine's speed that day. Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def multiply_adds_per_image(method) -> int:
     with torch.inference_mode(), counter:
         method._encode(x)
     return int(counter.get_total_flops()) // 2
+
+
+def matmul_gflop_s(n: int = 2048, repeat: int = 10) -> float:
+    """numpy's float32 matrix product on this machine's threads: the reference the forward rate is
+    compared with (shared cores' speed varies from day to day)."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        a @ a
+    return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
 
 
 def measure(runtime: str, items, batches_of, repeat: int, models: Path) -> tuple[dict, np.ndarray]:
@@ -98,6 +110,7 @@ def main() -> None:
         ]
 
     out: dict = {"runtime_settings": tuning, "threads": os.cpu_count(), "images": len(items), "method": "efficientnet"}
+    out["numpy_matmul_gflop_s"] = round(matmul_gflop_s(), 1)
     features = {}
     with tempfile.TemporaryDirectory() as models:
         for runtime in args.runtimes:

@@ -1,14 +1,15 @@
 """ONNX Runtime as the embedding methods' inference runtime: export once, check, store, run.
 
-A method's encoder (a preprocessed batch -> L2-normalised descriptors, every descriptor option
-inside the graph) is exported from the verified torch weights with torch's TorchScript exporter
-(opset :data:`OPSET`) and checked against the torch model on a fixed batch: every image's
-descriptor must have cosine >= :data:`MIN_COSINE` with torch's, else :class:`ExportMismatch`
-names the method and the gap. The graph is then stored in the model folder (``models/`` of the
-cache) as ``<method identity>-<exporter digest>.onnx``: the method identity hashes the weights'
-digest, the variant, input size, pooling and every other option; the exporter digest hashes
-torch's and onnx's versions and the opset. It is written atomically (a reader sees the whole file
-or none), so a killed export and several processes exporting at once are both safe.
+A method's encoder (letterboxed uint8 images -> L2-normalised descriptors, the input normalisation
+and every descriptor option inside the graph) is exported from the verified torch weights with
+torch's TorchScript exporter (opset :data:`OPSET`) and checked against the torch model on fixed
+images: every image's descriptor must have cosine >= :data:`MIN_COSINE` with torch's, else
+:class:`ExportMismatch` names the method and the gap. The graph is then stored in the model folder
+(``models/`` of the cache) as ``<method identity>-<exporter digest>.onnx``: the method identity
+hashes the weights' digest, the variant, input size, pooling and every other option; the exporter
+digest hashes the graph's format (:data:`GRAPH_FORMAT`), torch's and onnx's versions and the opset.
+It is written atomically (a reader sees the whole file or none), so a killed export and several
+processes exporting at once are both safe.
 Without a model folder (a method used directly from Python) the graph is exported in memory, once
 per process.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from similarity.errors import UserError
 from similarity.files import atomic_write_bytes
 
 OPSET = 17
+#: What the graph takes and gives; part of every graph's file name, raised whenever it changes.
+#: 2: letterboxed uint8 images (N, H, W, 3) in, L2-normalised descriptors out.
+GRAPH_FORMAT = 2
 MIN_COSINE = 0.9999
 RUNTIMES = ("onnx", "torch")
 
@@ -46,11 +50,12 @@ class ExportMismatch(UserError, RuntimeError):
 
 
 def exporter_tag() -> str:
-    """What, besides the method, decides the exported graph: torch's and onnx's versions and the opset."""
+    """What, besides the method, decides the exported graph: its format, torch's and onnx's versions and
+    the opset."""
     import onnx
     import torch
 
-    return f"torch {torch.__version__}; onnx {onnx.__version__}; opset {OPSET}; torchscript exporter"
+    return f"format {GRAPH_FORMAT}; torch {torch.__version__}; onnx {onnx.__version__}; opset {OPSET}; torchscript"
 
 
 def graph_file_name(method_identity: str) -> str:
@@ -141,12 +146,13 @@ def load_or_export(
     folder: Path | None,
     module: Callable[[], Any],
     check_batch: Callable[[], np.ndarray],
-    reference: Callable[[np.ndarray], np.ndarray],
+    reference: Callable[[], np.ndarray],
     device: str,
     threads: int,
 ) -> Any:
     """The method's session: from ``folder`` when its graph is there, else exported from ``module()``,
-    checked against ``reference`` on ``check_batch()``, and stored (in ``folder``, or in memory)."""
+    checked (its output on ``check_batch()`` against ``reference()``, the torch network's features of the
+    same images), and stored (in ``folder``, or in memory)."""
     name = graph_file_name(identity)
     path = folder / name if folder is not None else None
     if path is not None and path.is_file():
@@ -156,7 +162,7 @@ def load_or_export(
     batch = check_batch()
     model = export_graph(module(), batch[:1])
     session = make_session(model, device="cpu", threads=threads, label=label)
-    check_against_torch(label, session.run(None, {"pixels": batch})[0], reference(batch))
+    check_against_torch(label, session.run(None, {"pixels": batch})[0], reference())
     if path is not None:
         atomic_write_bytes(path, model)
     else:
@@ -164,18 +170,22 @@ def load_or_export(
     return session if device == "cpu" else make_session(model, device=device, threads=threads, label=label)
 
 
-def normalised_module(net: Any, encode: Callable[[Any], Any]) -> Any:
-    """A torch module holding ``net`` whose forward is ``encode`` (batch -> descriptors), L2-normalised:
-    what is exported."""
+def normalised_module(net: Any, encode: Callable[[Any], Any], mean: Sequence[float], std: Sequence[float]) -> Any:
+    """What is exported: a torch module holding ``net`` that takes letterboxed images (N, H, W, 3) as
+    uint8, scales them to [0, 1], normalises them with ``mean`` and ``std`` per channel, transposes them
+    to (N, 3, H, W), encodes them with ``encode`` and L2-normalises the descriptors."""
     import torch
 
     class Normalised(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1))
+            self.register_buffer("scale", 1.0 / torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1))
 
-        def forward(self, batch: Any) -> Any:
-            return torch.nn.functional.normalize(encode(batch).float(), dim=1)
+        def forward(self, pixels: Any) -> Any:
+            x = pixels.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
+            return torch.nn.functional.normalize(encode((x - self.mean) * self.scale).float(), dim=1)
 
     return Normalised()
 

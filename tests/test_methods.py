@@ -38,7 +38,7 @@ def test_lite_bundled_weights_classify_a_real_photo(variant, size):
     assert m.input_size == size and m.params()["variant"] == variant
     item = next(i for i in _grocery().items if i.group == "Granny-Smith" and i.meta["view"] == "iconic")
     with torch.inference_mode():
-        logits = m.net(torch.from_numpy(m.prepare(load_rgb(item.path))[None]))
+        logits = m.net(torch.from_numpy(m.prepare_float(load_rgb(item.path))[None]))
     assert int(logits.argmax()) == 948  # ImageNet "Granny Smith"
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from similarity import onnx_graphs
 from similarity.catalogs.catalog import load_catalog
-from similarity.embedding import check_batch
+from similarity.embedding import check_images
 from similarity.execution.cache import Cache
 from similarity.execution.pipeline import feature_matrix
 from similarity.images import load_rgb
@@ -36,8 +36,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _onnx_vs_torch(method, images) -> np.ndarray:
     """Per-image cosine between the method's ONNX Runtime features and its own torch network's."""
-    batch = np.stack([method.prepare(im) for im in images])
-    return _cosines(method.encode(batch), method._torch_encode(batch, "cpu"))
+    batch = np.stack([method.prepare(im) for im in images])  # uint8 HWC: the graph normalises
+    return _cosines(method.encode(batch), method.reference_features(images))
 
 
 @pytest.mark.slow  # exports and runs each network
@@ -126,12 +126,16 @@ def test_an_export_that_differs_from_torch_is_refused_naming_the_method_and_the_
     assert not list(tmp_path.glob("*.onnx"))  # nothing stored
 
 
-def test_the_check_batch_is_fixed_and_holds_letterbox_padding():
-    method = create_method("efficientnet", variant="lite0", input_size=128, runtime="torch")
-    a, b = check_batch(method), check_batch(method)
-    np.testing.assert_array_equal(a, b)
-    white = (1.0 - np.asarray(method.mean)) / np.asarray(method.std)
-    assert np.allclose(a[0, :, 0, 0], white, atol=1e-5) or np.allclose(a[0, :, 64, 0], white, atol=1e-5)
+def test_the_check_images_are_fixed_and_the_onnx_input_is_the_letterboxed_image():
+    a, b = check_images(), check_images()
+    assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
+    method = create_method("efficientnet", variant="lite0", input_size=128)
+    pixels = method.prepare(a[0])  # 300 x 200: padded above and below
+    assert pixels.dtype == np.uint8 and pixels.shape == (128, 128, 3)
+    assert (pixels[0] == 255).all() and (pixels[-1] == 255).all()  # white letterbox padding
+    floats = create_method("efficientnet", variant="lite0", input_size=128, runtime="torch").prepare(a[0])
+    assert floats.dtype == np.float32 and floats.shape == (3, 128, 128)
+    np.testing.assert_allclose(floats, method.prepare_float(a[0]))
 
 
 @pytest.mark.slow  # exports a network
@@ -146,7 +150,7 @@ def test_threads_reach_the_session_and_a_pickled_method_opens_its_own():
     assert method._session.get_session_options().intra_op_num_threads == 2
     copy = pickle.loads(pickle.dumps(method))  # what a Ray actor receives
     assert copy._session is None
-    batch = check_batch(method)
+    batch = np.stack([method.prepare(im) for im in check_images()])
     np.testing.assert_allclose(copy.encode(batch), method.encode(batch), atol=1e-6)
 
 
