@@ -4,6 +4,8 @@ go to $LOOKALIKE_TEST_ARTIFACTS/screenshots (default .artifacts)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from db.engine import make_engine, make_sessionmaker
@@ -101,7 +103,10 @@ def _complete(page, viewport: dict, use_keys: bool) -> list[str]:
         if use_keys:
             page.keyboard.press("ArrowRight" if like else "ArrowLeft")
         else:
-            page.get_by_role("button", name="Like" if like else "Not for me").click()
+            # anchored: the image's fullscreen button is named after its text alternative ("... to like or
+            # not"); the answer buttons' names start with their label (Streamlit adds the shortcut key)
+            label = "^Like" if like else "^Not for me"
+            page.get_by_role("button", name=re.compile(label)).click()
         page.wait_for_function(
             """([before]) => document.body.innerText.includes('Your completion code')
                 || (document.querySelector('[class*="st-key-swipe-product"] img')?.src ?? before) !== before""",
