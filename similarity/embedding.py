@@ -128,6 +128,7 @@ class EmbeddingMethod(Method):
                 reference=lambda: self.reference_features(images),
                 device=self.device,
                 threads=self.threads,
+                reuse=getattr(self, "weights_digest", "") != "random",  # random init: never a stored graph
             )
         return self._session
 

@@ -149,11 +149,15 @@ def load_or_export(
     reference: Callable[[], np.ndarray],
     device: str,
     threads: int,
+    reuse: bool = True,
 ) -> Any:
     """The method's session: from ``folder`` when its graph is there, else exported from ``module()``,
     checked (its output on ``check_batch()`` against ``reference()``, the torch network's features of the
     same images), and stored (in ``folder``, or in memory)."""
     name = graph_file_name(identity)
+    if not reuse:  # random weights (tests): the identity does not tell two networks apart
+        folder = None
+        _IN_MEMORY.pop(name, None)
     path = folder / name if folder is not None else None
     if path is not None and path.is_file():
         return make_session(path.read_bytes(), device=device, threads=threads, label=label)
@@ -165,7 +169,7 @@ def load_or_export(
     check_against_torch(label, session.run(None, {"pixels": batch})[0], reference())
     if path is not None:
         atomic_write_bytes(path, model)
-    else:
+    elif reuse:
         _IN_MEMORY[name] = model
     return session if device == "cpu" else make_session(model, device=device, threads=threads, label=label)
 
