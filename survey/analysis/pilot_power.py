@@ -35,7 +35,7 @@ from survey.analysis.bradley_terry import bradley_terry_replicates, win_tie_loss
 from survey.analysis.mixed_model import fit_crossed_intercepts
 from survey.analysis.pilot_fits import PilotFit, rating_design
 from survey.analysis.plackett_luce import best_worst_counts, plackett_luce_replicates
-from survey.analysis.power import wilson
+from survey.analysis.power import detection_rate, fewest_reaching, studies_by_size
 from survey.analysis.ratings import friedman, pairwise_wilcoxon
 from survey.analysis.response_model import ResponseModel, SimulationError
 from survey.analysis.results import nan_to_none
@@ -203,22 +203,22 @@ def pilot_power(
     pair = pair or default_pilot_pair(fit)
     if len(set(pair)) != 2 or set(pair) - set(fit.conditions):
         raise SimulationError(f"pair must name two different conditions of the study; valid: {list(fit.conditions)}")
-    sizes = sorted(set(participants))
     analyses = ANALYSES[fit.protocol]
-    hits = np.zeros((len(analyses), len(sizes), reps), dtype=bool)
-    for r in range(reps):
-        effects, extra = fit.draw(np.random.default_rng([seed, r, 1]))
+
+    def study(n: int, r: int) -> list[bool]:
+        effects, extra = fit.draw(np.random.default_rng([seed, r, 1]))  # the same draw for every size
+        rng = np.random.default_rng([seed, n, r])
+        data = simulate(effects, extra, n, rng)
         truth = effects[pair[0]] - effects[pair[1]]
-        for i, n in enumerate(sizes):
-            rng = np.random.default_rng([seed, n, r])
-            data = simulate(effects, extra, n, rng)
-            for k, (_, _, detects) in enumerate(analyses):
-                hits[k, i, r] = detects(data, pair, truth, alpha, rng, n_boot)
+        return [detects(data, pair, truth, alpha, rng, n_boot) for _, _, detects in analyses]
+
+    studies = studies_by_size(participants, reps, study)
     out = []
     for k, (name, tests, _) in enumerate(analyses):
-        points = [PowerAt(n, float(h.mean()), *wilson(int(h.sum()), reps)) for n, h in zip(sizes, hits[k], strict=True)]
-        needed = next((p.participants for p in points if p.power >= target), None)
-        out.append(AnalysisPower(name, tests, points, needed))
+        points = [PowerAt(n, *detection_rate(s[:, k])) for n, s in studies.items()]
+        out.append(
+            AnalysisPower(name, tests, points, fewest_reaching(((p.participants, p.power) for p in points), target))
+        )
     return ProtocolPower(fit.protocol, pair, fit.to_json(), out)
 
 

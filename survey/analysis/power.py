@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,43 +91,60 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def simulate_rejections(
+def studies_by_size(
+    participants: Sequence[int], reps: int, study: Callable[[int, int], Sequence[float]]
+) -> dict[int, np.ndarray]:
+    """The simulation loop of every power analysis: ``study(n, r)`` is simulated study r with n
+    participants, analysed (its outcomes: a rejection as a bool, or any number per study); returns,
+    for each distinct size in increasing order, a (reps x outcomes) array of them."""
+    return {n: np.array([study(n, r) for r in range(reps)], dtype=float) for n in sorted(set(participants))}
+
+
+def detection_rate(hits: np.ndarray) -> tuple[float, float, float]:
+    """The share of simulated studies that detect (``hits``: one 0/1 per study) and its Wilson 95%
+    interval (Monte Carlo error)."""
+    k, n = int(hits.sum()), len(hits)
+    return k / n, *wilson(k, n)
+
+
+def fewest_reaching(power_by_size: Iterable[tuple[int, float]], target: float) -> int | None:
+    """The fewest participants tried whose power reaches ``target`` (None: no size did)."""
+    return next((n for n, power in sorted(power_by_size) if power >= target), None)
+
+
+def rating_study(
     design: Design,
     participants: int,
+    rep: int,
     *,
     model: ResponseModel,
     pair: tuple[str, str],
-    reps: int,
     alpha: float,
     seed: int,
     dropout: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per simulated study: (Friedman rejects, pair detected, complete blocks). Study r with n
-    participants uses the generator seeded by (seed, n, r), so results per n do not depend on
-    which other sizes are tried."""
+) -> tuple[bool, bool, int]:
+    """Simulated rating study ``rep`` with ``participants``: (Friedman rejects, pair detected, complete
+    blocks). It uses the generator seeded by (seed, participants, rep), so results per size do not
+    depend on which other sizes are tried."""
     a, b = pair
     truth = model.effects.get(a, 0.0) - model.effects.get(b, 0.0)
-    omnibus = np.zeros(reps, dtype=bool)
-    paired = np.zeros(reps, dtype=bool)
-    blocks = np.zeros(reps)
+    j = simulate_judgements(
+        design,
+        participants,
+        protocol="rating",
+        model=model,
+        rng=np.random.default_rng([seed, participants, rep]),
+        dropout=dropout,
+    )
+    fr = friedman(j)
+    omnibus = bool(fr.pvalue < alpha)  # nan (too few complete blocks): not rejected
+    paired = False
     lo, hi = sorted(pair)
-    for r in range(reps):
-        j = simulate_judgements(
-            design,
-            participants,
-            protocol="rating",
-            model=model,
-            rng=np.random.default_rng([seed, participants, r]),
-            dropout=dropout,
-        )
-        fr = friedman(j)
-        omnibus[r] = fr.pvalue < alpha  # nan (too few complete blocks): not rejected
-        blocks[r] = fr.n_blocks
-        for w in pairwise_wilcoxon(j):
-            if (w.a, w.b) == (lo, hi):
-                diff = w.median_difference if a == lo else -w.median_difference
-                paired[r] = w.pvalue_holm < alpha and (truth == 0 or np.sign(diff) == np.sign(truth))
-    return omnibus, paired, blocks
+    for w in pairwise_wilcoxon(j):
+        if (w.a, w.b) == (lo, hi):
+            diff = w.median_difference if a == lo else -w.median_difference
+            paired = bool(w.pvalue_holm < alpha and (truth == 0 or np.sign(diff) == np.sign(truth)))
+    return omnibus, paired, fr.n_blocks
 
 
 def power_curve(
@@ -145,23 +162,15 @@ def power_curve(
     """Estimated power of the rating analysis for each number of participants."""
     conds = design.conditions
     pair = _checked_arguments(conds, participants, model, pair, reps=reps, alpha=alpha, target=target, dropout=dropout)
-    points = []
-    for n in sorted(set(participants)):
-        omni, paired, blocks = simulate_rejections(
-            design, n, model=model, pair=pair, reps=reps, alpha=alpha, seed=seed, dropout=dropout
-        )
-        points.append(
-            PowerPoint(
-                n,
-                reps,
-                float(omni.mean()),
-                *wilson(int(omni.sum()), reps),
-                float(paired.mean()),
-                *wilson(int(paired.sum()), reps),
-                float(blocks.mean()),
-            )
-        )
-    needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)
+    studies = studies_by_size(
+        participants,
+        reps,
+        lambda n, r: rating_study(design, n, r, model=model, pair=pair, alpha=alpha, seed=seed, dropout=dropout),
+    )
+    points = [
+        PowerPoint(n, reps, *detection_rate(s[:, 0]), *detection_rate(s[:, 1]), float(s[:, 2].mean()))
+        for n, s in studies.items()
+    ]
     return PowerResult(
         dict(model.effects),
         (pair[0], pair[1]),
@@ -176,8 +185,8 @@ def power_curve(
         int(design.grids["reference"].nunique()),
         design.trials_per_participant,
         points,
-        needed("friedman_power"),
-        needed("pair_power"),
+        fewest_reaching(((p.participants, p.friedman_power) for p in points), target),
+        fewest_reaching(((p.participants, p.pair_power) for p in points), target),
     )
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CatalogItem, Condition, Study
-from survey.analysis.power import default_pair, wilson
+from survey.analysis.power import default_pair, detection_rate, fewest_reaching, studies_by_size
 from survey.analysis.response_model import SimulationError
 from survey.analysis.results import nan_to_none
 from survey.analysis.swipe_simulation import SwipeModel, SwipeWorld, make_world, simulate_swipes
@@ -158,23 +158,25 @@ def swipe_power_curve(
     world = swipe_world(design, seed=seed)
     model = SwipeModel(shifts=dict(shifts), max_swipes=design.max_swipes, check_rate=design.check_rate)
     truth = shifts.get(pair[0], 0.0) - shifts.get(pair[1], 0.0)
-    points = []
-    for n in sorted(set(participants)):
-        hits = np.array(
-            [
-                swipe_rejects(
-                    simulate_swipes(world, model, n, rng=np.random.default_rng([seed, n, r])).swipes, pair, truth, alpha
-                )
-                for r in range(reps)
-            ]
-        )
-        k_model, k_pair = int(hits[:, 0].sum()), int(hits[:, 1].sum())
-        points.append(
-            SwipePowerPoint(n, reps, k_model / reps, *wilson(k_model, reps), k_pair / reps, *wilson(k_pair, reps))
-        )
-    needed = lambda attr: next((p.participants for p in points if getattr(p, attr) >= target), None)
+    studies = studies_by_size(
+        participants,
+        reps,
+        lambda n, r: swipe_rejects(
+            simulate_swipes(world, model, n, rng=np.random.default_rng([seed, n, r])).swipes, pair, truth, alpha
+        ),
+    )
+    points = [SwipePowerPoint(n, reps, *detection_rate(s[:, 0]), *detection_rate(s[:, 1])) for n, s in studies.items()]
     return SwipePowerResult(
-        dict(shifts), pair, alpha, target, reps, seed, design, points, needed("model_power"), needed("pair_power")
+        dict(shifts),
+        pair,
+        alpha,
+        target,
+        reps,
+        seed,
+        design,
+        points,
+        fewest_reaching(((p.participants, p.model_power) for p in points), target),
+        fewest_reaching(((p.participants, p.pair_power) for p in points), target),
     )
 
 
