@@ -3,9 +3,14 @@ strengths the choice models fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,19 @@ def strength_estimates(
         lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
         ranks = ranks_from_intervals(est, lo, hi)
     return [StrengthEstimate(c, float(est[i]), float(lo[i]), float(hi[i]), int(ranks[i])) for i, c in enumerate(conds)]
+
+
+#: a choice model's replicates: (judgements, n_boot=, rng=) -> (conditions, log-strengths, participant-resampled
+#: replicates of them or None)
+Replicates = Callable[..., tuple[list[str], np.ndarray, np.ndarray | None]]
+
+
+def bootstrap_strengths(
+    replicates: Replicates, judgements: pd.DataFrame, *, n_boot: int, confidence: float, rng: np.random.Generator
+) -> list[StrengthEstimate]:
+    """A choice model's strengths with participant-resampling percentile CIs and ranks with ties
+    (:func:`strength_estimates` of its ``replicates``); none when there are no conditions to fit."""
+    conds, est, boots = replicates(judgements, n_boot=n_boot, rng=rng)
+    if not conds:
+        return []
+    return strength_estimates(conds, est, boots, confidence)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from survey.analysis.bootstrap import StrengthEstimate, strength_estimates
+from survey.analysis.bootstrap import StrengthEstimate, bootstrap_strengths
 from survey.analysis.newton import newton_minimize
 
 
@@ -147,7 +147,4 @@ def bradley_terry_bootstrap(
     judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
 ) -> list[StrengthEstimate]:
     """BT strengths with participant-resampling percentile CIs and ranks with ties."""
-    conds, est, boots = bradley_terry_replicates(judgements, n_boot=n_boot, rng=rng)
-    if not conds:
-        return []
-    return strength_estimates(conds, est, boots, confidence)
+    return bootstrap_strengths(bradley_terry_replicates, judgements, n_boot=n_boot, confidence=confidence, rng=rng)

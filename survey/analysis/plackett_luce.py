@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from survey.analysis.bootstrap import StrengthEstimate, strength_estimates
+from survey.analysis.bootstrap import StrengthEstimate, bootstrap_strengths
 from survey.analysis.newton import newton_minimize
 
 
@@ -221,7 +221,4 @@ def plackett_luce_bootstrap(
     judgements: pd.DataFrame, *, n_boot: int = 500, confidence: float = 0.95, rng: np.random.Generator
 ) -> list[StrengthEstimate]:
     """Best-worst Plackett-Luce strengths with participant-resampling percentile CIs and ranks with ties."""
-    conds, est, boots = plackett_luce_replicates(judgements, n_boot=n_boot, rng=rng)
-    if not conds:
-        return []
-    return strength_estimates(conds, est, boots, confidence)
+    return bootstrap_strengths(plackett_luce_replicates, judgements, n_boot=n_boot, confidence=confidence, rng=rng)
