@@ -6,7 +6,7 @@ Who acted is the operating-system user running the command unless ``--by`` names
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,21 +61,12 @@ class SyncRecord:
 
 
 def add_sync(s: Session, study_id: int, rec: SyncRecord) -> None:
-    s.add(
-        ProlificSync(
-            study_id=study_id,
-            prolific_study_id=rec.prolific_study_id,
-            started_at=rec.started_at,
-            finished_at=rec.finished_at,
-            by=rec.by,
-            ok=rec.ok,
-            error=rec.error,
-            submissions=rec.submissions,
-            counts=dict(rec.counts),
-            released=[{"pid": r.pid, "status": r.status, "at": r.at.isoformat()} for r in rec.released],
-            mismatches=[{"kind": m.kind, "pid": m.pid, "detail": m.detail} for m in rec.mismatches],
-        )
-    )
+    """Record a sync: the fields of ``rec`` are the table's columns (releases and mismatches as JSON)."""
+    row = asdict(rec)
+    row["counts"] = dict(rec.counts)
+    row["released"] = [{**r, "at": r["at"].isoformat()} for r in row["released"]]
+    row["mismatches"] = list(row["mismatches"])
+    s.add(ProlificSync(study_id=study_id, **row))
 
 
 def last_sync(make_session: sessionmaker[Session], study_id: int) -> SyncRecord | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -364,16 +364,9 @@ def _add_condition_grids(
 
 
 def _add_metrics(s: Session, condition_id: int, metrics: RetrievalMetrics) -> None:
-    """A condition's objective retrieval metrics (recall@1, recall@5, mAP over its queries)."""
-    s.add(
-        ObjectiveMetric(
-            condition_id=condition_id,
-            recall_at_1=metrics.recall_at_1,
-            recall_at_5=metrics.recall_at_5,
-            mean_average_precision=metrics.mean_average_precision,
-            queries=metrics.queries,
-        )
-    )
+    """A condition's objective retrieval metrics (recall@1, recall@5, mAP over its queries): the
+    fields of ``metrics`` are the table's columns."""
+    s.add(ObjectiveMetric(condition_id=condition_id, **asdict(metrics)))
 
 
 def _add_catch_grids(
