@@ -3,6 +3,7 @@ real browser (Debian's Chromium through Playwright; never a downloaded browser).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Participant, Response
+from db.pgserver import free_port
 from survey.web import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -122,6 +125,51 @@ class Server:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@dataclass
+class NginxFarm:
+    """A running `lookalike serve --processes 2`: nginx on ``port`` in front of two app processes."""
+
+    proc: subprocess.Popen
+    port: int
+    #: the serve command's output (nginx's and both app processes')
+    log: Path
+    #: the app processes' ports
+    backends: set[int]
+    #: the folder of nginx's configuration and access log (removed when the farm stops cleanly)
+    run_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+
+@contextlib.contextmanager
+def nginx_farm(db_url: str, tmp: Path, env: dict[str, str], timeout: float = 180) -> Iterator[NginxFarm]:
+    """`lookalike serve --processes 2` on ``db_url`` (PostgreSQL), its home and log in ``tmp``, ``env``
+    on top of this process's environment; yields once it has printed its ports, and stops it with
+    SIGTERM on the way out (its exit status is then in ``farm.proc.returncode``)."""
+    port, log = free_port(), tmp / "serve.log"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "LOOKALIKE_HOME": str(tmp / "home"), **env}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "survey.cli", "serve", "--db", db_url, "--port", str(port), "--processes", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not (m := re.search(r"\(ports (\d+), (\d+); config (\S+)/nginx\.conf\)", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        yield NginxFarm(proc, port, log, {int(m.group(1)), int(m.group(2))}, Path(m.group(3)))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 @functools.cache

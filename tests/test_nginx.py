@@ -9,22 +9,21 @@ import os
 import re
 import secrets
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from db.pgserver import free_port
 from survey.web import serving
 from tests.served import (
     TRIALS,
+    NginxFarm,
     advance,
     launch,
     needs_chromium,
     needs_nginx,
+    nginx_farm,
     participant_token,
     settled,
     start,
@@ -84,98 +83,93 @@ def _upstreams(access_log: Path, probe: str, n: int) -> dict[str, str]:
 
 
 def test_nginx_in_front_of_two_processes_on_postgresql(pg_built_study, postgres, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from db.engine import make_engine, make_sessionmaker
 
     template, _ = pg_built_study
     url = postgres.create_database(template=template)
     engine = make_engine(url)
     make_session = make_sessionmaker(engine)
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "LOOKALIKE_HOME": str(tmp_path / "home")}
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "survey.cli", "serve", "--db", url, "--port", str(port), "--processes", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + 180
-        while not (m := re.search(r"\(ports (\d+), (\d+); config (\S+)/nginx\.conf\)", log.read_text())):
-            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        backends, run_dir = {int(m.group(1)), int(m.group(2))}, Path(m.group(3))
-        base = f"http://localhost:{port}/"
-
-        # affinity: a first visit gets a route cookie; one cookie always reaches the same process,
-        # and fresh cookies (say, participants behind one NAT address) spread over both
-        _, set_cookie = _get(base)
-        assert set_cookie.startswith("lookalike_route=") and "HttpOnly" in set_cookie
-        route = set_cookie.split(";", 1)[0]
-        _, again = _get(base, route)
-        assert again == ""  # set once
-        for i in range(10):
-            _get(f"{base}_stcore/health?probe=same-{i}", route)
-        for i in range(40):
-            _get(f"{base}_stcore/health?probe=fresh-{i}", f"lookalike_route={secrets.token_hex(16)}")
-        same = _upstreams(run_dir / "access.log", "same", 10)
-        fresh = _upstreams(run_dir / "access.log", "fresh", 40)
-        assert len(same) == 10 and len(set(same.values())) == 1
-        assert {int(u.rsplit(":", 1)[1]) for u in fresh.values()} == backends
-
-        # Streamlit's bundle comes from nginx itself (no app process in the log), byte for byte
-        static = next(serving.streamlit_static().glob("js/index.*.js"))
-        with urllib.request.urlopen(f"{base}static/js/{static.name}?probe=static-0", timeout=10) as resp:
-            assert resp.read() == static.read_bytes() and "max-age" in resp.headers.get("Cache-Control", "")
-            assert resp.headers.get("Content-Type") == "application/javascript"  # else browsers refuse it
-        assert _upstreams(run_dir / "access.log", "static", 1) == {"0": "-"}
-
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            page = browser.new_context().new_page()
-            start(page, base + "?PROLIFIC_PID=nginx-1")
-            for _ in range(5):
-                advance(page)
-            token = participant_token(page)
-            before = stored_answers(make_session, token)
-            assert len(before) == 5
-            serving_port = _one_established(backends)
-            killed_pid = _app_pid(serving_port)
-            os.killpg(killed_pid, signal.SIGKILL)  # the participant's process dies mid-study
-            page.goto(page.url)  # the participant reloads
-            settled(page, "Screen 6 of")
-            assert _one_established(backends) == (backends - {serving_port}).pop()  # now on the other process
-            assert stored_answers(make_session, token) == before  # every earlier answer, unchanged
-            while advance(page) != "done":
-                pass
-            assert "DONE42" in page.inner_text("body")
-            browser.close()
-        after = stored_answers(make_session, token)
-        assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
-        # the dead process was restarted on its port: a new process answers there, and it serves
-        deadline = time.monotonic() + 120
-        while not re.search(rf"app process on port {serving_port} exited \(-9\); restarted it", log.read_text()):
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{serving_port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.5)
-        assert _app_pid(serving_port) != killed_pid
+        with nginx_farm(url, tmp_path, {}) as farm:
+            _affinity_and_static_files(farm)
+            killed = _a_participant_survives_the_death_of_their_process(farm, make_session)
+            _the_killed_process_is_restarted(farm, *killed)
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=30)
         engine.dispose()
-    assert serve.returncode == 0 and not run_dir.exists()  # stopped cleanly, its run folder removed
+    assert farm.proc.returncode == 0 and not farm.run_dir.exists()  # stopped cleanly, its run folder removed
     with pytest.raises(OSError):
-        _get(base)
-    for p in backends:  # the restarted process too
+        _get(farm.url)
+    for p in farm.backends:  # the restarted process too
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{p}/_stcore/health", timeout=2)
+
+
+def _affinity_and_static_files(farm: NginxFarm) -> None:
+    """Affinity: a first visit gets a route cookie; one cookie always reaches the same process,
+    and fresh cookies (say, participants behind one NAT address) spread over both."""
+    _, set_cookie = _get(farm.url)
+    assert set_cookie.startswith("lookalike_route=") and "HttpOnly" in set_cookie
+    route = set_cookie.split(";", 1)[0]
+    _, again = _get(farm.url, route)
+    assert again == ""  # set once
+    for i in range(10):
+        _get(f"{farm.url}_stcore/health?probe=same-{i}", route)
+    for i in range(40):
+        _get(f"{farm.url}_stcore/health?probe=fresh-{i}", f"lookalike_route={secrets.token_hex(16)}")
+    same = _upstreams(farm.run_dir / "access.log", "same", 10)
+    fresh = _upstreams(farm.run_dir / "access.log", "fresh", 40)
+    assert len(same) == 10 and len(set(same.values())) == 1
+    assert {int(u.rsplit(":", 1)[1]) for u in fresh.values()} == farm.backends
+
+    # Streamlit's bundle comes from nginx itself (no app process in the log), byte for byte
+    static = next(serving.streamlit_static().glob("js/index.*.js"))
+    with urllib.request.urlopen(f"{farm.url}static/js/{static.name}?probe=static-0", timeout=10) as resp:
+        assert resp.read() == static.read_bytes() and "max-age" in resp.headers.get("Cache-Control", "")
+        assert resp.headers.get("Content-Type") == "application/javascript"  # else browsers refuse it
+    assert _upstreams(farm.run_dir / "access.log", "static", 1) == {"0": "-"}
+
+
+def _a_participant_survives_the_death_of_their_process(farm: NginxFarm, make_session) -> tuple[int, int]:
+    """A Chromium participant's process is killed mid-study: they reload, land on the other process
+    and finish with every answer intact. Returns the killed process's port and pid."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_context().new_page()
+        start(page, farm.url + "?PROLIFIC_PID=nginx-1")
+        for _ in range(5):
+            advance(page)
+        token = participant_token(page)
+        before = stored_answers(make_session, token)
+        assert len(before) == 5
+        serving_port = _one_established(farm.backends)
+        killed_pid = _app_pid(serving_port)
+        os.killpg(killed_pid, signal.SIGKILL)  # the participant's process dies mid-study
+        page.goto(page.url)  # the participant reloads
+        settled(page, "Screen 6 of")
+        assert _one_established(farm.backends) == (farm.backends - {serving_port}).pop()  # now on the other process
+        assert stored_answers(make_session, token) == before  # every earlier answer, unchanged
+        while advance(page) != "done":
+            pass
+        assert "DONE42" in page.inner_text("body")
+        browser.close()
+    after = stored_answers(make_session, token)
+    assert len(after) == TRIALS and all(after[k] == v for k, v in before.items())
+    return serving_port, killed_pid
+
+
+def _the_killed_process_is_restarted(farm: NginxFarm, serving_port: int, killed_pid: int) -> None:
+    """A new process answers on the dead one's port, and it serves."""
+    deadline = time.monotonic() + 120
+    while not re.search(rf"app process on port {serving_port} exited \(-9\); restarted it", farm.log.read_text()):
+        assert time.monotonic() < deadline, farm.log.read_text()[-3000:]
+        time.sleep(0.3)
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{serving_port}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            assert time.monotonic() < deadline, farm.log.read_text()[-3000:]
+            time.sleep(0.5)
+    assert _app_pid(serving_port) != killed_pid

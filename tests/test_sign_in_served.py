@@ -13,9 +13,6 @@ import asyncio
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,9 +26,8 @@ from sqlalchemy import select
 from bench._stclient import Participant
 from db.engine import make_engine, make_sessionmaker
 from db.models import AdminSignIn
-from db.pgserver import free_port
 from tests.admin_client import AdminSession, alerts, signed_in
-from tests.served import advance, launch, needs_chromium, needs_nginx, settled, start
+from tests.served import advance, launch, needs_chromium, needs_nginx, nginx_farm, settled, start
 
 pytestmark = [needs_nginx, pytest.mark.slow]
 
@@ -59,33 +55,11 @@ def farm(pg_built_study, postgres, tmp_path_factory):
     template, _ = pg_built_study
     url = postgres.create_database(template=template)
     engine = make_engine(url)
-    tmp = tmp_path_factory.mktemp("signin-farm")
-    port, log = free_port(), tmp / "serve.log"
-    env = {
-        **os.environ,
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-        "LOOKALIKE_HOME": str(tmp / "home"),
-        "LOOKALIKE_ADMIN_PASSWORD": PASSWORD,
-        **LIMITS,
-    }
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "survey.cli", "serve", "--db", url, "--port", str(port), "--processes", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + 180
-        while not (m := re.search(r"\(ports (\d+), (\d+); config (\S+)/nginx\.conf\)", log.read_text())):
-            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        yield Farm(f"http://localhost:{port}/", log, make_sessionmaker(engine), {int(m.group(1)), int(m.group(2))})
+        env = {"LOOKALIKE_ADMIN_PASSWORD": PASSWORD, **LIMITS}
+        with nginx_farm(url, tmp_path_factory.mktemp("signin-farm"), env) as served:
+            yield Farm(served.url, served.log, make_sessionmaker(engine), served.backends)
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(timeout=30)
         engine.dispose()
 
 
