@@ -119,6 +119,11 @@ def _tiny_catalog(tmp_path: Path) -> Path:
     return folder / "manifest.csv"
 
 
+def _tiny_build(tmp_path: Path, *flags: str) -> list[str]:
+    """`lookalike build` of :func:`_tiny_catalog` into ``tmp_path/x.db``, with ``flags``."""
+    return ["build", "--catalog", str(_tiny_catalog(tmp_path)), "--name", "x", "--db", str(tmp_path / "x.db"), *flags]
+
+
 @pytest.mark.parametrize(
     "flags, fragments",
     [
@@ -143,7 +148,7 @@ def _tiny_catalog(tmp_path: Path) -> Path:
 )
 def test_build_refuses_unknown_components_and_options_before_any_work(tmp_path, flags, fragments):
     db = tmp_path / "x.db"
-    proc = _run(["build", "--catalog", str(_tiny_catalog(tmp_path)), "--name", "x", "--db", str(db), *flags], tmp_path)
+    proc = _run(_tiny_build(tmp_path, *flags), tmp_path)
     _refused(proc, *fragments)
     assert not db.exists()  # checked before the database is opened
 
@@ -185,22 +190,7 @@ def test_build_without_a_study_says_what_to_give(tmp_path):
 
 def test_build_reports_missing_weights_in_one_line(tmp_path):
     missing = tmp_path / "missing.onnx"
-    proc = _run(
-        [
-            "build",
-            "--catalog",
-            str(_tiny_catalog(tmp_path)),
-            "--name",
-            "x",
-            "--db",
-            str(tmp_path / "x.db"),
-            "--methods",
-            "ssim",
-            "--segmenters",
-            f"u2net:model_path={missing}",
-        ],
-        tmp_path,
-    )
+    proc = _run(_tiny_build(tmp_path, "--methods", "ssim", "--segmenters", f"u2net:model_path={missing}"), tmp_path)
     _refused(proc, f"u2net model_path {missing} does not exist", "u2net:model_path=/path/to/u2net.onnx")
 
 
@@ -210,24 +200,8 @@ def test_offline_build_refuses_weights_it_would_download(tmp_path):
     if clip_spec().path() is not None:
         pytest.skip("CLIP weights are cached on this machine")
     env_offline_off = {"LOOKALIKE_OFFLINE": "0"}  # the flag alone must switch downloads off
-    proc = _run(
-        [
-            "--offline",
-            "build",
-            "--catalog",
-            str(_tiny_catalog(tmp_path)),
-            "--name",
-            "x",
-            "--db",
-            str(tmp_path / "x.db"),
-            "--methods",
-            "clip",
-            "--segmenters",
-            "none",
-        ],
-        tmp_path,
-        env=env_offline_off,
-    )
+    build = _tiny_build(tmp_path, "--methods", "clip", "--segmenters", "none")
+    proc = _run(["--offline", *build], tmp_path, env=env_offline_off)
     _refused(
         proc,
         "weights 'clip:ViT-B-32/laion2b_s34b_b79k'",
