@@ -1,0 +1,109 @@
+"""Adaptive pairs against uniform assignment by repeated simulation (survey.analysis.adaptive_simulation):
+per scenario (true Bradley-Terry log-strengths), ``--studies`` collections of each design, each
+``--participants`` participants x 4 pairwise judgements on 8 references (one grid per condition),
+planned at each participant's arrival; answers drawn from Bradley-Terry (no ties).
+
+* judgements to reach the precision: the first point where the mean standard error of the centred
+  log-strengths (Fisher information at the estimate) is at most ``precision``; mean over studies
+  with its Monte Carlo standard error, and the ratio adaptive / uniform;
+* mean standard error after all participants;
+* Wald 95 % coverage of the true centred log-strengths after all participants (each condition of
+  each study one interval; Wilson interval of the rate), and the bias: mean estimate minus truth;
+* with ``--boot-studies N``: on the first N studies, coverage of the report's participant-bootstrap
+  percentile interval (``--boot`` resamples; :func:`survey.analysis.bradley_terry.bradley_terry`).
+
+One process; prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import emit
+from survey.analysis.adaptive_simulation import judgements_to_reach, simulate_collection
+from survey.analysis.bradley_terry import bradley_terry
+from survey.analysis.power import wilson
+
+SCENARIOS = {
+    "four_conditions": (np.array([0.0, 0.5, 1.0, 2.0]), 0.20),
+    "eight_conditions": (np.linspace(0.0, 3.0, 8), 0.30),
+}
+
+
+def _boot_covered(per_participant: np.ndarray, truth: np.ndarray, n_boot: int, rng) -> np.ndarray:
+    people = len(per_participant)
+    boots = np.array([bradley_terry(per_participant[rng.integers(0, people, people)].sum(0)) for _ in range(n_boot)])
+    lo, hi = np.quantile(boots, [0.025, 0.975], axis=0)
+    return (lo <= truth) & (truth <= hi)
+
+
+def _rate(hits: list[bool]) -> dict:
+    k, n = int(np.sum(hits)), len(hits)
+    lo, hi = wilson(k, n)
+    return {"rate": k / n, "ci_low": lo, "ci_high": hi, "intervals": n}
+
+
+def run_design(strengths, precision, adaptive: bool, args) -> dict:
+    truth = strengths - strengths.mean()
+    reach, final_se, covered, boot_covered, errors = [], [], [], [], []
+    for r in range(args.studies):
+        rng = np.random.default_rng([args.seed, r, int(adaptive)])
+        c = simulate_collection(strengths, participants=args.participants, adaptive=adaptive, rng=rng, floor=args.floor)
+        reach.append(judgements_to_reach(c, precision))
+        final_se.append(float(c.std_error.mean()))
+        covered.extend(np.abs(c.estimate - truth) <= 1.959964 * c.std_error)
+        errors.append(c.estimate - truth)
+        if r < args.boot_studies:
+            boot_covered.extend(_boot_covered(c.per_participant, truth, args.boot, rng))
+    reached = [x for x in reach if x is not None]
+    err = np.array(errors)
+    return {
+        "judgements_to_reach": {
+            "mean": float(np.mean(reached)) if reached else None,
+            "mcse": float(np.std(reached, ddof=1) / np.sqrt(len(reached))) if len(reached) > 1 else None,
+            "median": float(np.median(reached)) if reached else None,
+            "not_reached": len(reach) - len(reached),
+        },
+        "final_mean_se": float(np.mean(final_se)),
+        "wald_coverage": _rate(covered),
+        "bias": {
+            "mean": err.mean(axis=0).round(4).tolist(),
+            "mcse": (err.std(axis=0, ddof=1) / np.sqrt(len(err))).round(4).tolist(),
+        },
+        "bootstrap_coverage": _rate(boot_covered) if boot_covered else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--studies", type=int, default=200)
+    ap.add_argument("--participants", type=int, default=80)
+    ap.add_argument("--floor", type=int, default=2)
+    ap.add_argument("--boot-studies", type=int, default=0)
+    ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scenario", choices=list(SCENARIOS), action="append")
+    args = ap.parse_args()
+    out: dict = {"studies": args.studies, "participants": args.participants, "floor": args.floor, "scenarios": {}}
+    for name in args.scenario or list(SCENARIOS):
+        strengths, precision = SCENARIOS[name]
+        t = time.perf_counter()
+        res = {"strengths": strengths.tolist(), "precision": precision}
+        for design in ("uniform", "adaptive"):
+            res[design] = run_design(strengths, precision, design == "adaptive", args)
+        u, a = res["uniform"]["judgements_to_reach"]["mean"], res["adaptive"]["judgements_to_reach"]["mean"]
+        res["ratio_adaptive_to_uniform"] = a / u if a and u else None
+        res["seconds"] = round(time.perf_counter() - t, 1)
+        out["scenarios"][name] = res
+        print(name, res["ratio_adaptive_to_uniform"], res["seconds"], file=sys.stderr)
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
