@@ -6,9 +6,12 @@ planned at each participant's arrival; answers drawn from Bradley-Terry (no ties
 * judgements to reach the precision: the first point where the mean standard error of the centred
   log-strengths (Fisher information at the estimate) is at most ``precision``; mean over studies
   with its Monte Carlo standard error, and the ratio adaptive / uniform;
-* mean standard error after all participants;
-* Wald 95 % coverage of the true centred log-strengths after all participants (each condition of
-  each study one interval; Wilson interval of the rate), and the bias: mean estimate minus truth;
+* mean standard error after all participants (Firth fit);
+* for both fits of the final answers, the maximum-likelihood one and Firth's bias-reduced one (the one
+  an adaptive study reports, survey.analysis.bradley_terry_firth): Wald 95 % coverage of the true
+  centred log-strengths (each condition of each study one interval; Wilson interval of the rate),
+  the coverage of the least and the most extreme condition alone, and the bias: mean estimate minus
+  truth per condition with its Monte Carlo standard error;
 * with ``--boot-studies N``: on the first N studies, coverage of the report's participant-bootstrap
   percentile interval (``--boot`` resamples; :func:`survey.analysis.bradley_terry.bradley_terry`).
 
@@ -49,20 +52,37 @@ def _rate(hits: list[bool]) -> dict:
     return {"rate": k / n, "ci_low": lo, "ci_high": hi, "intervals": n}
 
 
+def _fit_summary(estimates: list[np.ndarray], std_errors: list[np.ndarray], truth: np.ndarray) -> dict:
+    est, se = np.array(estimates), np.array(std_errors)
+    covered = np.abs(est - truth) <= 1.959964 * se
+    err = est - truth
+    ends = [int(np.argmin(truth)), int(np.argmax(truth))]
+    return {
+        "wald_coverage": _rate(covered.ravel().tolist()),
+        "wald_coverage_extremes": _rate(covered[:, ends].ravel().tolist()),
+        "bias": {
+            "mean": err.mean(axis=0).round(4).tolist(),
+            "mcse": (err.std(axis=0, ddof=1) / np.sqrt(len(err))).round(4).tolist(),
+        },
+        "rmse": float(np.sqrt((err**2).mean())),
+    }
+
+
 def run_design(strengths, precision, adaptive: bool, args) -> dict:
     truth = strengths - strengths.mean()
-    reach, final_se, covered, boot_covered, errors = [], [], [], [], []
+    reach, final_se, boot_covered = [], [], []
+    fits: dict[str, tuple[list, list]] = {"mle": ([], []), "firth": ([], [])}
     for r in range(args.studies):
         rng = np.random.default_rng([args.seed, r, int(adaptive)])
         c = simulate_collection(strengths, participants=args.participants, adaptive=adaptive, rng=rng, floor=args.floor)
         reach.append(judgements_to_reach(c, precision))
-        final_se.append(float(c.std_error.mean()))
-        covered.extend(np.abs(c.estimate - truth) <= 1.959964 * c.std_error)
-        errors.append(c.estimate - truth)
+        final_se.append(float(c.firth.std_error.mean()))
+        for name, (est, se) in (("mle", (c.estimate, c.std_error)), ("firth", (c.firth.strength, c.firth.std_error))):
+            fits[name][0].append(est)
+            fits[name][1].append(se)
         if r < args.boot_studies:
             boot_covered.extend(_boot_covered(c.per_participant, truth, args.boot, rng))
     reached = [x for x in reach if x is not None]
-    err = np.array(errors)
     return {
         "judgements_to_reach": {
             "mean": float(np.mean(reached)) if reached else None,
@@ -71,11 +91,7 @@ def run_design(strengths, precision, adaptive: bool, args) -> dict:
             "not_reached": len(reach) - len(reached),
         },
         "final_mean_se": float(np.mean(final_se)),
-        "wald_coverage": _rate(covered),
-        "bias": {
-            "mean": err.mean(axis=0).round(4).tolist(),
-            "mcse": (err.std(axis=0, ddof=1) / np.sqrt(len(err))).round(4).tolist(),
-        },
+        **{name: _fit_summary(*fits[name], truth) for name in fits},
         "bootstrap_coverage": _rate(boot_covered) if boot_covered else None,
     }
 

@@ -7,33 +7,37 @@ so under Bradley-Terry one answer on it carries Fisher information ``w x x'`` wi
 
 :func:`choose_units` plans one participant's pairwise block:
 
-1. **floor**: while some pair of conditions has fewer than ``floor`` judgements, units are taken
+1. **floor**: while some pair of conditions has fewer than ``floor`` judgements (counted in
+   ``counts``, answered or held), or fewer than ``floor`` answers in ``wins``, units are taken
    least-judged first (the uniform design), so the fit exists and every pair is seen;
 2. **adaptive**: then greedily, the unit whose answer would most reduce the summed variance of the
-   centred log-strengths (A-optimal design): with ``P`` the pseudo-inverse of the current
-   information, ``trace(P) - trace((I + w x x')^+) = w |P x|^2 / (1 + w x' P x)`` (Sherman-Morrison),
-   ``P`` updated after each pick, at most once per unit within a block. Ties go to the least judged
-   unit, then to a random order (one ``rng.permutation``), so a plan is replayed exactly from the
-   same answers and generator state.
+   centred log-strengths (A-optimal design): with ``P`` the covariance of the current fit (Firth's
+   bias-reduced Bradley-Terry, :mod:`survey.analysis.bradley_terry_firth`, finite even when a
+   condition never lost), ``trace(P) - trace((I + w x x')^+) = w |P x|^2 / (1 + w x' P x)``
+   (Sherman-Morrison), ``P`` updated after each pick, at most once per unit within a block. Ties go
+   to the least judged unit, then to a random order (one ``rng.permutation``), so a plan is replayed
+   exactly from the same answers, counts and generator state.
 
 Blinding is untouched (units are the study's blinded grid pairs) and so is the counterbalancing of
 left and right (the service's :func:`survey.participants.assignment.counterbalanced`).
 
-Why the estimates stay unbiased: the next unit depends only on answers already given, never on the
-answer it will get, so the design is ignorable for the likelihood; the maximum-likelihood fit and its
-Fisher-information intervals are those of a fixed design with the same units (the likelihood
-principle). ``bench/adaptive_pairs.py`` measures both properties: judgements saved and coverage.
+Why the estimates stay valid: the next unit depends only on answers already given, never on the
+answer it will get, so the design is ignorable for the likelihood. The maximum-likelihood strengths
+still carry their small-sample outward bias, which the adaptive design (comparing the extremes less)
+makes larger; an adaptive study therefore reports Firth's fit with Wald intervals, whose coverage
+``bench/adaptive_pairs.py`` measures beside the judgements saved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.special import expit
 
-from survey.analysis.bradley_terry import bradley_terry, bradley_terry_information
+from survey.analysis.bradley_terry_firth import FirthFit, firth_fit
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,20 @@ class PairUnit:
         return int(nz.min()), int(nz.max())
 
 
-def strengths_and_covariance(wins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centred BT log-strengths of a win matrix and their covariance (pseudo-inverse of the Fisher information)."""
-    s = bradley_terry(wins)
-    return s, np.linalg.pinv(bradley_terry_information(s, wins))
+@dataclass(frozen=True)
+class Choice:
+    """A unit chosen, in which phase, and (adaptive) the reduction of the summed variance it was chosen for."""
+
+    unit: PairUnit
+    phase: Literal["floor", "adaptive"]
+    gain: float | None  # None in the floor phase
+
+
+def fit_ready(wins: np.ndarray, floor: int) -> bool:
+    """Whether every pair of conditions has at least ``floor`` answers in ``wins`` (ties count once)."""
+    n = np.asarray(wins, dtype=float)
+    n = n + n.T
+    return bool(n[np.triu_indices(len(n), 1)].min(initial=np.inf) >= floor)
 
 
 def choose_units(
@@ -64,14 +78,17 @@ def choose_units(
     rng: np.random.Generator,
     *,
     floor: int = 2,
-    fit: tuple[np.ndarray, np.ndarray] | None = None,
-) -> list[PairUnit]:
+    fit: FirthFit | None = None,
+) -> list[Choice]:
     """``n`` distinct units for one participant (see the module docstring). ``wins``: conditions x
     conditions, wins of the row over the column so far (ties half each way); ``counts``: judgements
-    per unit key; ``fit``: :func:`strengths_and_covariance` of ``wins`` when the caller has it. Draws
-    ``rng.permutation(len(units))`` once."""
-    if n < 0 or floor < 0:
-        raise ValueError(f"n and floor must be at least 0, got {n} and {floor}")
+    per unit key (answered or held); ``fit``: :func:`~survey.analysis.bradley_terry_firth.firth_fit`
+    of ``wins`` when the caller has it. Draws ``rng.permutation(len(units))`` once."""
+    if n < 0 or floor < 1:
+        raise ValueError(
+            f"n must be at least 0 and floor at least 1 (the fit needs every pair of conditions compared), "
+            f"got {n} and {floor}"
+        )
     tiebreak = rng.permutation(len(units))
     judged = np.array([counts.get(u.key, 0) for u in units])
     pairs = [u.pair for u in units]
@@ -81,16 +98,19 @@ def choose_units(
     X = np.array([u.contrast for u in units])
     order = np.lexsort((tiebreak, judged))  # least judged first, then the random tie-break
     free = np.ones(len(units), dtype=bool)
-    picked: list[int] = []
-    s, P = fit if fit is not None else (None, None)
+    picked: list[Choice] = []
+    ready = fit_ready(wins, floor)
+    P, s = (fit.covariance, fit.strength) if fit is not None else (None, None)
     while len(picked) < min(n, len(units)):
         left = order[free[order]]
         below = [i for i in left if pair_counts[pairs[i]] < floor]
-        if below:  # the uniform floor: the least judged unit of a pair below it
-            i = int(below[0])
+        if below or not ready:  # the uniform floor: the least judged unit (of a pair below it, if any)
+            i = int(below[0] if below else left[0])
+            picked.append(Choice(units[i], "floor", None))
         else:
             if P is None or s is None:
-                s, P = strengths_and_covariance(wins)
+                f = firth_fit(wins)
+                P, s = f.covariance, f.strength
             p = expit(X[left] @ s)
             w = p * (1.0 - p)
             PX = X[left] @ P
@@ -98,7 +118,7 @@ def choose_units(
             best = int(np.argmax(gains))  # first maximum: least judged, then tie-break order
             i = int(left[best])
             P = P - w[best] * np.outer(PX[best], PX[best]) / (1.0 + w[best] * (X[i] @ PX[best]))
-        picked.append(i)
+            picked.append(Choice(units[i], "adaptive", float(gains[best])))
         free[i] = False
         pair_counts[pairs[i]] += 1
-    return [units[i] for i in picked]
+    return picked

@@ -9,6 +9,11 @@ service plans a participant's trials at the start). Answers follow Bradley-Terry
 log-strengths: the left grid is chosen with probability ``sigmoid(s_left - s_right)`` (no ties, so
 the true values of the fit are known exactly). Uniform = least judged units first, random tie-break
 (:func:`~survey.analysis.adaptive_pairs.choose_units` with an unreachable floor).
+
+Each collection ends with both fits of the final answers: the maximum-likelihood strengths with their
+Fisher-information standard errors (what a naive analysis reports) and Firth's bias-reduced strengths
+with theirs (what an adaptive study reports, :mod:`survey.analysis.bradley_terry_firth`); the
+precision path after each participant is that of the Firth fit, the fit the choices use.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from survey.analysis.adaptive_pairs import PairUnit, choose_units, strengths_and_covariance
+from survey.analysis.adaptive_pairs import PairUnit, choose_units, fit_ready
+from survey.analysis.bradley_terry import bradley_terry
+from survey.analysis.bradley_terry_firth import FirthFit, covariance, firth_fit
 
 UNIFORM_FLOOR = 10**9  # every pair always "below the floor": least judged first, i.e. the uniform design
 
@@ -27,9 +34,10 @@ UNIFORM_FLOOR = 10**9  # every pair always "below the floor": least judged first
 @dataclass(frozen=True)
 class Collection:
     judgements: np.ndarray  # after each participant: judgements so far
-    mean_se: np.ndarray  # after each participant: mean standard error of the centred log-strengths
-    estimate: np.ndarray  # centred log-strengths at the end
+    mean_se: np.ndarray  # after each participant: mean standard error of the Firth log-strengths (nan: no fit yet)
+    estimate: np.ndarray  # maximum-likelihood centred log-strengths at the end
     std_error: np.ndarray  # their Fisher-information standard errors
+    firth: FirthFit  # Firth's bias-reduced fit at the end
     per_participant: np.ndarray  # participants x conditions x conditions: each one's wins
 
 
@@ -66,7 +74,7 @@ def simulate_collection(
         plan = choose_units(
             units, wins, counts, per_participant, rng, floor=floor if adaptive else UNIFORM_FLOOR, fit=fit
         )
-        for u in plan:
+        for u in (c.unit for c in plan):
             a, b = u.pair
             left_wins = rng.random() < expit(strengths[a] - strengths[b])
             mine[p, a, b] += left_wins
@@ -74,16 +82,13 @@ def simulate_collection(
             counts[u.key] = counts.get(u.key, 0) + 1
         wins = mine[: p + 1].sum(axis=0)
         judged[p] = int(wins.sum())
-        fit = strengths_and_covariance(wins) if _connected(wins) else None
+        fit = firth_fit(wins) if fit_ready(wins, 1) else None
         if fit is not None:
-            se[p] = float(np.sqrt(np.diag(fit[1])).mean())
-    est, cov = strengths_and_covariance(wins)
-    return Collection(judged, se, est, np.sqrt(np.diag(cov)), mine)
-
-
-def _connected(wins: np.ndarray) -> bool:
-    """Whether every condition has won and lost at least once (else its MLE is infinite)."""
-    return bool((wins.sum(axis=1) > 0).all() and (wins.sum(axis=0) > 0).all())
+            se[p] = float(fit.std_error.mean())
+    if fit is None:
+        raise ValueError(f"{participants} participants left a pair of conditions never compared; simulate more")
+    est = bradley_terry(wins)
+    return Collection(judged, se, est, np.sqrt(np.diag(covariance(est, wins))), fit, mine)
 
 
 def judgements_to_reach(c: Collection, precision: float) -> int | None:

@@ -108,12 +108,6 @@ def _bt_hessian(theta: np.ndarray, wins: np.ndarray) -> np.ndarray:
     return np.diag(c.sum(axis=1)) - c + 2e-6 * np.eye(len(theta))
 
 
-def bradley_terry_information(theta: np.ndarray, wins: np.ndarray) -> np.ndarray:
-    """Fisher information of log-strengths ``theta`` given the comparisons in ``wins`` (each pair's
-    count ``wins[i, j] + wins[j, i]``): the Hessian of the negative log-likelihood, without the ridge."""
-    return _bt_hessian(np.asarray(theta, dtype=float), np.asarray(wins, dtype=float)) - 2e-6 * np.eye(len(theta))
-
-
 def bradley_terry(wins: np.ndarray) -> np.ndarray:
     """Maximum-likelihood Bradley-Terry log-strengths, centred to mean 0."""
     wins = np.asarray(wins, dtype=float)
