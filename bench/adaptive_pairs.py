@@ -8,7 +8,7 @@ planned at each participant's arrival; answers drawn from Bradley-Terry (no ties
   with its Monte Carlo standard error, and the ratio adaptive / uniform;
 * mean standard error after all participants (Firth fit);
 * for both fits of the final answers, the maximum-likelihood one and Firth's bias-reduced one (the one
-  an adaptive study reports, survey.analysis.bradley_terry_firth): Wald 95 % coverage of the true
+  an adaptive study reports, survey.participants.bradley_terry_firth): Wald 95 % coverage of the true
   centred log-strengths (each condition of each study one interval; Wilson interval of the rate),
   the coverage of the least and the most extreme condition alone, and the bias: mean estimate minus
   truth per condition with its Monte Carlo standard error;

@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -190,6 +191,41 @@ class UnitCount(Base):
     unit: Mapped[str] = mapped_column(String(120), primary_key=True)
     trials: Mapped[int] = mapped_column(Integer)
     answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AdaptivePlan(Base):
+    """What the adaptive choice of one participant's pairwise units saw (``pairwise_assignment =
+    "adaptive"``, :func:`survey.participants.adaptive.choose_pairwise`), so that it can be replayed
+    (:func:`survey.participants.adaptive.replay`): the generator's ``seed``, the ``floor``, the
+    ``conditions`` (the order of the win matrix), the ``wins`` of the pairwise answers the fit used (row
+    over column, ties half), the highest answer id among them (``last_response_id``; None: no answer
+    yet) and the ``counts`` per unit key (answered or held) the choice read."""
+
+    __tablename__ = "adaptive_plans"
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    floor: Mapped[int] = mapped_column(Integer)
+    last_response_id: Mapped[int | None] = mapped_column(Integer)
+    conditions: Mapped[list[str]] = mapped_column(JSON)
+    wins: Mapped[list[list[float]]] = mapped_column(JSON)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AdaptiveChoice(Base):
+    """One pairwise unit chosen for a participant by the adaptive assignment, in the order chosen
+    (``position`` 0, 1, ...; the trials' display order is drawn afterwards): ``phase`` "floor" (least
+    judged, while a pair of conditions is below the floor) or "adaptive" (``gain``: the reduction of the
+    summed variance of the log-strengths it was chosen for)."""
+
+    __tablename__ = "adaptive_choices"
+    __table_args__ = (CheckConstraint("phase IN ('floor', 'adaptive')", name="adaptive_phase_values"),)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("adaptive_plans.participant_id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit: Mapped[str] = mapped_column(String(120))
+    phase: Mapped[str] = mapped_column(String(8))
+    gain: Mapped[float | None] = mapped_column(Float)
 
 
 class Response(Base):

@@ -65,7 +65,12 @@ PROTOCOLS: Mapping[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("rating", "one grid, rated for similarity on the study's scale", options=("rating_item_ticks",)),
-        Protocol("pairwise", "two grids of one reference: which is more similar, or equally", min_conditions=2),
+        Protocol(
+            "pairwise",
+            "two grids of one reference: which is more similar, or equally",
+            min_conditions=2,
+            options=("pairwise_assignment", "pairwise_adaptive_floor"),
+        ),
         Protocol(
             "ranking",
             f"all distinct grids of one reference (2 to {MAX_RANKING_GRIDS}): the most and the least similar",

@@ -1,4 +1,4 @@
-"""Adaptive pairs (survey.analysis.adaptive_pairs): the pick is the A-optimal one (checked by brute force),
+"""Adaptive pairs (survey.participants.adaptive_pairs): the pick is the A-optimal one (checked by brute force),
 the floor comes first, a plan replays from the same answers and seed, and over simulated collections
 the adaptive allocation is more informative than uniform while its intervals (Firth's fit,
 Wald) still cover (bench/adaptive_pairs.py measures both at scale)."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from survey.analysis.adaptive_pairs import choose_units
+from survey.participants.adaptive_pairs import choose_units
 from survey.analysis.adaptive_simulation import pair_units, simulate_collection
-from survey.analysis.bradley_terry_firth import covariance, firth_bradley_terry, information
+from survey.participants.bradley_terry_firth import covariance, firth_bradley_terry, information
 
 STRENGTHS = np.array([0.0, 0.5, 1.0, 2.0])
 

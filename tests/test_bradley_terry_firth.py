@@ -1,4 +1,4 @@
-"""Firth's bias-reduced Bradley-Terry (survey.analysis.bradley_terry_firth): its modified score is the
+"""Firth's bias-reduced Bradley-Terry (survey.participants.bradley_terry_firth): its modified score is the
 gradient of the penalised likelihood, its optimum is scipy's optimum of the same objective and, for two
 conditions, the closed form (half a win added to each side); it is finite where maximum likelihood is
 not, refuses comparisons that do not connect the conditions, and by simulation it has less bias than
@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime, minimize
 
-from survey.analysis.bradley_terry import bradley_terry
-from survey.analysis.bradley_terry_firth import (
+from survey.analysis.bradley_terry import bradley_terry, firth_wald_estimates
+from survey.participants.bradley_terry_firth import (
     firth_bradley_terry,
-    firth_wald_estimates,
     modified_score,
     penalised_loglik,
 )

@@ -178,7 +178,8 @@ def test_build_refuses_a_bad_toml_key(tmp_path):
     config.write_text(f'[study]\nname = "s"\ncatalog = "{_tiny_catalog(tmp_path)}"\n[protocols]\nuses = ["rating"]\n')
     _refused(
         _run(["build", "--config", str(config), "--db", str(tmp_path / "x.db")], tmp_path),
-        "protocols.uses: unknown key; valid in [protocols]: rating_item_ticks, trials_per_participant, use",
+        "protocols.uses: unknown key; valid in [protocols]: pairwise_adaptive_floor, pairwise_assignment, "
+        "rating_item_ticks, trials_per_participant, use",
     )
 
 

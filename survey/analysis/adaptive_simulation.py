@@ -1,4 +1,4 @@
-"""Simulated pairwise collections, uniform or adaptive (:mod:`survey.analysis.adaptive_pairs`), for
+"""Simulated pairwise collections, uniform or adaptive (:mod:`survey.participants.adaptive_pairs`), for
 validating the adaptive design: how many judgements reach a precision of the Bradley-Terry scores, and
 whether their intervals still cover.
 
@@ -8,11 +8,11 @@ a reference and a pair of conditions; participants arrive one after another and 
 service plans a participant's trials at the start). Answers follow Bradley-Terry with the true
 log-strengths: the left grid is chosen with probability ``sigmoid(s_left - s_right)`` (no ties, so
 the true values of the fit are known exactly). Uniform = least judged units first, random tie-break
-(:func:`~survey.analysis.adaptive_pairs.choose_units` with an unreachable floor).
+(:func:`~survey.participants.adaptive_pairs.choose_units` with an unreachable floor).
 
 Each collection ends with both fits of the final answers: the maximum-likelihood strengths with their
 Fisher-information standard errors (what a naive analysis reports) and Firth's bias-reduced strengths
-with theirs (what an adaptive study reports, :mod:`survey.analysis.bradley_terry_firth`); the
+with theirs (what an adaptive study reports, :mod:`survey.participants.bradley_terry_firth`); the
 precision path after each participant is that of the Firth fit, the fit the choices use.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from survey.analysis.adaptive_pairs import PairUnit, choose_units, fit_ready
+from survey.participants.adaptive_pairs import PairUnit, choose_units, fit_ready
 from survey.analysis.bradley_terry import bradley_terry
-from survey.analysis.bradley_terry_firth import FirthFit, covariance, firth_fit
+from survey.participants.bradley_terry_firth import FirthFit, covariance, firth_fit
 
 UNIFORM_FLOOR = 10**9  # every pair always "below the floor": least judged first, i.e. the uniform design
 

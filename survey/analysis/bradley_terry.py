@@ -1,5 +1,6 @@
 """Pairwise protocol: the win matrix, wins/ties/losses per pair of conditions, and Bradley-Terry strengths with
-participant-bootstrap CIs."""
+participant-bootstrap CIs (uniform assignment) or, for an adaptive study, Firth's bias-reduced strengths with
+Wald CIs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
-from survey.analysis.bootstrap import StrengthEstimate, bootstrap_strengths
+from survey.analysis.bootstrap import StrengthEstimate, bootstrap_strengths, ranks_from_intervals
 from survey.analysis.newton import newton_minimize
+from survey.participants.bradley_terry_firth import firth_fit
 
 
 def win_matrix(judgements: pd.DataFrame) -> pd.DataFrame:
@@ -148,3 +151,27 @@ def bradley_terry_bootstrap(
 ) -> list[StrengthEstimate]:
     """BT strengths with participant-resampling percentile CIs and ranks with ties."""
     return bootstrap_strengths(bradley_terry_replicates, judgements, n_boot=n_boot, confidence=confidence, rng=rng)
+
+
+def firth_wald_estimates(conds: list[str], wins: np.ndarray, *, confidence: float = 0.95) -> list[StrengthEstimate]:
+    """Per condition, the Firth log-strength (:mod:`survey.participants.bradley_terry_firth`) with its
+    Wald interval (the inverse Fisher information at the estimate) and ranks with ties
+    (:func:`survey.analysis.bootstrap.ranks_from_intervals`): what an adaptive study reports, the
+    interval whose coverage ``bench/adaptive_pairs.py`` measures."""
+    if len(conds) != len(wins):
+        raise ValueError(f"{len(conds)} condition names for a {len(wins)} x {len(wins)} win matrix")
+    fit = firth_fit(wins)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    lo, hi = fit.strength - z * fit.std_error, fit.strength + z * fit.std_error
+    ranks = ranks_from_intervals(fit.strength, lo, hi)
+    return [
+        StrengthEstimate(c, float(fit.strength[i]), float(lo[i]), float(hi[i]), int(ranks[i]))
+        for i, c in enumerate(conds)
+    ]
+
+
+def bradley_terry_firth_wald(judgements: pd.DataFrame, *, confidence: float = 0.95) -> list[StrengthEstimate]:
+    """:func:`firth_wald_estimates` of the pairwise answers (attention checks left out; ties half a win
+    each way, as :func:`win_matrix`)."""
+    conds, mats = participant_win_matrices(judgements)
+    return firth_wald_estimates(conds, mats.sum(axis=0), confidence=confidence) if conds else []

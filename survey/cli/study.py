@@ -17,6 +17,8 @@ from survey.settings import ENV_PROLIFIC_TOKEN, Settings
 from survey.web import admin_password, serving
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from survey.prolific.periodic import PeriodicSync
     from survey.study.build import BuildResult
     from survey.study.config import StudyConfig
@@ -349,8 +351,12 @@ def cmd_thumbnails(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_study(sub: Subparsers) -> None:
-    p = sub.add_parser("study", help="list studies, show one's status, or close / reopen one to new participants")
-    p.add_argument("action", choices=["list", "status", "close", "open"])
+    p = sub.add_parser(
+        "study",
+        help="list studies, show one's status, close / reopen one to new participants, or replay its adaptive "
+        "pairwise assignment (exit 1 when a recorded choice differs)",
+    )
+    p.add_argument("action", choices=["list", "status", "close", "open", "replay"])
     p.add_argument("--json", action="store_true", help="status: print JSON (counts per status, places, per unit)")
     p.add_argument("--study", help="study name (default: $LOOKALIKE_STUDY, else the most recently built)")
     add_db_flag(p)
@@ -382,6 +388,8 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{name}\t{status}\tbuilt {created:%Y-%m-%d %H:%M}\t{started} started, {completed} completed")
         return 0
     study = service.current_study(make_session, args.study or settings.study)
+    if args.action == "replay":
+        return _replay(make_session, study.id, as_json=args.json)
     if args.action == "status":
         import json
 
@@ -403,3 +411,26 @@ def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
     closed = "closed: new participants are refused politely, those who started can finish"
     print(f"study '{study.name}' is now {closed if args.action == 'close' else 'open'}")
     return 0
+
+
+def _replay(make_session: sessionmaker[Session], study_id: int, *, as_json: bool) -> int:
+    """``lookalike study replay``: every recorded adaptive choice redone; 0 when all match."""
+    import json
+
+    from survey.participants import planning, service
+
+    config = service.study_config(make_session, study_id)
+    with make_session() as s:
+        replays = planning.replay_adaptive(s, study_id, config)
+    bad = [r for r in replays if not r.ok]
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) | {"ok": r.ok} for r in replays], indent=2))
+    elif config.pairwise_assignment != "adaptive" and not replays:
+        print("this study assigns pairwise units uniformly (protocols.pairwise_assignment); nothing to replay")
+    else:
+        for r in bad:
+            print(f"participant {r.participant_id}: " + "; ".join(r.problems))
+        choices = sum(r.choices for r in replays)
+        ok = len(replays) - len(bad)
+        print(f"{ok} of {len(replays)} participants' adaptive choices ({choices} units) replay exactly")
+    return 1 if bad else 0

@@ -53,7 +53,7 @@ Balance, as far as the design allows:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -264,9 +264,13 @@ def plan_trials(
     attention_check_rate: float,
     rng: np.random.Generator,
     repeat_rate: float = 0.0,
+    choose: Mapping[str, Callable[[Sequence[Unit], int], list[Unit]]] | None = None,
 ) -> list[Unit]:
     """One participant's trials: a block per protocol (in the order of ``protocols``) of the
-    ``trials_per_participant`` least judged units plus its attention checks. The block is in
+    ``trials_per_participant`` least judged units plus its attention checks. ``choose``: per protocol,
+    a function ``(units, n)`` that picks its block's real units instead of :func:`least_judged` (adaptive
+    pairs, :mod:`survey.participants.adaptive`) with a generator of its own: such a block skips draw 1
+    of the module docstring; the rest is unchanged. The block is in
     random order, except that a real unit judged less comes before one judged more (a participant
     who stops early has then answered the units that needed it most, which keeps answered counts
     within one of each other under dropout); attention checks keep random places. Real units'
@@ -290,23 +294,12 @@ def plan_trials(
         if get_protocol(protocol).rounds:
             plan.extend(_round_block(pool.units[protocol], counts, trials_per_participant, attention_check_rate, rng))
             continue
-        chosen = least_judged(pool.units[protocol], counts, trials_per_participant, rng)
+        if choose and protocol in choose:
+            chosen = choose[protocol](pool.units[protocol], trials_per_participant)
+        else:
+            chosen = least_judged(pool.units[protocol], counts, trials_per_participant, rng)
         block = chosen + pick_catch(pool.catch[protocol], catch_count(attention_check_rate, len(chosen)), rng)
-        order = rng.permutation(len(block)).tolist()
-        # the real units' slots of the random order, refilled with the real units by (count, that order)
-        real = sorted((i for i in order if i < len(chosen)), key=lambda i: counts.get(block[i].key, 0))
-        fill = iter(real)
-        for i in order:
-            u = block[next(fill)] if i < len(chosen) else block[i]
-            if not u.is_catch:
-                plan.append(
-                    Unit(u.key, u.protocol, u.reference, counterbalanced(u, counts.get(u.key, 0)), u.conditions)
-                )
-            elif len(u.grid_ids) == 1:  # one grid, one position (a permutation of one element draws nothing)
-                plan.append(u)
-            else:
-                shown = tuple(map(u.grid_ids.__getitem__, rng.permutation(len(u.grid_ids)).tolist()))
-                plan.append(Unit(u.key, u.protocol, u.reference, shown, u.conditions))
+        plan.extend(_ordered_block(block, len(chosen), counts, rng))
         if repeat_rate:
             real_shown = [u for u in plan[-len(block) :] if not u.is_catch]
             for i in rng.permutation(len(real_shown))[: math.ceil(repeat_rate * len(real_shown))].tolist():
@@ -314,6 +307,26 @@ def plan_trials(
                 again = u.grid_ids[1:] + u.grid_ids[:1]  # every grid moves: new positions
                 plan.append(Unit(REPEAT_PREFIX + u.key, u.protocol, u.reference, again, u.conditions))
     return plan
+
+
+def _ordered_block(block: Sequence[Unit], real: int, counts: Mapping[str, int], rng: np.random.Generator) -> list[Unit]:
+    """A block's ``real`` units (first in ``block``) and its attention checks in random order (draws 3
+    and 4 of the module docstring), except that a real unit judged less comes before one judged more;
+    real units' grids counterbalanced, attention checks' at random."""
+    order = rng.permutation(len(block)).tolist()
+    # the real units' slots of the random order, refilled with the real units by (count, that order)
+    fill = iter(sorted((i for i in order if i < real), key=lambda i: counts.get(block[i].key, 0)))
+    out = []
+    for i in order:
+        u = block[next(fill)] if i < real else block[i]
+        if not u.is_catch:
+            out.append(Unit(u.key, u.protocol, u.reference, counterbalanced(u, counts.get(u.key, 0)), u.conditions))
+        elif len(u.grid_ids) == 1:  # one grid, one position (a permutation of one element draws nothing)
+            out.append(u)
+        else:
+            shown = tuple(map(u.grid_ids.__getitem__, rng.permutation(len(u.grid_ids)).tolist()))
+            out.append(Unit(u.key, u.protocol, u.reference, shown, u.conditions))
+    return out
 
 
 def _round_block(

@@ -10,12 +10,15 @@ of the study (which made each participant of a large study slower to start than 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
+
 import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import CatalogItem, Condition, Grid, GridCondition, Response, Trial, UnitCount
-from survey.participants import assignment
+from survey.participants import adaptive, assignment
 from survey.protocols import get_protocol
 from survey.study.config import StudyConfig
 
@@ -136,6 +139,33 @@ def fully_judged(s: Session, study_id: int, protocols: tuple[str, ...], judgemen
     return done is not None and done >= n_units
 
 
+def _choosers(
+    s: Session,
+    study_id: int,
+    participant_id: int,
+    config: StudyConfig,
+    counts: dict[str, int],
+    rng: np.random.Generator,
+) -> dict[str, Callable[[Sequence[assignment.Unit], int], list[assignment.Unit]]]:
+    """The protocols whose units are not chosen least-judged first: pairwise with adaptive assignment,
+    chosen (and recorded) by :func:`survey.participants.adaptive.choose_pairwise` under the caller's
+    lock, with a seed drawn from ``rng`` (``rng.integers(2**31)``, only then)."""
+    if config.pairwise_assignment != "adaptive":
+        return {}
+    return {
+        "pairwise": partial(
+            adaptive.choose_pairwise,
+            s,
+            study_id,
+            participant_id,
+            made_by=grid_conditions(s, study_id),
+            counts=counts,
+            floor=config.pairwise_adaptive_floor,
+            seed=int(rng.integers(2**31)),
+        )
+    }
+
+
 def store_trials(
     s: Session, study_id: int, participant_id: int, config: StudyConfig, rng: np.random.Generator
 ) -> list[assignment.Unit]:
@@ -162,6 +192,7 @@ def store_trials(
         attention_check_rate=config.attention_check_rate,
         rng=rng,
         repeat_rate=config.repeat_rate,
+        choose=_choosers(s, study_id, participant_id, config, counts, rng),
     )
     s.add_all(
         Trial(
@@ -192,3 +223,11 @@ def store_trials(
             seen,
         )
     return plan
+
+
+def replay_adaptive(s: Session, study_id: int, config: StudyConfig) -> list[adaptive.Replay]:
+    """Every recorded adaptive choice of the study, redone (:func:`survey.participants.adaptive.replay`)."""
+    if "pairwise" not in config.protocols:
+        return []
+    units = unit_pool(s, study_id, ("pairwise",)).units["pairwise"]
+    return adaptive.replay(s, study_id, units, grid_conditions(s, study_id), config)

@@ -95,6 +95,10 @@ class StudyConfig:
     protocols: tuple[str, ...] = ("rating",)
     trials_per_participant: int = 12  # per protocol, attention checks not included
     rating_item_ticks: bool = False  # per grid item "similar / not similar" ticks
+    # "uniform": least-judged pairwise units; "adaptive": after pairwise_adaptive_floor judgements of every
+    # pair of conditions, the units where the Bradley-Terry fit is least certain (survey.participants.adaptive_pairs)
+    pairwise_assignment: str = "uniform"
+    pairwise_adaptive_floor: int = 2
     # swipe (the [swipe] table): products per category that a round can show and make its reference
     # (drawn with the seed, filtered like references; the build computes the top-k of each)
     swipe_pool_per_category: int = 12
@@ -133,6 +137,7 @@ class StudyConfig:
         self._validate_conditions()
         self._validate_counts()
         self._validate_protocols()
+        self._validate_pairwise_assignment()
         self._validate_swipe()
         self._validate_completion()
         self._validate_texts_and_questions()
@@ -166,6 +171,32 @@ class StudyConfig:
         for key in ("min_response_ms", "max_participants", "judgements_per_unit", "metric_queries_per_category"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
+
+    def _validate_pairwise_assignment(self) -> None:
+        """``uniform`` or ``adaptive``; adaptive only with the pairwise protocol, a floor of 1 to 50, and
+        no per-unit target (adaptive judges units unevenly on purpose)."""
+        key = "protocols.pairwise_assignment"
+        if self.pairwise_assignment not in ("uniform", "adaptive"):
+            raise ConfigError(f'{key}: "uniform" or "adaptive", got {self.pairwise_assignment!r}')
+        if not 1 <= self.pairwise_adaptive_floor <= 50:
+            raise ConfigError(
+                "protocols.pairwise_adaptive_floor: 1 to 50 judgements of every pair of conditions before the "
+                f"adaptive choice starts, got {self.pairwise_adaptive_floor}"
+            )
+        if self.pairwise_assignment == "uniform":
+            return
+        if "pairwise" not in self.protocols:
+            raise ConfigError(
+                f'{key}: "adaptive" chooses the units of the pairwise protocol, which this study does not use '
+                f'(protocols {list(self.protocols)}); add "pairwise" to protocols.use or remove the key '
+                "(rating, ranking and swipe units are always assigned least-judged first)"
+            )
+        if self.judgements_per_unit:
+            raise ConfigError(
+                f'{key}: "adaptive" judges units unevenly on purpose, so participants.judgements_per_unit '
+                f"({self.judgements_per_unit}) would never be reached by every unit; remove it and bound the "
+                "study with participants.max_participants"
+            )
 
     def _validate_swipe(self) -> None:
         """The ``[swipe]`` keys in their ranges (checked whether or not the study uses swipe)."""

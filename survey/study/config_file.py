@@ -83,6 +83,8 @@ _SCALARS: tuple[tuple[str, str, str, type | tuple[type, ...], str], ...] = (
     ("references", "metric_queries", "metric_queries_per_category", int, "must be an integer (0: no metrics)"),
     ("protocols", "trials_per_participant", "trials_per_participant", int, "must be an integer"),
     ("protocols", "rating_item_ticks", "rating_item_ticks", bool, "must be true or false"),
+    ("protocols", "pairwise_assignment", "pairwise_assignment", str, 'must be "uniform" or "adaptive"'),
+    ("protocols", "pairwise_adaptive_floor", "pairwise_adaptive_floor", int, "must be an integer (judgements)"),
     ("swipe", "pool_per_category", "swipe_pool_per_category", int, "must be an integer (products per category)"),
     ("swipe", "max_swipes", "swipe_max_swipes", int, "must be an integer (swipes without a like per round)"),
     ("swipe", "reference", "swipe_reference", str, 'must be "first_like" or "pick"'),

@@ -13,10 +13,12 @@ estimate and is finite whenever the comparisons connect every condition, even wh
 never lost (Firth 1993, Biometrika 80:27; for paired comparisons Kosmidis & Firth 2021, Biometrika
 108:71, and the R package BradleyTerry2's ``br = TRUE``).
 
-Why it exists: with adaptive assignment (:mod:`survey.analysis.adaptive_pairs`) the extreme conditions
+Why it exists: with adaptive assignment (:mod:`survey.participants.adaptive_pairs`) the extreme conditions
 are compared less often, and the maximum-likelihood strengths' small-sample outward bias grows there
 (``bench/adaptive_pairs.py`` measured -0.076 and +0.086 at the ends of eight conditions after 320
-judgements); the bias-reduced fit is what an adaptive study reports.
+judgements); the bias-reduced fit is what the adaptive choice fits and what an adaptive study reports
+(:func:`survey.analysis.bradley_terry.firth_wald_estimates`). It lives in the participant layer because
+the assignment needs it and that layer sits below the analysis.
 
 The solver: Fisher scoring on the modified score (the gradient of ``l*``),
 ``U*_m = sum_j (wins[m, j] - n_mj p_mj) + 1/2 sum_j n_mj p_mj (1 - p_mj)(1 - 2 p_mj) h_mj`` with
@@ -35,9 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit, log_expit
-from scipy.stats import norm
-
-from survey.analysis.bootstrap import StrengthEstimate, ranks_from_intervals
 
 
 def _check_wins(wins: np.ndarray) -> np.ndarray:
@@ -135,19 +134,3 @@ def firth_fit(wins: np.ndarray) -> FirthFit:
     """:func:`firth_bradley_terry` and the covariance of the estimate (Wald)."""
     s = firth_bradley_terry(wins)
     return FirthFit(s, covariance(s, np.asarray(wins, dtype=float)))
-
-
-def firth_wald_estimates(conds: list[str], wins: np.ndarray, *, confidence: float = 0.95) -> list[StrengthEstimate]:
-    """Per condition, the Firth log-strength with its Wald interval and ranks with ties
-    (:func:`survey.analysis.bootstrap.ranks_from_intervals`): the intervals an adaptive study reports,
-    validated by ``bench/adaptive_pairs.py``."""
-    if len(conds) != len(wins):
-        raise ValueError(f"{len(conds)} condition names for a {len(wins)} x {len(wins)} win matrix")
-    fit = firth_fit(wins)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    lo, hi = fit.strength - z * fit.std_error, fit.strength + z * fit.std_error
-    ranks = ranks_from_intervals(fit.strength, lo, hi)
-    return [
-        StrengthEstimate(c, float(fit.strength[i]), float(lo[i]), float(hi[i]), int(ranks[i]))
-        for i, c in enumerate(conds)
-    ]
