@@ -75,7 +75,9 @@ def test_the_replay_fails_when_a_recorded_choice_or_state_is_changed(adaptive_st
         choice = s.scalars(
             select(AdaptiveChoice).where(AdaptiveChoice.phase == "adaptive").order_by(AdaptiveChoice.participant_id)
         ).first()
-        others = set(s.scalars(select(AdaptiveChoice.unit).where(AdaptiveChoice.participant_id == choice.participant_id)))
+        others = set(
+            s.scalars(select(AdaptiveChoice.unit).where(AdaptiveChoice.participant_id == choice.participant_id))
+        )
         spare = next(u for u in s.scalars(select(Trial.unit).where(Trial.protocol == "pairwise")) if u not in others)
         changed, was = choice.participant_id, choice.unit
         choice.unit = spare
@@ -108,7 +110,7 @@ def test_starts_from_several_engines_choose_from_every_earlier_participants_unit
             for i in range(3):
                 rng = np.random.default_rng([worker, i])
                 service.start_participant(make_sessionmaker(engine), study.id, {}, rng)
-        except BaseException as exc:  # noqa: BLE001  # collected and re-raised by the test below
+        except BaseException as exc:  # collected and re-raised by the test below
             errors.append(exc)
         finally:
             engine.dispose()
@@ -145,3 +147,31 @@ def test_the_option_is_refused_where_it_cannot_apply(small_catalog):
         StudyConfig(**base, pairwise_assignment="adaptive", pairwise_adaptive_floor=0)
     with pytest.raises(ConfigError, match="judgements_per_unit"):
         StudyConfig(**base, pairwise_assignment="adaptive", judgements_per_unit=5)
+
+
+def test_the_report_of_an_adaptive_study_uses_firths_fit_with_wald_intervals(adaptive_study):
+    from scipy.stats import norm
+
+    from survey.analysis.bradley_terry import win_matrix
+    from survey.analysis.exclusions import DEFAULT_RULES, apply_exclusions
+    from survey.analysis.report import render_html
+    from survey.analysis.results import compute_results
+    from survey.participants.bradley_terry_firth import covariance, firth_bradley_terry
+    from survey.study.export import tables
+
+    _, make_session, study, _, _ = adaptive_study
+    r = compute_results(make_session, study.id, n_boot=50)
+    assert r.bradley_terry_interval == "adaptive assignment (floor 1): Firth's bias-reduced fit, Wald CI"
+    assert "Strengths: adaptive assignment (floor 1): Firth&#x27;s bias-reduced fit, Wald CI." in render_html(r)
+    # recomputed from the report's own win matrix (its row-by-row code, not the per-participant one)
+    tidy = tables(make_session, study.id)
+    kept = tidy["judgements"][
+        tidy["judgements"]["participant"].isin(apply_exclusions(tidy["participants"], DEFAULT_RULES).kept_ids)
+    ]
+    wins = win_matrix(kept)
+    s = firth_bradley_terry(wins.to_numpy())
+    half = norm.ppf(0.975) * np.sqrt(np.diag(covariance(s, wins.to_numpy())))
+    got = {e.condition: e for e in r.bradley_terry}
+    for i, c in enumerate(wins.index):
+        assert got[c].strength == pytest.approx(s[i], abs=1e-9)
+        assert (got[c].ci_low, got[c].ci_high) == pytest.approx((s[i] - half[i], s[i] + half[i]), abs=1e-9)

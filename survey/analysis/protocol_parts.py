@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Trial
 from survey.analysis.agreement import Agreement, Level, agreement_of, split_half
-from survey.analysis.bradley_terry import bradley_terry_bootstrap, win_tie_loss
+from survey.analysis.bradley_terry import bradley_terry_bootstrap, bradley_terry_firth_wald, win_tie_loss
 from survey.analysis.conditions import condition_resamples, condition_summaries, ratings_from_judgements
 from survey.analysis.mixed_model import MixedModelError, MixedModelResult, method_segmenter_model
 from survey.analysis.plackett_luce import best_worst_scores, plackett_luce_bootstrap
@@ -88,6 +88,7 @@ class Kept:
     seed: int
     swipes: pd.DataFrame = field(default_factory=pd.DataFrame)  # the export's swipes table (kept participants)
     swipe_rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # and its swipe_rounds table
+    adaptive_floor: int | None = None  # pairwise units assigned adaptively after this floor (None: uniformly)
 
     def rng(self) -> np.random.Generator:
         """A fresh generator seeded with :attr:`seed` (each analysis gets its own)."""
@@ -297,15 +298,24 @@ def _pairwise_block(b: SimulatedBlock) -> tuple[np.ndarray | None, np.ndarray | 
     return None, outcome
 
 
+def _pairwise_statistics(kept: Kept) -> dict[str, Any]:
+    """Wins, ties and losses, and Bradley-Terry strengths: with uniform assignment the maximum-likelihood
+    fit and participant-bootstrap intervals; with adaptive assignment Firth's bias-reduced fit and Wald
+    intervals, the ones whose coverage bench/adaptive_pairs.py validated under that design (resampling
+    participants does not redo the adaptive choices, and covered 0.917 there)."""
+    if kept.adaptive_floor is None:
+        strengths = bradley_terry_bootstrap(kept.judgements, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng())
+        how = "maximum likelihood, participant-bootstrap percentile CI"
+    else:
+        strengths = bradley_terry_firth_wald(kept.judgements)
+        how = f"adaptive assignment (floor {kept.adaptive_floor}): Firth's bias-reduced fit, Wald CI"
+    return {"win_tie_loss": win_tie_loss(kept.judgements), "bradley_terry": strengths, "bradley_terry_interval": how}
+
+
 PARTS.register(
     "pairwise",
     AnalysisParts(
-        statistics=lambda kept: {
-            "win_tie_loss": win_tie_loss(kept.judgements),
-            "bradley_terry": bradley_terry_bootstrap(
-                kept.judgements, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng()
-            ),
-        },
+        statistics=_pairwise_statistics,
         agreement=("nominal", _pairwise_table),
         retest_kappa=False,
         answer=_pairwise_answer,

@@ -356,7 +356,7 @@ def render_html(results: StudyResults) -> str:
         zscore_section(r.zscored, r.conditions, r.friedman),
         mixed_model_section(r.mixed_model, r.mixed_model_failure),
         precision_section(r.precision),
-        pairwise_section(r.win_tie_loss, r.bradley_terry),
+        pairwise_section(r.win_tie_loss, r.bradley_terry, r.bradley_terry_interval),
         best_worst_section(r.best_worst),
         plackett_luce_section(r.plackett_luce),
         agreement_section(r.agreement, r.split_half),

@@ -13,8 +13,9 @@ from survey.analysis.plackett_luce import BestWorst
 from survey.analysis.plots import strengths_png, win_rate_heatmap_png
 
 
-def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
-    """Wins, ties and losses per pair, and the Bradley-Terry strengths with their ranks."""
+def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate], interval: str) -> str:
+    """Wins, ties and losses per pair, and the Bradley-Terry strengths with their ranks; ``interval``
+    names the fit and interval (an adaptive study's: "adaptive assignment (floor k): ...")."""
     if not bt:
         return ""
     counts = (
@@ -36,9 +37,10 @@ def pairwise_section(wtl: list[WinTieLoss], bt: list[StrengthEstimate]) -> str:
     return join_html(
         "<h2>Pairwise comparisons (Bradley-Terry)</h2>",
         counts,
+        f"<p>Strengths: {html.escape(interval)}.</p>",
         _strengths_table(bt),
         img_tag(
-            strengths_png(bt, "Bradley-Terry log-strength (pairwise), 95% bootstrap CI"),
+            strengths_png(bt, "Bradley-Terry log-strength (pairwise), 95% CI"),
             "Bradley-Terry strengths with confidence intervals",
         ),
         "<p>Conditions share a rank when their interval overlaps the next better one's.</p>",

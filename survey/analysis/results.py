@@ -70,6 +70,7 @@ class StudyResults:
     mixed_model_failure: str | None  # why the mixed model could not be estimated (then mixed_model is None)
     win_tie_loss: list[WinTieLoss]
     bradley_terry: list[StrengthEstimate]
+    bradley_terry_interval: str  # the fit and interval used (uniform: bootstrap; adaptive: Firth, Wald)
     precision: list[PrecisionAtK]
     agreement: list[Agreement]
     split_half: SplitHalf | None
@@ -119,12 +120,14 @@ def compute_results(
     generator seeded with ``seed``."""
     tidy = tables(make_session, study_id)
     flow = apply_exclusions(tidy["participants"], rules)
+    config = study_config(make_session, study_id)
     kept = protocol_parts.Kept(
         tidy["judgements"][tidy["judgements"]["participant"].isin(flow.kept_ids)],
         n_boot,
         seed,
         tidy["swipes"][tidy["swipes"]["participant"].isin(flow.kept_ids)],
         tidy["swipe_rounds"][tidy["swipe_rounds"]["participant"].isin(flow.kept_ids)],
+        adaptive_floor=config.pairwise_adaptive_floor if config.pairwise_assignment == "adaptive" else None,
     )
     kept_repeats = tidy["repeats"][tidy["repeats"]["participant"].isin(flow.kept_ids)]
     fields = protocol_parts.statistics(kept)
@@ -143,7 +146,7 @@ def compute_results(
         seed=seed,
         consistency=retest_consistency(kept_repeats, n_boot=n_boot, seed=seed),
         consistency_spread=participant_spread(kept_repeats),
-        sequential=sequential_of(study_config(make_session, study_id), tidy, flow),
+        sequential=sequential_of(config, tidy, flow),
     )
 
 
