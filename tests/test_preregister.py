@@ -143,3 +143,15 @@ def test_costs_of_each_size_and_of_the_rules_maximum():
     assert "from **20 participants** (cost 36.00)" in sheet
     assert "12.0 minutes per participant (median of 15 completed participants)" in sheet
     assert "At most 60 analysed participants cost 108.00." in sheet
+
+
+def test_an_adaptive_pairwise_study_registers_firths_fit_with_wald_intervals():
+    def sheet(**kw) -> str:
+        config = dataclasses.replace(_config(), protocols=("rating", "pairwise"), **kw)
+        text = preregistration(config, FACTS, POWER, DEFAULT_RULES, generated="x")
+        return text.split("- **`pairwise`**:")[1].split("- Every interval")[0]
+
+    assert "participant-clustered bootstrap intervals" in sheet()
+    pairwise = sheet(pairwise_assignment="adaptive", pairwise_adaptive_floor=3)
+    assert "adaptive assignment (floor 3)" in pairwise and "Firth's bias-reduced Bradley-Terry" in pairwise
+    assert "95% Wald intervals" in pairwise and "bootstrap" not in pairwise

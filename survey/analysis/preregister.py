@@ -143,6 +143,19 @@ def _hypotheses(config: StudyConfig) -> str:
     return "\n".join(lines)
 
 
+def _protocol_analyses(config: StudyConfig, name: str) -> list[str]:
+    """:data:`ANALYSES` of a protocol; an adaptive pairwise study's Bradley-Terry is Firth's with Wald intervals."""
+    if name == "pairwise" and config.pairwise_assignment == "adaptive":
+        return [
+            ANALYSES["pairwise"][0],
+            f"adaptive assignment (floor {config.pairwise_adaptive_floor}): after every pair of conditions is judged "
+            f"{config.pairwise_adaptive_floor} time(s), each participant's pairwise units are those where the current "
+            "Bradley-Terry fit is least certain (seeded, recorded, replayable); Firth's bias-reduced Bradley-Terry "
+            "strengths with 95% Wald intervals",
+        ]
+    return ANALYSES[name]
+
+
 def _analyses(config: StudyConfig) -> str:
     lines = ["## 3. Analyses", ""]
     if config.primary is not None:
@@ -153,7 +166,7 @@ def _analyses(config: StudyConfig) -> str:
         )
     for name in config.protocols:
         lines.append(f"- **`{name}`**:")
-        lines += [f"  - {a}" for a in ANALYSES[name]]
+        lines += [f"  - {a}" for a in _protocol_analyses(config, name)]
     lines.append(
         "- Every interval is 95%; bootstrap intervals use 2,000 resamples of participants, seed 0 (`lookalike report`)."
     )
