@@ -8,6 +8,7 @@ from similarity.catalogs.catalog import load_catalog
 from similarity.images import load_rgb
 from similarity.registry import UnknownName
 from similarity.segmenters import create_segmenter, cut_out, list_segmenters
+from tests.helpers import shared_data
 
 
 def test_registry():
@@ -37,6 +38,23 @@ def test_u2netp_cuts_the_product_out_of_a_busy_background(small_catalog):
         assert out.image.width * out.image.height < src.width * src.height
         border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
         assert (border.min(axis=1) > 200).mean() > 0.6, item.item_id
+
+
+@pytest.mark.slow  # runs U2-Net on real photos
+def test_u2netp_on_several_images_at_once_gives_each_images_own_mask():
+    photos = sorted((shared_data("grocery") / "images").rglob("*.jpg"))[::60][:5]
+    assert len(photos) == 5
+    images = [load_rgb(p) for p in photos]
+    one = create_segmenter("u2netp")
+    one.set_threads(1)
+    two = create_segmenter("u2netp")
+    two.set_threads(2)
+    assert (one.lanes, two.lanes) == (1, 2)
+    alone = one.masks(images)
+    together = two.masks(images)
+    for path, a, b in zip(photos, alone, together, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=str(path))
+    assert not np.array_equal(alone[0], alone[1])  # each image's own mask, in order
 
 
 def test_cut_out_flags_nothing_found_and_keeps_whole_image():

@@ -60,6 +60,8 @@ class _Worker:
         self.component = component
         self.cache = Cache(cache_root)
         self.device = place(component, device)
+        if isinstance(component, Segmenter):
+            component.set_threads(max(1, threads))  # the actor's share of the node's cores
 
     def _items(self, batch: dict[str, np.ndarray]) -> list[Item]:
         pairs = zip(batch["path"], batch["sha256"], strict=True)
@@ -77,8 +79,11 @@ class _SegmentWorker(_Worker):
 
         seg = self.component
         assert isinstance(seg, Segmenter)
-        for it in self._items(batch):
-            self.cache.put_mask(seg.identity(), it.sha256, seg.masks([load_rgb(it.path)])[0])
+        items = self._items(batch)
+        for start in range(0, len(items), seg.lanes):
+            chunk = items[start : start + seg.lanes]
+            for it, mask in zip(chunk, seg.masks([load_rgb(it.path) for it in chunk]), strict=True):
+                self.cache.put_mask(seg.identity(), it.sha256, mask)
         return self._out(batch)
 
 
