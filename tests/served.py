@@ -127,6 +127,20 @@ class Server:
                 self.kill()
 
 
+def nginx_accepts(config: str, prefix: Path) -> None:
+    """``nginx -t`` accepts the configuration text ``config`` (written to ``prefix/nginx.conf``, with
+    ``prefix`` as nginx's prefix folder, its ``tmp`` folder created)."""
+    (prefix / "tmp").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(config)
+    done = subprocess.run(
+        [serving.find_nginx(), "-t", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @dataclass
 class NginxFarm:
     """A running `lookalike serve --processes 2`: nginx on ``port`` in front of two app processes."""

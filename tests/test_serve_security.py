@@ -5,7 +5,6 @@ and request limits (survey/web/proxy_security.py). Served behaviour: tests/test_
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
@@ -14,7 +13,7 @@ from survey.cli import main
 from survey.cli import study as study_cli
 from survey.settings import Settings, SettingsError
 from survey.web import proxy_security, serving
-from tests.served import needs_nginx
+from tests.served import needs_nginx, nginx_accepts
 
 
 @pytest.fixture
@@ -73,16 +72,8 @@ def _locations(text: str) -> dict[str, str]:
 
 @needs_nginx
 def test_the_nginx_configuration_sends_security_headers_and_limits_the_sign_in_paths(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    conf = tmp_path / "nginx.conf"
     text = serving.nginx_config(tmp_path, listen="127.0.0.1:18080", backends=[18081], trusted_proxies=("10.0.0.0/8",))
-    conf.write_text(text)
-    done = subprocess.run(
-        [serving.find_nginx(), "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    nginx_accepts(text, tmp_path)
     locations = _locations(text)
     assert set(locations) == {"/static/", "/", "~ ^/admin/?$", "= /_stcore/stream"}
     csp = proxy_security.content_security_policy(serving.streamlit_static().parent / "index.html")

@@ -15,7 +15,7 @@ import pytest
 from db.pgserver import free_port
 from survey.cli import main
 from survey.web import serving
-from tests.served import TRIALS, Server, needs_nginx
+from tests.served import TRIALS, Server, needs_nginx, nginx_accepts
 
 
 @pytest.mark.slow  # a real server on the built study (real weights)
@@ -66,16 +66,8 @@ def test_zero_processes_are_refused(tmp_path, capsys):
 
 @needs_nginx
 def test_the_generated_nginx_configuration_is_accepted_by_nginx(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    conf = tmp_path / "nginx.conf"
     text = serving.nginx_config(tmp_path, listen="127.0.0.1:18080", backends=[18081, 18082])
-    conf.write_text(text)
-    done = subprocess.run(
-        [serving.find_nginx(), "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    nginx_accepts(text, tmp_path)
     assert re.findall(r"server 127\.0\.0\.1:(\d+)", text) == ["18081", "18082"]
     timeout = int(re.search(r"proxy_read_timeout (\d+)s", text).group(1))
     assert timeout > serving.PING_INTERVAL_S  # an idle participant's WebSocket outlives the proxy's wait
