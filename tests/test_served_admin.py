@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from db.engine import make_engine, make_sessionmaker
 from db.models import Condition
 from db.pgserver import free_port
 from survey.participants import service
 from survey.study import monitor
-from tests.helpers import answer_all
+from tests.helpers import answer_all, sqlite_copy
 from tests.served import Server, launch, needs_chromium, settled, start
 
 PASSWORD = "correct horse 7"
@@ -38,13 +39,16 @@ ADMIN_TEXTS = (
 RENDERED = ("I agree, start", "Sign in", "The admin page is disabled", "Screen ")
 
 
-@pytest.fixture
-def answered_study(sqlite_study_db):
-    """The built study with six participants: four attentive ones finished, one finished failing
-    every check, one only started."""
+@pytest.fixture(scope="module")
+def answered_study(built_study, tmp_path_factory):
+    """A copy of the built study with six participants: four attentive ones finished, one finished
+    failing every check, one only started. Shared by the module's tests, which run in file order:
+    the admin's view of these six first, then the tests that only add participants."""
     from survey.analysis.simulate import ResponseModel, simulate
 
-    url, make_session, _ = sqlite_study_db
+    url = sqlite_copy(built_study, tmp_path_factory.mktemp("answered"))
+    engine = make_engine(url)
+    make_session = make_sessionmaker(engine)
     study = service.current_study(make_session)
     simulate(make_session, study.id, 4, seed=5, model=ResponseModel(inattentive=0.0))
     rng = np.random.default_rng(0)
@@ -53,7 +57,16 @@ def answered_study(sqlite_study_db):
     with make_session() as s:
         labels = sorted(c.label for c in s.scalars(select(Condition)))
         names = {n for c in s.scalars(select(Condition)) for n in (c.method, c.segmenter)} - {"none"}
-    return url, make_session, study, labels, names
+    yield url, make_session, study, labels, names
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def admin_server(answered_study, tmp_path_factory):
+    """The answered study served with the admin password (one server for the tests that sign in)."""
+    server = _server(answered_study[0], tmp_path_factory.mktemp("admin-server"), PASSWORD).start()
+    yield server
+    server.stop()
 
 
 def _server(url: str, tmp_path: Path, password: str | None) -> Server:
@@ -107,55 +120,52 @@ def _log_errors(server: Server) -> list[str]:
 
 
 @needs_chromium
-def test_admin_signs_in_sees_progress_unblinds_and_downloads_the_report(answered_study, tmp_path):
+def test_admin_signs_in_sees_progress_unblinds_and_downloads_the_report(answered_study, admin_server):
     from playwright.sync_api import sync_playwright
 
     from survey.analysis.report import render_html
     from survey.analysis.results import compute_results
 
-    url, make_session, study, labels, _ = answered_study
-    server = _server(url, tmp_path, PASSWORD).start()
-    try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(server.url + "admin")
-            settled(page, "Sign in")
-            assert "Study administration" in page.inner_text("body")
-            _sign_in(page, PASSWORD)
-            settled(page, "Unblind: show results by condition")  # the end of the signed-in page
-            page.locator('[data-testid="stMetric"]').nth(4).wait_for(timeout=30_000)
-            metrics = dict(m.split("\n", 1) for m in page.locator('[data-testid="stMetric"]').all_inner_texts())
-            overview = monitor.overview(make_session, study.id)
-            assert {k: v.strip() for k, v in metrics.items() if k != "Median s / trial"} == {
-                "Participants": str(overview.participants),
-                "In progress": str(overview.in_progress),
-                "Completed": str(overview.completed),
-                "Flagged": str(overview.flagged),
-            }
-            assert (overview.participants, overview.completed, overview.in_progress) == (6, 5, 1)
-            progress = monitor.progress(make_session, study.id)
-            assert _grid(page, 0) == ["protocol", "reference", *sorted(progress["condition"].unique())]
-            assert sorted(progress["condition"].unique()) == labels  # every condition has judgements
-            body = page.inner_text("body")
-            assert "Results are hidden" in body and "Download report" not in body  # blinded until asked
+    _, make_session, study, labels, _ = answered_study
+    server = admin_server
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(server.url + "admin")
+        settled(page, "Sign in")
+        assert "Study administration" in page.inner_text("body")
+        _sign_in(page, PASSWORD)
+        settled(page, "Unblind: show results by condition")  # the end of the signed-in page
+        page.locator('[data-testid="stMetric"]').nth(4).wait_for(timeout=30_000)
+        metrics = dict(m.split("\n", 1) for m in page.locator('[data-testid="stMetric"]').all_inner_texts())
+        overview = monitor.overview(make_session, study.id)
+        assert {k: v.strip() for k, v in metrics.items() if k != "Median s / trial"} == {
+            "Participants": str(overview.participants),
+            "In progress": str(overview.in_progress),
+            "Completed": str(overview.completed),
+            "Flagged": str(overview.flagged),
+        }
+        assert (overview.participants, overview.completed, overview.in_progress) == (6, 5, 1)
+        progress = monitor.progress(make_session, study.id)
+        assert _grid(page, 0) == ["protocol", "reference", *sorted(progress["condition"].unique())]
+        assert sorted(progress["condition"].unique()) == labels  # every condition has judgements
+        body = page.inner_text("body")
+        assert "Results are hidden" in body and "Download report" not in body  # blinded until asked
 
-            page.get_by_text("Unblind: show results by condition", exact=True).click()
-            settled(page, "Download report (HTML)")
-            results_grid = _grid(page, -1)
-            assert results_grid[:2] == ["condition", "ratings"]
-            with page.expect_download() as download:
-                page.get_by_role("button", name="Download report (HTML)").click()
-            assert download.value.suggested_filename == f"{study.name}-report.html"
-            report = Path(download.value.path()).read_text(encoding="utf-8")
+        page.get_by_text("Unblind: show results by condition", exact=True).click()
+        settled(page, "Download report (HTML)")
+        results_grid = _grid(page, -1)
+        assert results_grid[:2] == ["condition", "ratings"]
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download report (HTML)").click()
+        assert download.value.suggested_filename == f"{study.name}-report.html"
+        report = Path(download.value.path()).read_text(encoding="utf-8")
 
-            other = browser.new_context().new_page()  # another browser: the sign-in is per session
-            other.goto(server.url + "admin")
-            settled(other, "Sign in")
-            assert not any(t in other.inner_text("body") for t in ADMIN_TEXTS)
-            browser.close()
-    finally:
-        server.stop()
+        other = browser.new_context().new_page()  # another browser: the sign-in is per session
+        other.goto(server.url + "admin")
+        settled(other, "Sign in")
+        assert not any(t in other.inner_text("body") for t in ADMIN_TEXTS)
+        browser.close()
     assert _log_errors(server) == []
     assert "client.showErrorDetails=none" in server.log.read_text()  # the start-up line is there, and no error
     assert report.startswith("<!doctype html>") and report.rstrip().endswith("</html>")
@@ -203,61 +213,58 @@ def _assert_no_admin_content(page, received: list[tuple[str, bytes]], secrets: s
 
 
 @needs_chromium
-def test_a_participant_reaches_no_admin_content(answered_study, tmp_path):
+def test_a_participant_reaches_no_admin_content(answered_study, admin_server):
     """No password, a wrong one, the study page, any URL: never progress, results or condition names,
     neither on screen nor in anything the browser receives. The admin signs in on the same server
     first, so the refusals below are the page's, not a broken page's."""
     from playwright.sync_api import sync_playwright
 
-    url, _, _, labels, names = answered_study
+    _, _, _, labels, names = answered_study
     secrets = {s.encode() for s in (*labels, *names, *ADMIN_TEXTS, "failed_check")}
-    server = _server(url, tmp_path, PASSWORD).start()
-    try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            admin = browser.new_page()
-            admin.goto(server.url + "admin")
-            settled(admin, "Sign in")
-            _sign_in(admin, PASSWORD)
-            settled(admin, "Unblind: show results by condition")
+    server = admin_server
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        admin = browser.new_page()
+        admin.goto(server.url + "admin")
+        settled(admin, "Sign in")
+        _sign_in(admin, PASSWORD)
+        settled(admin, "Unblind: show results by condition")
 
-            received: list[tuple[str, bytes]] = []
-            page = browser.new_context().new_page()  # the participant: a browser of their own
-            _watch(page, received)
-            start(page, server.url + "?PROLIFIC_PID=curious-1")  # consented, on the first trial screen
-            study_page = page.url
-            page.goto(server.url + "admin")  # same session, straight from the study
-            settled(page, "Sign in")
+        received: list[tuple[str, bytes]] = []
+        page = browser.new_context().new_page()  # the participant: a browser of their own
+        _watch(page, received)
+        start(page, server.url + "?PROLIFIC_PID=curious-1")  # consented, on the first trial screen
+        study_page = page.url
+        page.goto(server.url + "admin")  # same session, straight from the study
+        settled(page, "Sign in")
+        _assert_no_admin_content(page, received, secrets)
+        for guess in ("", "guess", PASSWORD.upper(), PASSWORD + " ", PASSWORD[:-1]):
+            _sign_in(page, guess)
+            settled(page, "Wrong password.")
             _assert_no_admin_content(page, received, secrets)
-            for guess in ("", "guess", PASSWORD.upper(), PASSWORD + " ", PASSWORD[:-1]):
-                _sign_in(page, guess)
-                settled(page, "Wrong password.")
-                _assert_no_admin_content(page, received, secrets)
-            page.goto(study_page)  # back to the study: still a participant's screen
-            settled(page, "Screen 1 of")
+        page.goto(study_page)  # back to the study: still a participant's screen
+        settled(page, "Screen 1 of")
+        _assert_no_admin_content(page, received, secrets)
+        for path in (
+            "admin/",
+            "admin?admin=1",
+            "Admin",
+            "ADMIN",
+            "admin.py",
+            "pages/admin",
+            "views/admin",
+            "survey/web/views/admin",
+            "study",
+            "study?page=admin",
+            "?page=admin",
+            "nonexistent",
+        ):
+            page.goto(server.url + path)
+            _rendered(page)
             _assert_no_admin_content(page, received, secrets)
-            for path in (
-                "admin/",
-                "admin?admin=1",
-                "Admin",
-                "ADMIN",
-                "admin.py",
-                "pages/admin",
-                "views/admin",
-                "survey/web/views/admin",
-                "study",
-                "study?page=admin",
-                "?page=admin",
-                "nonexistent",
-            ):
-                page.goto(server.url + path)
-                _rendered(page)
-                _assert_no_admin_content(page, received, secrets)
-            assert sum(where == "websocket frame" for where, _ in received) > 20  # the search saw the traffic
-            assert any(b"Wrong password." in data for _, data in received)
-            browser.close()
-    finally:
-        server.stop()
+        assert sum(where == "websocket frame" for where, _ in received) > 20  # the search saw the traffic
+        assert any(b"Wrong password." in data for _, data in received)
+        browser.close()
     assert _log_errors(server) == []
 
 
