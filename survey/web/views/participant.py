@@ -258,14 +258,8 @@ def _comprehension(make_session, token: str, current: service.ParticipantState, 
                     with col:
                         st.markdown(f"**{t.fmt('set', label=label)}**")
                         products.grid_row(paths, 72, t, key=f"set-{i}-{label}", set_label=t.fmt("set", label=label))
-                st.radio(
-                    t.fmt("comprehension_question", number=i + 1),
-                    options=[0, 1],
-                    format_func=lambda k: t.fmt("set", label="AB"[k]),
-                    index=None,
-                    horizontal=True,
-                    key=f"{form}-{i}",
-                )
+                labels = {k: t.fmt("set", label=label) for k, label in enumerate("AB")}
+                submits.choose_one(t.fmt("comprehension_question", number=i + 1), labels, f"{form}-{i}")
         submits.form_error(form)
         st.form_submit_button(
             t["submit"],

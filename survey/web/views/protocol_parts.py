@@ -18,7 +18,7 @@ from survey.protocols import Parts
 from survey.study import texts
 from survey.study.config import StudyConfig
 from survey.web.views import products, swipe
-from survey.web.views.submits import form_error, refuse, store_once
+from survey.web.views.submits import choose_one, form_error, refuse, store_once
 
 Sessions = sessionmaker[Session]
 TrialPage = Callable[[Sessions, str, service.TrialView, texts.Catalog], None]
@@ -84,15 +84,7 @@ def _rating(make_session, token: str, trial: service.TrialView, t: texts.Catalog
             with st.container(key="set-ticks"):  # one row on a phone too, under the products
                 for i, col in enumerate(st.columns(len(trial.grids[0]))):
                     col.checkbox(f"{i + 1}", key=f"{form}-tick-{i}")
-        scale = t.scale()
-        st.radio(
-            t["rating_question"],
-            options=list(scale),
-            format_func=scale.__getitem__,
-            index=None,
-            horizontal=True,
-            key=f"{form}-rating",
-        )
+        choose_one(t["rating_question"], t.scale(), f"{form}-rating")
         form_error(form)
         ticks = len(trial.grids[0]) if trial.ticks else 0
         st.form_submit_button(
@@ -109,15 +101,7 @@ def _pairwise(make_session, token: str, trial: service.TrialView, t: texts.Catal
             products.grid_row(paths, 100, t, key=f"set-{label}", set_label=t.fmt("set", label=label))
     form = f"trial-{trial.trial_id}"
     with st.form(key=form):
-        options = t.pairwise_options()
-        st.radio(
-            t["pairwise_question"],
-            options=list(options),
-            format_func=options.__getitem__,
-            index=None,
-            horizontal=True,
-            key=f"{form}-choice",
-        )
+        choose_one(t["pairwise_question"], t.pairwise_options(), f"{form}-choice")
         form_error(form)
         st.form_submit_button(
             t["submit"], type="primary", on_click=_submit_pairwise, args=(make_session, token, trial.trial_id, t)
@@ -139,14 +123,7 @@ def _ranking(make_session, token: str, trial: service.TrialView, t: texts.Catalo
     form = f"trial-{trial.trial_id}"
     with st.form(key=form):
         for which in ("best", "worst"):
-            st.radio(
-                t[f"ranking_{which}"],
-                options=range(len(labels)),
-                format_func=labels.__getitem__,
-                index=None,
-                horizontal=True,
-                key=f"{form}-{which}",
-            )
+            choose_one(t[f"ranking_{which}"], dict(enumerate(labels)), f"{form}-{which}")
         form_error(form)
         st.form_submit_button(
             t["submit"], type="primary", on_click=_submit_ranking, args=(make_session, token, trial.trial_id, t)

@@ -1,7 +1,7 @@
 """The participant page's submit callbacks and what they share: storing once per session
-(:func:`store_once`), refusing an incomplete form (:func:`refuse`, :func:`form_error`). The
-practice and question forms' callbacks are here; each protocol's trial callback sits beside its
-page in :mod:`survey.web.views.protocol_parts`.
+(:func:`store_once`), refusing an incomplete form (:func:`refuse`, :func:`form_error`), a question's
+answer options with none chosen (:func:`choose_one`). The practice and question forms' callbacks are
+here; each protocol's trial callback sits beside its page in :mod:`survey.web.views.protocol_parts`.
 
 Streamlit runs a submit button's callback before the script run that its click starts, so the
 answer is stored and that one run draws the next screen. Each callback reads the form's widgets
@@ -12,7 +12,8 @@ in the form by :func:`form_error`) and stores through one service call, once per
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import streamlit as st
 from sqlalchemy.exc import OperationalError
@@ -53,6 +54,12 @@ def form_error(form: str) -> None:
     if held is not None and held[0] == form:
         del st.session_state[state.FORM_ERROR]
         st.error(held[1])
+
+
+def choose_one(question: str, labels: Mapping[Any, str], key: str) -> None:
+    """Inside a form: ``question`` with the answers ``labels`` (value -> shown text) side by side and
+    none chosen, so that nothing suggests an answer and an unanswered form is refused."""
+    st.radio(question, options=list(labels), format_func=labels.__getitem__, index=None, horizontal=True, key=key)
 
 
 def practice(make_session: Sessions, token: str, form: str, screens: int, t: texts.Catalog) -> None:

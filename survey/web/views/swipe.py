@@ -17,7 +17,7 @@ from survey.participants.swipes import SwipeView
 from survey.study import media, texts
 from survey.study.config import StudyConfig
 from survey.web.views import products
-from survey.web.views.submits import form_error, refuse, store_once
+from survey.web.views.submits import choose_one, form_error, refuse, store_once
 
 Sessions = sessionmaker[Session]
 
@@ -149,15 +149,7 @@ def _rate(make_session: Sessions, token: str, trial_id: int, screen: SwipeView, 
         products.grid_row(screen.set_paths, 100, t, key="set-swipe")
     form = f"rate-{trial_id}"
     with st.form(key=form):
-        scale = t.scale()
-        st.radio(
-            t["swipe_rate_question"],
-            options=list(scale),
-            format_func=scale.__getitem__,
-            index=None,
-            horizontal=True,
-            key=f"{form}-rating",
-        )
+        choose_one(t["swipe_rate_question"], t.scale(), f"{form}-rating")
         form_error(form)
         st.form_submit_button(t["submit"], type="primary", on_click=_rated, args=(make_session, token, trial_id, t))
 
