@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import catalog_subset
 
 
 def _build_cmd(catalog: Path, db: Path) -> list[str]:
@@ -38,20 +39,6 @@ def _build_cmd(catalog: Path, db: Path) -> list[str]:
     ]
 
 
-def _two_categories(small_catalog: Path, folder: Path) -> Path:
-    """The small catalog's first two categories (32 photos: half its model work, enough to kill a build
-    midway), in a manifest of absolute paths in ``folder``."""
-    with small_catalog.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    keep = sorted({r["category"] for r in rows})[:2]
-    manifest = folder / "manifest.csv"
-    with manifest.open("w", newline="") as f:
-        out = csv.DictWriter(f, fieldnames=list(rows[0]))
-        out.writeheader()
-        out.writerows({**r, "file": str(small_catalog.parent / r["file"])} for r in rows if r["category"] in keep)
-    return manifest
-
-
 def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "LOOKALIKE_HOME": str(home), "LOOKALIKE_OFFLINE": "1"}
 
@@ -66,7 +53,8 @@ def _grids(db: Path) -> set[tuple[str, str, str, tuple[str, ...]]]:
 
 @pytest.mark.slow
 def test_killed_build_resumes_with_the_same_grids(tmp_path, small_catalog, built_study, feature_cache):
-    catalog = _two_categories(small_catalog, tmp_path)
+    # two of the small catalog's four categories (32 photos): killed midway all the same, at half the model work
+    catalog = catalog_subset(small_catalog, tmp_path, categories=2)
     home = tmp_path / "home"
     masks = home / "cache" / "masks"
     # the raw photos' features (segmenter none) are stored already, as after an earlier build of those
