@@ -52,15 +52,30 @@ def shares_module_fixtures(item: pytest.Item) -> bool:
     return False
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The ``slow`` mark, set from what a test uses (``make test-fast`` runs ``-m "not slow"``); and
     for pytest-xdist (``--dist loadgroup``), the tests of a module that share a module fixture in
-    one group, so that each such fixture is set up once; every other test goes to any worker."""
+    one group, so that each such fixture is set up once; every other test goes to any worker.
+    First of this hook's implementations, so that the groups are set before pytest-xdist reads them."""
     for item in items:
         if slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow)
         if shares_module_fixtures(item):
             item.add_marker(pytest.mark.xdist_group(item.path.name))
+            if getattr(config.option, "loadgroup", False):  # an xdist worker of a --dist loadgroup run
+                in_group(item, item.path.name)
+
+
+def in_group(item: pytest.Item, group: str) -> None:
+    """Give ``item`` the id that puts it in xdist ``group``: its id + ``@group``, which the
+    scheduler reads (every test of a group runs on one worker). pytest-xdist 3.8 sets this id itself
+    through ``item._nodeid``, which pytest 9.2 no longer reads (a node's id is ``item._id``): there,
+    no group held, and every worker set up each module's servers again. With pytest before 9.2
+    (no ``_id``), xdist's own hook does it."""
+    node_id = getattr(item, "_id", None)
+    if node_id is not None and not item.nodeid.endswith(f"@{group}"):
+        item._id = type(node_id).parse(f"{item.nodeid}@{group}")
 
 
 @pytest.fixture
