@@ -67,22 +67,22 @@ def plot_intervals(
         ax.errorbar(list(estimates), list(positions), xerr=err, capsize=4, **style)
 
 
+def _interval_rows(rows: Sequence[tuple[str, float, float, float]], **style: Any) -> tuple[Any, Any]:
+    """A chart of one row per (label, estimate, CI low, CI high), the first at the bottom, each estimate
+    drawn with its interval by :func:`plot_intervals` (``style`` passed on)."""
+    fig, ax = _axes(len(rows))
+    y = list(range(len(rows)))
+    plot_intervals(ax, y, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], **style)
+    ax.set_yticks(y, [r[0] for r in rows])
+    return fig, ax
+
+
 def condition_means_png(summaries: list[ConditionSummary]) -> bytes:
     """Mean rating per condition as bars with their bootstrap CIs."""
     ordered = sorted(summaries, key=lambda r: r.mean)
-    fig, ax = _axes(len(ordered))
-    y = list(range(len(ordered)))
-    plot_intervals(
-        ax,
-        y,
-        [r.mean for r in ordered],
-        [r.ci_low for r in ordered],
-        [r.ci_high for r in ordered],
-        bars=True,
-        color="#4C78A8",
-        ecolor="#333",
+    fig, ax = _interval_rows(
+        [(r.condition, r.mean, r.ci_low, r.ci_high) for r in ordered], bars=True, color="#4C78A8", ecolor="#333"
     )
-    ax.set_yticks(y, [r.condition for r in ordered])
     ax.set_xlim(1, 7)
     ax.set_xlabel(
         f"mean similarity rating (1-7), {int(ordered[0].confidence * 100)}% bootstrap CI" if ordered else "mean rating"
@@ -93,18 +93,7 @@ def condition_means_png(summaries: list[ConditionSummary]) -> bytes:
 def strengths_png(estimates: list[StrengthEstimate], xlabel: str, color: str = "#F58518") -> bytes:
     """Fitted log-strengths (Bradley-Terry or Plackett-Luce) with their bootstrap CIs."""
     ordered = sorted(estimates, key=lambda e: e.strength)
-    fig, ax = _axes(len(ordered))
-    y = list(range(len(ordered)))
-    plot_intervals(
-        ax,
-        y,
-        [e.strength for e in ordered],
-        [e.ci_low for e in ordered],
-        [e.ci_high for e in ordered],
-        fmt="o",
-        color=color,
-    )
-    ax.set_yticks(y, [e.condition for e in ordered])
+    fig, ax = _interval_rows([(e.condition, e.strength, e.ci_low, e.ci_high) for e in ordered], fmt="o", color=color)
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_xlabel(xlabel)
     return _png(fig, ax)
@@ -139,12 +128,9 @@ def interaction_png(summaries: list[ConditionSummary]) -> bytes:
 def agreement_png(agreements: list[Agreement]) -> bytes:
     """Krippendorff's alpha per protocol with its bootstrap CI (protocols without an alpha left out)."""
     shown = [a for a in agreements if not math.isnan(a.alpha)]
-    fig, ax = _axes(len(shown))
-    y = list(range(len(shown)))
-    plot_intervals(
-        ax, y, [a.alpha for a in shown], [a.ci_low for a in shown], [a.ci_high for a in shown], fmt="o", color="#54A24B"
+    fig, ax = _interval_rows(
+        [(f"{a.protocol} ({a.level})", a.alpha, a.ci_low, a.ci_high) for a in shown], fmt="o", color="#54A24B"
     )
-    ax.set_yticks(y, [f"{a.protocol} ({a.level})" for a in shown])
     ax.set_ylim(-0.6, len(shown) - 0.4)
     ax.axvline(0, color="#999", lw=0.8)
     ax.set_xlim(min([-0.1] + [a.ci_low for a in shown if not math.isnan(a.ci_low)]) - 0.05, 1.0)
