@@ -4,7 +4,8 @@ per scenario (true Bradley-Terry log-strengths), ``--studies`` collections of ea
 planned at each participant's arrival; answers drawn from Bradley-Terry (no ties).
 
 * judgements to reach the precision: the first point where the mean standard error of the centred
-  log-strengths (Fisher information at the estimate) is at most ``precision``; mean over studies
+  log-strengths (Firth's fit, the one the choices use; Fisher information at the estimate) is at
+  most ``precision``; mean over studies
   with its Monte Carlo standard error, and the ratio adaptive / uniform;
 * mean standard error after all participants (Firth fit);
 * for both fits of the final answers, the maximum-likelihood one and Firth's bias-reduced one (the one
@@ -12,8 +13,9 @@ planned at each participant's arrival; answers drawn from Bradley-Terry (no ties
   centred log-strengths (each condition of each study one interval; Wilson interval of the rate),
   the coverage of the least and the most extreme condition alone, and the bias: mean estimate minus
   truth per condition with its Monte Carlo standard error;
-* with ``--boot-studies N``: on the first N studies, coverage of the report's participant-bootstrap
-  percentile interval (``--boot`` resamples; :func:`survey.analysis.bradley_terry.bradley_terry`).
+* with ``--boot-studies N``: on the first N studies, coverage of the participant-bootstrap percentile
+  interval of the maximum-likelihood fit, the one a uniform study's report uses (``--boot``
+  resamples; :func:`survey.analysis.bradley_terry.bradley_terry`).
 
 One process; prints one JSON object last.
 """

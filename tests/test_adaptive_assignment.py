@@ -30,13 +30,24 @@ def _make_adaptive(make_session, study_id: int, floor: int = 1) -> StudyConfig:
     return service.study_config(make_session, study_id)
 
 
-@pytest.fixture
-def adaptive_study(sqlite_study_db):
-    url, make_session, _ = sqlite_study_db
+def _simulated(study_db):
+    url, make_session, _ = study_db
     study = service.current_study(make_session)
     config = _make_adaptive(make_session, study.id)
     sim = simulate(make_session, study.id, 24, seed=5)
     return url, make_session, study, config, sim
+
+
+@pytest.fixture
+def adaptive_study(sqlite_study_db):
+    """The built study made adaptive (floor 1) and answered by 24 simulated participants, in SQLite."""
+    return _simulated(sqlite_study_db)
+
+
+@pytest.fixture
+def adaptive_study_any_db(study_db):
+    """The same in SQLite and in PostgreSQL (the study-row lock differs: write lock, row lock)."""
+    return _simulated(study_db)
 
 
 def _replays(make_session, study_id, config):
@@ -100,8 +111,8 @@ def test_the_replay_fails_when_a_recorded_choice_or_state_is_changed(adaptive_st
     assert [r.participant_id for r in bad] == [touched] and not bad[0].state_matches
 
 
-def test_starts_from_several_engines_choose_from_every_earlier_participants_units(adaptive_study):
-    url, make_session, study, config, sim = adaptive_study
+def test_starts_from_several_engines_choose_from_every_earlier_participants_units(adaptive_study_any_db):
+    url, make_session, study, config, sim = adaptive_study_any_db
     errors: list[BaseException] = []
 
     def start(worker: int) -> None:  # one engine per thread: what separate app processes have
