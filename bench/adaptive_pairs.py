@@ -102,7 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=200)
     ap.add_argument("--participants", type=int, default=80)
-    ap.add_argument("--floor", type=int, default=2)
+    ap.add_argument("--floor", type=int, default=4)
     ap.add_argument("--boot-studies", type=int, default=0)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)

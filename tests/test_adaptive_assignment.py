@@ -149,7 +149,7 @@ def test_starts_from_several_engines_choose_from_every_earlier_participants_unit
 
 def test_the_option_is_refused_where_it_cannot_apply(small_catalog):
     base = {"name": "x", "catalog": str(small_catalog), "protocols": ("rating", "pairwise")}
-    assert StudyConfig(**base, pairwise_assignment="adaptive").pairwise_adaptive_floor == 2
+    assert StudyConfig(**base, pairwise_assignment="adaptive").pairwise_adaptive_floor == 4
     with pytest.raises(ConfigError, match=r'"adaptive" chooses the units of the pairwise protocol.*\[\'rating\'\]'):
         StudyConfig(**{**base, "protocols": ("rating",)}, pairwise_assignment="adaptive")
     with pytest.raises(ConfigError, match='"uniform" or "adaptive"'):

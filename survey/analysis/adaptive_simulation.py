@@ -59,7 +59,7 @@ def simulate_collection(
     rng: np.random.Generator,
     references: int = 8,
     per_participant: int = 4,
-    floor: int = 2,
+    floor: int = 4,
 ) -> Collection:
     """One collection of ``participants`` participants (see the module docstring)."""
     strengths = np.asarray(strengths, dtype=float)

@@ -302,7 +302,7 @@ def _pairwise_statistics(kept: Kept) -> dict[str, Any]:
     """Wins, ties and losses, and Bradley-Terry strengths: with uniform assignment the maximum-likelihood
     fit and participant-bootstrap intervals; with adaptive assignment Firth's bias-reduced fit and Wald
     intervals, the ones whose coverage bench/adaptive_pairs.py validated under that design (resampling
-    participants does not redo the adaptive choices, and covered 0.917 there)."""
+    participants does not redo the adaptive choices, and covered 0.924 there with eight conditions)."""
     if kept.adaptive_floor is None:
         strengths = bradley_terry_bootstrap(kept.judgements, n_boot=min(kept.n_boot, SLOW_RESAMPLES), rng=kept.rng())
         how = "maximum likelihood, participant-bootstrap percentile CI"

@@ -96,7 +96,7 @@ def choose_units(
     n: int,
     rng: np.random.Generator,
     *,
-    floor: int = 2,
+    floor: int = 4,
     fit: FirthFit | None = None,
 ) -> list[Choice]:
     """``n`` distinct units for one participant (see the module docstring). ``wins``: conditions x
