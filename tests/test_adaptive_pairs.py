@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from survey.participants.adaptive_pairs import choose_units
 from survey.analysis.adaptive_simulation import pair_units, simulate_collection
+from survey.participants.adaptive_pairs import choose_units
 from survey.participants.bradley_terry_firth import covariance, firth_bradley_terry, information
 
 STRENGTHS = np.array([0.0, 0.5, 1.0, 2.0])

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from survey.participants.adaptive_pairs import PairUnit, choose_units, fit_ready
 from survey.analysis.bradley_terry import bradley_terry
+from survey.participants.adaptive_pairs import PairUnit, choose_units, fit_ready
 from survey.participants.bradley_terry_firth import FirthFit, covariance, firth_fit
 
 UNIFORM_FLOOR = 10**9  # every pair always "below the floor": least judged first, i.e. the uniform design
