@@ -93,7 +93,6 @@ def main() -> None:
             local_segment(load_catalog(manifest).items, seg, cache=Cache(root / "cache"), progress=False)
             out["u2netp_masks_s"] = round(time.perf_counter() - t0, 2)
             out["u2netp_img_s"] = round(images / (time.perf_counter() - t0), 2)
-            out["u2netp_lanes"] = seg.lanes
         cold = build_study(sessions, config, cache_dir=root / "cache", progress=False)
         cold_s = time.perf_counter() - t0
         t0 = time.perf_counter()

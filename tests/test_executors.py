@@ -102,7 +102,7 @@ def test_maskrcnn_and_the_local_executor_place_segmenters(monkeypatch, small_cat
     assert seg.masks([Image.new("RGB", (64, 48), "white")])[0].shape == (48, 64)
 
     class Recording:  # a segmenter that records where the executor put it
-        name, trivial, placed, lanes = "rec", False, [], 1
+        name, trivial, placed = "rec", False, []
 
         def identity(self) -> str:
             return "rec-1"

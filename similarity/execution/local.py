@@ -67,20 +67,13 @@ def _batches(iterator: Iterator[T], size: int) -> Iterator[list[T]]:
 def local_segment(
     items: Sequence[Item], segmenter: Segmenter, *, cache: Cache, progress: bool = True, workers: int | None = None
 ) -> None:
-    """Compute and store the masks of ``items`` here: decoding in threads, the model in this thread
-    (on ``segmenter.lanes`` images at a time)."""
+    """Compute and store the masks of ``items`` here: decoding in threads, the model in this thread."""
     ident = segmenter.identity()
     bar = progress_bar(total=len(items), desc=f"segmenting ({segmenter.name})", enabled=progress)
-    decoded = prefetch_map(
-        lambda it: (it, load_rgb(it.path)),
-        items,
-        workers=workers or default_workers(),
-        ahead=max(4, 2 * segmenter.lanes),
-    )
-    for batch in _batches(decoded, segmenter.lanes):
-        for (it, _), mask in zip(batch, segmenter.masks([img for _, img in batch]), strict=True):
-            cache.put_mask(ident, it.sha256, mask)
-        bar.update(len(batch))
+    decoded = prefetch_map(lambda it: (it, load_rgb(it.path)), items, workers=workers or default_workers(), ahead=4)
+    for it, img in decoded:
+        cache.put_mask(ident, it.sha256, segmenter.masks([img])[0])
+        bar.update()
     bar.close()
 
 

@@ -79,11 +79,8 @@ class _SegmentWorker(_Worker):
 
         seg = self.component
         assert isinstance(seg, Segmenter)
-        items = self._items(batch)
-        for start in range(0, len(items), seg.lanes):
-            chunk = items[start : start + seg.lanes]
-            for it, mask in zip(chunk, seg.masks([load_rgb(it.path) for it in chunk]), strict=True):
-                self.cache.put_mask(seg.identity(), it.sha256, mask)
+        for it in self._items(batch):
+            self.cache.put_mask(seg.identity(), it.sha256, seg.masks([load_rgb(it.path)])[0])
         return self._out(batch)
 
 
