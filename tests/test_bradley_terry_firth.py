@@ -106,3 +106,14 @@ def test_firth_has_less_bias_at_the_extremes_than_maximum_likelihood():
     mcse = mle_err[:, ends].std(axis=0, ddof=1) / np.sqrt(len(mle_err))
     assert (outward > 3 * mcse).all()
     assert (np.abs(firth_err[:, ends].mean(axis=0)) * 3 < np.abs(mle_err[:, ends].mean(axis=0))).all()
+
+
+def test_the_numpy_logistic_functions_equal_scipys_into_the_tails():
+    from scipy.special import expit as scipy_expit
+    from scipy.special import log_expit as scipy_log_expit
+
+    from survey.participants.bradley_terry_firth import expit, log_expit
+
+    x = np.concatenate([np.linspace(-700, 700, 20001), [-1e4, 1e4, 0.0]])
+    np.testing.assert_allclose(expit(x), scipy_expit(x), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(log_expit(x), scipy_log_expit(x), rtol=1e-13, atol=1e-300)

@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
-from scipy.special import expit
 
-from survey.participants.bradley_terry_firth import FirthFit, firth_fit
+from survey.participants.bradley_terry_firth import FirthFit, expit, firth_fit
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,8 @@ def fit_ready(wins: np.ndarray, floor: int, comparable: Sequence[tuple[int, int]
     """Whether every pair of conditions in ``comparable`` (None: every pair) has at least ``floor``
     answers in ``wins`` (ties count once) and those pairs connect all conditions (else no fit puts
     them on one scale)."""
+    from scipy.sparse.csgraph import connected_components  # here: a participants-only process loads no scipy
+
     n = np.asarray(wins, dtype=float)
     k = len(n)
     pairs = list(itertools.combinations(range(k), 2)) if comparable is None else list(comparable)

@@ -35,8 +35,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
-from scipy.special import expit, log_expit
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function, 1 / (1 + exp(-x)), without overflow and with full relative accuracy in the
+    tails (as scipy.special.expit, whose module a participants-only process does not load)."""
+    return np.exp(log_expit(x))
+
+
+def log_expit(x: np.ndarray) -> np.ndarray:
+    """log(expit(x)), accurate for large |x| (scipy.special.log_expit)."""
+    return -np.logaddexp(0.0, -np.asarray(x, dtype=float))
 
 
 def _check_wins(wins: np.ndarray) -> np.ndarray:
@@ -45,6 +54,8 @@ def _check_wins(wins: np.ndarray) -> np.ndarray:
         raise ValueError("wins must be a square matrix of non-negative, finite counts (conditions x conditions)")
     n = wins + wins.T
     np.fill_diagonal(n, 0.0)
+    from scipy.sparse.csgraph import connected_components  # here: a participants-only process loads no scipy
+
     parts, _ = connected_components(n > 0, directed=False)
     if parts > 1:
         raise ValueError(
